@@ -1,0 +1,115 @@
+"""Grouped-query attention with RoPE, softcapping, sliding windows and a KV cache.
+
+Axis letters: see refusal_jax/axes.py. Queries are grouped as [B, T, K, G, H]
+so MHA (K == N), GQA and MQA (K == 1) share one einsum.
+
+Masks are built from *slot* indices (the index of a token in the padded
+sequence or in the KV cache), as transformers does: query slot i sees key slot
+j when j <= i, j holds a real token, and, on sliding layers, i - j < window.
+"""
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from refusal_jax.models import layers
+from refusal_jax.models.config import ModelConfig
+
+
+@flax.struct.dataclass
+class KVCache:
+  """Keys and values of every layer for generation.
+
+  Attributes:
+    k: [L, B, S, K, H] keys (RoPE applied).
+    v: [L, B, S, K, H] values.
+    valid: [B, S] bool, True at slots holding a real token.
+    index: int32 scalar, number of slots written so far.
+  """
+  k: jax.Array
+  v: jax.Array
+  valid: jax.Array
+  index: jax.Array
+
+  @classmethod
+  def init(cls, config: ModelConfig, batch: int, size: int,
+           dtype) -> 'KVCache':
+    shape = (config.num_layers, batch, size, config.num_kv_heads,
+             config.head_dim)
+    return cls(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+               valid=jnp.zeros((batch, size), bool),
+               index=jnp.zeros((), jnp.int32))
+
+
+def attention_mask(q_slots: jax.Array, k_slots: jax.Array,
+                   key_valid: jax.Array, window: int | None) -> jax.Array:
+  """Boolean mask [B, T, S] from query slots [T], key slots [S], valid [B, S]."""
+  causal = k_slots[None, :] <= q_slots[:, None]  # [T, S]
+  if window is not None:
+    causal &= q_slots[:, None] - k_slots[None, :] < window
+  return causal[None] & key_valid[:, None, :]
+
+
+class Attention(nnx.Module):
+  """Self-attention block: q/k/v/o projections named as in transformers."""
+
+  def __init__(self, config: ModelConfig, layer: int, *, rngs: nnx.Rngs,
+               dtype=jnp.float32):
+    d, n, k, h = (config.d_model, config.num_heads, config.num_kv_heads,
+                  config.head_dim)
+    init = nnx.initializers.normal(0.02)
+    self.config = config
+    self.window = (config.sliding_window
+                   if config.layer_types[layer] == 'sliding' else None)
+    self.q_proj = nnx.Param(init(rngs.params(), (d, n, h), dtype))  # [D, N, H]
+    self.k_proj = nnx.Param(init(rngs.params(), (d, k, h), dtype))  # [D, K, H]
+    self.v_proj = nnx.Param(init(rngs.params(), (d, k, h), dtype))  # [D, K, H]
+    self.o_proj = nnx.Param(nnx.initializers.normal(
+        0.02 / (2 * config.num_layers) ** 0.5)(rngs.params(), (n, h, d),
+                                               dtype))  # [N, H, D]
+
+  def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
+               token_mask: jax.Array, cache_kv=None, cache_valid=None,
+               cache_index=None):
+    """Attends x [B, T, D]; returns ([B, T, D], updated (k, v) or None).
+
+    Args:
+      x: [B, T, D] normalised input.
+      cos: [B, T, H] RoPE table; sin likewise.
+      token_mask: [B, T] real tokens of this chunk (used without a cache).
+      cache_kv: optional (k, v) [B, S, K, H] of this layer.
+      cache_valid: [B, S] valid slots (already including this chunk).
+      cache_index: slot of the first token of this chunk.
+    """
+    cfg = self.config
+    b, t, _ = x.shape
+    q = jnp.einsum('BTD,DNH->BTNH', x, self.q_proj[...])
+    k = jnp.einsum('BTD,DKH->BTKH', x, self.k_proj[...])
+    v = jnp.einsum('BTD,DKH->BTKH', x, self.v_proj[...])
+    q = layers.apply_rope(q, cos, sin)
+    k = layers.apply_rope(k, cos, sin)
+    if cache_kv is None:
+      keys, values, key_valid = k, v, token_mask
+      q_slots = jnp.arange(t)
+      new_kv = None
+    else:
+      keys = jax.lax.dynamic_update_slice(cache_kv[0], k,
+                                          (0, cache_index, 0, 0))
+      values = jax.lax.dynamic_update_slice(cache_kv[1], v,
+                                            (0, cache_index, 0, 0))
+      key_valid = cache_valid
+      q_slots = cache_index + jnp.arange(t)
+      new_kv = (keys, values)
+    k_slots = jnp.arange(keys.shape[1])
+    mask = attention_mask(q_slots, k_slots, key_valid, self.window)  # [B,T,S]
+
+    q = q.reshape(b, t, cfg.num_kv_heads, cfg.group_size, cfg.head_dim)
+    scores = jnp.einsum('BTKGH,BSKH->BKGTS', q, keys) * cfg.query_scale
+    scores = layers.softcap(scores.astype(jnp.float32), cfg.attn_softcap)
+    scores = jnp.where(mask[:, None, None], scores,
+                       jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
+    out = jnp.einsum('BKGTS,BSKH->BTKGH', probs, values)
+    out = out.reshape(b, t, cfg.num_heads, cfg.head_dim)  # [B, T, N, H]
+    return jnp.einsum('BTNH,NHD->BTD', out, self.o_proj[...]), new_kv

@@ -1,0 +1,429 @@
+"""One config for the Gemma-2 / Llama-3.x decoder family.
+
+The two families differ only through flags on `ModelConfig` (there is no class
+per model). `from_hf_config` reads a transformers `config.json` dict, written by
+transformers 4.x (`rope_theta` + `rope_scaling`, no `layer_types`) or 5.x
+(`rope_parameters`, `layer_types`), and raises `ConfigError` naming any field
+whose value this port does not implement, so nothing is silently ignored.
+"""
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+from refusal_jax import errors
+
+LayerType = Literal['full', 'sliding']
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RopeScaling:
+  """Llama-3 ("llama3") RoPE frequency scaling.
+
+  Attributes:
+    factor: divisor applied to low frequencies.
+    low_freq_factor: wavelengths above original_max_position_embeddings /
+      low_freq_factor are divided by `factor`.
+    high_freq_factor: wavelengths below original_max_position_embeddings /
+      high_freq_factor are kept; in between they are interpolated.
+    original_max_position_embeddings: the pre-training context length.
+  """
+  factor: float
+  low_freq_factor: float
+  high_freq_factor: float
+  original_max_position_embeddings: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+  """Architecture of one decoder of the Gemma-2 / Llama-3.x family.
+
+  Attributes:
+    family: 'gemma2' or 'llama'; used for HF export and chat formatting only,
+      never for numerics (the flags below decide those).
+    vocab_size: V.
+    d_model: D, residual stream width.
+    num_layers: L.
+    num_heads: N, query heads.
+    num_kv_heads: K, key/value heads (N % K == 0; K == N is MHA, K == 1 MQA).
+    head_dim: H.
+    mlp_dim: F, gated MLP hidden width.
+    mlp_activation: 'gelu_tanh' (Gemma GeGLU, tanh-approximate gelu) or
+      'silu' (Llama SwiGLU).
+    norm_eps: RMSNorm epsilon.
+    norm_unit_offset: RMSNorm scales by (1 + w) (Gemma) instead of w (Llama).
+    embed_scale: multiply embeddings by sqrt(d_model) cast to the activation
+      dtype (Gemma).
+    post_norms: extra RMSNorms after attention and after the MLP, before the
+      residual add (Gemma-2's post_attention / post_feedforward norms).
+    attn_softcap: attention logits become cap * tanh(logits / cap); None = off.
+    final_softcap: the same for the output logits; None = off.
+    query_scale: multiplier on q.k (Gemma-2: query_pre_attn_scalar ** -0.5;
+      Llama: head_dim ** -0.5).
+    layer_types: per layer, 'full' causal or 'sliding' window attention.
+    sliding_window: window size W for sliding layers: query at slot i sees key
+      slots j with i - W < j <= i.
+    rope_theta: RoPE base.
+    rope_scaling: llama3 scaling, or None for plain RoPE.
+    tie_embeddings: the output head is the transposed embedding matrix.
+    max_position_embeddings: context length the checkpoint declares.
+    bos_token_id: BOS id (None if the checkpoint declares none).
+    eos_token_ids: ids that end generation.
+    pad_token_id: padding id (None if the checkpoint declares none).
+  """
+  family: Literal['gemma2', 'llama']
+  vocab_size: int
+  d_model: int
+  num_layers: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  mlp_dim: int
+  mlp_activation: Literal['gelu_tanh', 'silu']
+  norm_eps: float
+  norm_unit_offset: bool
+  embed_scale: bool
+  post_norms: bool
+  attn_softcap: float | None
+  final_softcap: float | None
+  query_scale: float
+  layer_types: tuple[LayerType, ...]
+  sliding_window: int | None
+  rope_theta: float
+  rope_scaling: RopeScaling | None
+  tie_embeddings: bool
+  max_position_embeddings: int
+  bos_token_id: int | None = None
+  eos_token_ids: tuple[int, ...] = ()
+  pad_token_id: int | None = None
+
+  def __post_init__(self):
+    if self.num_heads % self.num_kv_heads:
+      raise errors.ConfigError(
+          f'num_attention_heads {self.num_heads} is not a multiple of '
+          f'num_key_value_heads {self.num_kv_heads}')
+    if len(self.layer_types) != self.num_layers:
+      raise errors.ConfigError(
+          f'layer_types has {len(self.layer_types)} entries for '
+          f'{self.num_layers} layers')
+    if 'sliding' in self.layer_types and not self.sliding_window:
+      raise errors.ConfigError('sliding layers need a positive sliding_window')
+
+  # ---------------------------------------------------------------- presets
+  @classmethod
+  def gemma2(cls, *, vocab_size, d_model, num_layers, num_heads, num_kv_heads,
+             head_dim, mlp_dim, query_pre_attn_scalar=None,
+             sliding_window=4096, attn_softcap=50.0, final_softcap=30.0,
+             max_position_embeddings=8192, **overrides) -> 'ModelConfig':
+    """A Gemma-2 architecture (local-first alternating attention, tied head)."""
+    scalar = query_pre_attn_scalar if query_pre_attn_scalar else head_dim
+    kw = dict(
+        family='gemma2', vocab_size=vocab_size, d_model=d_model,
+        num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        head_dim=head_dim, mlp_dim=mlp_dim, mlp_activation='gelu_tanh',
+        norm_eps=1e-6, norm_unit_offset=True, embed_scale=True,
+        post_norms=True, attn_softcap=attn_softcap,
+        final_softcap=final_softcap, query_scale=scalar ** -0.5,
+        layer_types=tuple('sliding' if i % 2 == 0 else 'full'
+                          for i in range(num_layers)),
+        sliding_window=sliding_window, rope_theta=10000.0, rope_scaling=None,
+        tie_embeddings=True, max_position_embeddings=max_position_embeddings,
+        bos_token_id=2, eos_token_ids=(1, 107), pad_token_id=0)
+    kw.update(overrides)
+    return cls(**kw)
+
+  @classmethod
+  def llama(cls, *, vocab_size, d_model, num_layers, num_heads, num_kv_heads,
+            mlp_dim, head_dim=None, rope_theta=500000.0,
+            rope_scaling: RopeScaling | None = None, tie_embeddings=False,
+            max_position_embeddings=131072, **overrides) -> 'ModelConfig':
+    """A Llama-3.x architecture (SwiGLU, GQA, optional llama3 RoPE scaling)."""
+    head_dim = head_dim or d_model // num_heads
+    kw = dict(
+        family='llama', vocab_size=vocab_size, d_model=d_model,
+        num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        head_dim=head_dim, mlp_dim=mlp_dim, mlp_activation='silu',
+        norm_eps=1e-5, norm_unit_offset=False, embed_scale=False,
+        post_norms=False, attn_softcap=None, final_softcap=None,
+        query_scale=head_dim ** -0.5, layer_types=('full',) * num_layers,
+        sliding_window=None, rope_theta=rope_theta, rope_scaling=rope_scaling,
+        tie_embeddings=tie_embeddings,
+        max_position_embeddings=max_position_embeddings,
+        bos_token_id=128000, eos_token_ids=(128001, 128008, 128009),
+        pad_token_id=None)
+    kw.update(overrides)
+    return cls(**kw)
+
+  @classmethod
+  def gemma2_2b(cls) -> 'ModelConfig':
+    """google/gemma-2-2b(-it)."""
+    return cls.gemma2(vocab_size=256000, d_model=2304, num_layers=26,
+                      num_heads=8, num_kv_heads=4, head_dim=256, mlp_dim=9216,
+                      query_pre_attn_scalar=256)
+
+  @classmethod
+  def gemma2_9b(cls) -> 'ModelConfig':
+    """google/gemma-2-9b(-it)."""
+    return cls.gemma2(vocab_size=256000, d_model=3584, num_layers=42,
+                      num_heads=16, num_kv_heads=8, head_dim=256,
+                      mlp_dim=14336, query_pre_attn_scalar=256)
+
+  @classmethod
+  def llama31_8b(cls) -> 'ModelConfig':
+    """meta-llama/Llama-3.1-8B(-Instruct)."""
+    return cls.llama(vocab_size=128256, d_model=4096, num_layers=32,
+                     num_heads=32, num_kv_heads=8, mlp_dim=14336,
+                     rope_scaling=RopeScaling(
+                         factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                         original_max_position_embeddings=8192))
+
+  @classmethod
+  def preset(cls, name: str) -> 'ModelConfig':
+    """Full-size presets by name: gemma2_2b, gemma2_9b, llama31_8b."""
+    presets = {'gemma2_2b': cls.gemma2_2b, 'gemma2_9b': cls.gemma2_9b,
+               'llama31_8b': cls.llama31_8b}
+    if name not in presets:
+      raise errors.ConfigError(
+          f'unknown preset {name!r}; expected one of {sorted(presets)}')
+    return presets[name]()
+
+  @property
+  def group_size(self) -> int:
+    """G = N // K, query heads per key/value head."""
+    return self.num_heads // self.num_kv_heads
+
+
+# --------------------------------------------------------------------------
+# transformers config.json -> ModelConfig (strict)
+
+# Fields with no effect on a forward pass (training-only, bookkeeping, ids
+# read separately).
+_BOOKKEEPING = frozenset({
+    'architectures', 'transformers_version', 'torch_dtype', 'dtype',
+    'use_cache', 'initializer_range', 'attention_dropout', 'model_type',
+    'bos_token_id', 'eos_token_id', 'pad_token_id', 'max_position_embeddings',
+    '_name_or_path', 'output_attentions', 'output_hidden_states',
+    'return_dict', 'cache_implementation', 'pretraining_tp', 'name_or_path',
+})
+
+# Fields allowed only with the value that this port implements.
+_FIXED = {
+    'attention_bias': (False,),
+    'mlp_bias': (False,),
+    'use_bidirectional_attention': (None, False),
+    'partial_rotary_factor': (1.0, None),
+    'rope_scaling': (None,),  # non-null rope_scaling is handled separately
+}
+
+_FAMILY_FIELDS = {
+    'gemma2': frozenset({
+        'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers',
+        'num_attention_heads', 'num_key_value_heads', 'head_dim',
+        'hidden_activation', 'hidden_act', 'rms_norm_eps', 'rope_theta',
+        'rope_parameters', 'rope_scaling', 'query_pre_attn_scalar',
+        'sliding_window', 'sliding_window_size', 'layer_types',
+        'attn_logit_softcapping', 'final_logit_softcapping',
+        'tie_word_embeddings'}),
+    'llama': frozenset({
+        'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers',
+        'num_attention_heads', 'num_key_value_heads', 'head_dim', 'hidden_act',
+        'rms_norm_eps', 'rope_theta', 'rope_parameters', 'rope_scaling',
+        'tie_word_embeddings', 'layer_types'}),
+}
+
+
+def _require(d: dict[str, Any], key: str) -> Any:
+  if d.get(key) is None:
+    raise errors.ConfigError(f'config.json has no {key!r}, which this port needs')
+  return d[key]
+
+
+def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
+  """Reads RoPE base and scaling from either config.json generation."""
+  params = d.get('rope_parameters')
+  if isinstance(params, dict) and 'rope_theta' not in params and all(
+      isinstance(v, dict) for v in params.values()):
+    raise errors.ConfigError(
+        'config field rope_parameters is per layer type; not supported')
+  if params is not None:  # transformers 5.x
+    theta = params.get('rope_theta', d.get('rope_theta'))
+    scaling = dict(params)
+    field = 'rope_parameters'
+  else:  # transformers 4.x
+    theta = d.get('rope_theta', 10000.0)
+    scaling = dict(d.get('rope_scaling') or {})
+    field = 'rope_scaling'
+  if theta is None:
+    raise errors.ConfigError('config.json has no rope_theta')
+  rope_type = scaling.pop('rope_type', None) or scaling.pop('type', None)
+  scaling.pop('type', None)
+  scaling.pop('rope_theta', None)
+  if rope_type in (None, 'default'):
+    leftover = {k: v for k, v in scaling.items() if v not in (None, 1.0)}
+    if leftover:
+      raise errors.ConfigError(
+          f'config field {field} has unsupported entries {sorted(leftover)}')
+    return float(theta), None
+  if rope_type != 'llama3':
+    raise errors.ConfigError(
+        f'config field {field}.rope_type={rope_type!r} is not supported '
+        "(supported: 'default', 'llama3')")
+  known = {'factor', 'low_freq_factor', 'high_freq_factor',
+           'original_max_position_embeddings'}
+  unknown = {k for k, v in scaling.items()
+             if k not in known and v not in (None, 1.0)}
+  missing = known - set(scaling)
+  if unknown or missing:
+    raise errors.ConfigError(
+        f'config field {field} (llama3): unsupported {sorted(unknown)}, '
+        f'missing {sorted(missing)}')
+  return float(theta), RopeScaling(
+      factor=float(scaling['factor']),
+      low_freq_factor=float(scaling['low_freq_factor']),
+      high_freq_factor=float(scaling['high_freq_factor']),
+      original_max_position_embeddings=int(
+          scaling['original_max_position_embeddings']))
+
+
+def _layer_types(d: dict[str, Any], family: str, n: int) -> tuple[str, ...]:
+  raw = d.get('layer_types')
+  if raw is None:  # transformers 4.x Gemma-2: local attention on even layers
+    return tuple('sliding' if (family == 'gemma2' and i % 2 == 0) else 'full'
+                 for i in range(n))
+  names = {'sliding_attention': 'sliding', 'full_attention': 'full'}
+  bad = [t for t in raw if t not in names or
+         (family == 'llama' and t != 'full_attention')]
+  if bad or len(raw) != n:
+    raise errors.ConfigError(
+        f'config field layer_types={raw!r} is not supported for {family} '
+        f'with {n} layers')
+  return tuple(names[t] for t in raw)
+
+
+def from_hf_config(d: dict[str, Any]) -> ModelConfig:
+  """Builds a ModelConfig from a transformers config.json dict.
+
+  Args:
+    d: the parsed config.json of a Gemma2ForCausalLM or LlamaForCausalLM
+      checkpoint, written by transformers 4.x or 5.x.
+
+  Returns:
+    The equivalent ModelConfig.
+
+  Raises:
+    errors.ConfigError: naming the first field whose value is not implemented.
+  """
+  model_type = d.get('model_type')
+  if model_type not in _FAMILY_FIELDS:
+    raise errors.ConfigError(
+        f'config field model_type={model_type!r} is not supported '
+        f"(supported: {sorted(_FAMILY_FIELDS)})")
+  family = model_type
+  known = _FAMILY_FIELDS[family] | _BOOKKEEPING | set(_FIXED)
+  for key, value in d.items():
+    if key not in known:
+      raise errors.ConfigError(
+          f'config field {key}={value!r} is not implemented by the {family} '
+          'port')
+    if key in _FIXED and key not in _FAMILY_FIELDS[family] and (
+        value not in _FIXED[key]):
+      raise errors.ConfigError(
+          f'config field {key}={value!r} is not implemented (only '
+          f'{_FIXED[key]})')
+  arch = d.get('architectures') or []
+  want = 'Gemma2ForCausalLM' if family == 'gemma2' else 'LlamaForCausalLM'
+  if arch and arch != [want]:
+    raise errors.ConfigError(
+        f'config field architectures={arch!r} is not supported (expected '
+        f'[{want!r}])')
+
+  n_layers = int(_require(d, 'num_hidden_layers'))
+  n_heads = int(_require(d, 'num_attention_heads'))
+  d_model = int(_require(d, 'hidden_size'))
+  head_dim = int(d.get('head_dim') or d_model // n_heads)
+  theta, scaling = _rope(d)
+  eos = d.get('eos_token_id')
+  eos_ids = tuple(eos) if isinstance(eos, list) else (
+      () if eos is None else (int(eos),))
+  common = dict(
+      vocab_size=int(_require(d, 'vocab_size')), d_model=d_model,
+      num_layers=n_layers, num_heads=n_heads,
+      num_kv_heads=int(d.get('num_key_value_heads') or n_heads),
+      head_dim=head_dim, mlp_dim=int(_require(d, 'intermediate_size')),
+      rope_theta=theta, rope_scaling=scaling,
+      layer_types=_layer_types(d, family, n_layers),
+      bos_token_id=d.get('bos_token_id'), eos_token_ids=eos_ids,
+      pad_token_id=d.get('pad_token_id'),
+      max_position_embeddings=int(d.get('max_position_embeddings') or 8192),
+  )
+  if family == 'gemma2':
+    act = d.get('hidden_activation') or d.get('hidden_act')
+    if act not in ('gelu_pytorch_tanh', 'gelu_new'):
+      raise errors.ConfigError(
+          f'config field hidden_activation={act!r} is not supported '
+          "(only 'gelu_pytorch_tanh')")
+    if scaling is not None:
+      raise errors.ConfigError(
+          'config field rope_scaling is not supported for gemma2')
+    if d.get('tie_word_embeddings', True) is not True:
+      raise errors.ConfigError(
+          'config field tie_word_embeddings=False is not supported for gemma2')
+    window = d.get('sliding_window') or d.get('sliding_window_size')
+    scalar = d.get('query_pre_attn_scalar') or head_dim
+    return ModelConfig(
+        family='gemma2', mlp_activation='gelu_tanh',
+        norm_eps=float(d.get('rms_norm_eps', 1e-6)), norm_unit_offset=True,
+        embed_scale=True, post_norms=True,
+        attn_softcap=d.get('attn_logit_softcapping'),
+        final_softcap=d.get('final_logit_softcapping'),
+        query_scale=float(scalar) ** -0.5,
+        sliding_window=int(window) if window else None,
+        tie_embeddings=True, **common)
+  act = d.get('hidden_act', 'silu')
+  if act != 'silu':
+    raise errors.ConfigError(
+        f"config field hidden_act={act!r} is not supported (only 'silu')")
+  return ModelConfig(
+      family='llama', mlp_activation='silu',
+      norm_eps=float(d.get('rms_norm_eps', 1e-6)), norm_unit_offset=False,
+      embed_scale=False, post_norms=False, attn_softcap=None,
+      final_softcap=None, query_scale=head_dim ** -0.5, sliding_window=None,
+      tie_embeddings=bool(d.get('tie_word_embeddings', False)), **common)
+
+
+def to_hf_config(cfg: ModelConfig) -> dict[str, Any]:
+  """The transformers 5.x config.json dict for `cfg` (used for export)."""
+  common = dict(
+      vocab_size=cfg.vocab_size, hidden_size=cfg.d_model,
+      intermediate_size=cfg.mlp_dim, num_hidden_layers=cfg.num_layers,
+      num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+      head_dim=cfg.head_dim, rms_norm_eps=cfg.norm_eps,
+      max_position_embeddings=cfg.max_position_embeddings,
+      bos_token_id=cfg.bos_token_id,
+      eos_token_id=(list(cfg.eos_token_ids) if len(cfg.eos_token_ids) > 1
+                    else (cfg.eos_token_ids[0] if cfg.eos_token_ids else None)),
+      pad_token_id=cfg.pad_token_id, tie_word_embeddings=cfg.tie_embeddings,
+      attention_bias=False)
+  rope = {'rope_type': 'default', 'rope_theta': cfg.rope_theta}
+  if cfg.rope_scaling is not None:
+    rope = {'rope_type': 'llama3', 'rope_theta': cfg.rope_theta,
+            **dataclasses.asdict(cfg.rope_scaling)}
+  if cfg.family == 'gemma2':
+    scalar = cfg.query_scale ** -2
+    if abs(scalar - round(scalar)) > 1e-6:
+      raise errors.ConfigError(f'query_scale {cfg.query_scale} has no integer '
+                               'query_pre_attn_scalar')
+    return dict(
+        model_type='gemma2', architectures=['Gemma2ForCausalLM'],
+        hidden_activation='gelu_pytorch_tanh',
+        query_pre_attn_scalar=int(round(scalar)),
+        sliding_window=cfg.sliding_window,
+        layer_types=[f'{t}_attention' for t in cfg.layer_types],
+        attn_logit_softcapping=cfg.attn_softcap,
+        final_logit_softcapping=cfg.final_softcap,
+        rope_parameters=rope, **common)
+  if not math.isclose(cfg.query_scale, cfg.head_dim ** -0.5):
+    raise errors.ConfigError('llama export needs query_scale = head_dim**-0.5')
+  return dict(model_type='llama', architectures=['LlamaForCausalLM'],
+              hidden_act='silu', mlp_bias=False, rope_parameters=rope,
+              **common)

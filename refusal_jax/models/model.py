@@ -1,0 +1,130 @@
+"""`load_model` and the `Model` handle users work with."""
+
+import dataclasses
+import functools
+import os
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from refusal_jax import errors
+from refusal_jax.checkpoints import load as load_lib
+from refusal_jax.models import generation
+from refusal_jax.models import transformer
+from refusal_jax.models.config import ModelConfig
+
+_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json',
+                    'tokenizer.model')
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_forward(config, capture, start_layer, stop_layer, logits_mode):
+  """One jitted forward per static option set."""
+
+  def run(params, input_ids, attention_mask, positions, interventions,
+          capture_positions, resid, logits_positions):
+    return transformer.forward(
+        params, config, input_ids, attention_mask=attention_mask,
+        positions=positions, interventions=interventions, capture=capture,
+        capture_positions=capture_positions, start_layer=start_layer,
+        stop_layer=stop_layer, resid=resid,
+        logits_at=logits_positions if logits_mode == 'array' else logits_mode)
+
+  return jax.jit(run)
+
+
+@dataclasses.dataclass
+class Model:
+  """A loaded decoder: config, parameters and (optionally) its tokenizer.
+
+  Attributes:
+    config: the architecture.
+    params: parameter pytree (nnx.State).
+    tokenizer: the transformers tokenizer saved with the checkpoint, or None.
+    path: where it was loaded from.
+  """
+  config: ModelConfig
+  params: Any
+  tokenizer: Any = None
+  path: str | None = None
+
+  @property
+  def dtype(self):
+    return jax.tree.leaves(self.params)[0].dtype
+
+  def forward(self, input_ids, attention_mask=None, *, interventions=None,
+              capture: Sequence[tuple[str, int]] | None = None,
+              capture_positions=None, positions=None, start_layer: int = 0,
+              stop_layer: int | None = None, resid=None,
+              logits_at='all') -> transformer.Output:
+    """Jitted `transformer.forward` on this model's parameters.
+
+    Args:
+      input_ids: [B, T] token ids (None when resuming from `resid`).
+      attention_mask: [B, T], 1 at real tokens (left padding); default all 1.
+      interventions: see interventions/base.py.
+      capture: (site, layer) pairs to capture.
+      capture_positions: [B, P] positions to capture at; default all.
+      positions: [B, T] position ids; default from the mask.
+      start_layer, stop_layer, resid: run a slice of the layers.
+      logits_at: 'all', 'last', 'none' or an int array [B, P].
+
+    Returns:
+      transformer.Output with `.logits` [B, T', V] float32.
+    """
+    mode = logits_at if isinstance(logits_at, str) else 'array'
+    fn = _compiled_forward(self.config, tuple(capture or ()), start_layer,
+                           stop_layer, mode)
+    as_array = lambda a: None if a is None else jnp.asarray(a)
+    return fn(self.params, as_array(input_ids), as_array(attention_mask),
+              as_array(positions), interventions, as_array(capture_positions),
+              as_array(resid), None if mode != 'array' else as_array(logits_at))
+
+  def generate(self, input_ids, attention_mask, *, max_new_tokens: int,
+               interventions=None) -> np.ndarray:
+    """Greedy generation; returns [B, max_new_tokens] ids (pad after EOS)."""
+    cfg = self.config
+    pad = cfg.pad_token_id
+    if pad is None:
+      pad = cfg.eos_token_ids[0] if cfg.eos_token_ids else 0
+    eos = jnp.asarray(cfg.eos_token_ids or (), jnp.int32)
+    return np.asarray(generation.greedy_generate(
+        self.params, cfg, jnp.asarray(input_ids), jnp.asarray(attention_mask),
+        max_new_tokens=max_new_tokens, interventions=interventions,
+        eos_ids=eos, pad_id=pad))
+
+
+def load_model(path: str, *, dtype=jnp.float32,
+               tokenizer: bool = True) -> Model:
+  """Loads a transformers Gemma-2 or Llama-3.x checkpoint directory.
+
+  Args:
+    path: a local directory with config.json and model.safetensors (or
+      sharded model-*.safetensors + model.safetensors.index.json), as written
+      by transformers 4.x or 5.x; or a hub id where the hub is reachable.
+    dtype: parameter dtype (e.g. jnp.float32, jnp.bfloat16).
+    tokenizer: also load the AutoTokenizer saved in the same directory, when
+      its files are there.
+
+  Returns:
+    A Model.
+
+  Raises:
+    errors.CheckpointError, errors.ConfigError: with a one-line message.
+  """
+  directory = load_lib.resolve_checkpoint_dir(path)
+  config = load_lib.read_config(directory)
+  params = load_lib.load_params(directory, config, dtype)
+  tok = None
+  if tokenizer and any(os.path.exists(os.path.join(directory, f))
+                       for f in _TOKENIZER_FILES):
+    import transformers  # pylint: disable=g-import-not-at-top
+    try:
+      tok = transformers.AutoTokenizer.from_pretrained(directory)
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.CheckpointError(
+          f'cannot load the tokenizer in {directory}: '
+          f'{type(e).__name__}: {str(e).splitlines()[0][:160]}') from None
+  return Model(config=config, params=params, tokenizer=tok, path=directory)
