@@ -102,6 +102,10 @@ class ModelConfig:
       raise errors.ConfigError(
           f'num_attention_heads {self.num_heads} is not a multiple of '
           f'num_key_value_heads {self.num_kv_heads}')
+    if self.head_dim % 2:
+      raise errors.ConfigError(
+          f'head_dim {self.head_dim} is odd; rotary embeddings need an even '
+          'head_dim')
     if len(self.layer_types) != self.num_layers:
       raise errors.ConfigError(
           f'layer_types has {len(self.layer_types)} entries for '

@@ -161,7 +161,9 @@ def forward(
     start_layer: first block to run; when > 0, `resid` is the residual entering
       it (resid_pre[start_layer]) and the embedding is skipped.
     stop_layer: run blocks [start_layer, stop_layer) and return the residual
-      in `Output.resid` instead of logits. None = run to the end.
+      (resid_pre[stop_layer]; after the last block when stop_layer ==
+      num_layers) in `Output.resid` instead of logits. None = run to the end
+      and compute logits.
     resid: [B, T, D] residual to resume from (with start_layer).
     logits_at: 'all' (every position), 'last' (each row's last real token,
       [B, 1, V]), 'none', or an int array [B, P] of positions. Only the
@@ -250,7 +252,7 @@ def forward(
   if cache is not None:
     new_cache = KVCache(k=jnp.stack(new_k), v=jnp.stack(new_v), valid=valid,
                         index=cache.index + t)
-  if stop < n_layers:
+  if stop_layer is not None:
     return Output(logits=None, resid=x, captured=captured, cache=new_cache)
   if isinstance(logits_at, str):
     if logits_at == 'none':

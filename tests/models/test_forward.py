@@ -1,0 +1,113 @@
+"""Behaviour of the pure forward pass: slicing, capture, logits selection."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from refusal_jax import errors
+from refusal_jax.models import transformer
+from refusal_jax.models.config import ModelConfig
+
+CFG = ModelConfig.gemma2(vocab_size=31, d_model=14, num_layers=4, num_heads=2,
+                         num_kv_heads=1, head_dim=8, mlp_dim=17,
+                         sliding_window=3)
+
+
+@pytest.fixture(scope='module')
+def setup():
+  params = transformer.init_params(CFG, seed=1)
+  ids = np.random.RandomState(0).randint(0, 31, size=(2, 9))
+  mask = np.ones_like(ids)
+  mask[0, :3] = 0
+  return params, jnp.asarray(ids), jnp.asarray(mask)
+
+
+def test_stop_then_resume_equals_full_pass(setup):
+  params, ids, mask = setup
+  full = transformer.forward(params, CFG, ids, attention_mask=mask)
+  for split in (0, 1, 3, 4):
+    head = transformer.forward(params, CFG, ids, attention_mask=mask,
+                               stop_layer=split)
+    assert head.logits is None
+    if split == 0:  # resuming at layer 0 means embedding the tokens
+      np.testing.assert_array_equal(
+          np.asarray(head.resid),
+          np.asarray(CFG.d_model ** 0.5 * params['embed_tokens'][...][ids],
+                     np.float32))
+      continue
+    tail = transformer.forward(params, CFG, attention_mask=mask,
+                               start_layer=split, resid=head.resid)
+    np.testing.assert_array_equal(np.asarray(tail.logits),
+                                  np.asarray(full.logits))
+
+
+def test_capture_is_selective_and_positions_gathered(setup):
+  params, ids, mask = setup
+  out = transformer.forward(params, CFG, ids, attention_mask=mask,
+                            capture=[('resid_pre', 2), ('mlp_out', 1)])
+  assert set(out.captured) == {('resid_pre', 2), ('mlp_out', 1)}
+  assert out.captured[('resid_pre', 2)].shape == (2, 9, 14)
+  none = transformer.forward(params, CFG, ids, attention_mask=mask)
+  assert none.captured == {}
+  pos = jnp.array([[8, 5], [0, 8]])
+  sub = transformer.forward(params, CFG, ids, attention_mask=mask,
+                            capture=[('resid_pre', 2)], capture_positions=pos)
+  full = np.asarray(out.captured[('resid_pre', 2)])
+  got = np.asarray(sub.captured[('resid_pre', 2)])
+  np.testing.assert_allclose(got[0], full[0, [8, 5]], atol=1e-6)
+  np.testing.assert_allclose(got[1], full[1, [0, 8]], atol=1e-6)
+  # resid_pre[l + 1] is resid_post[l].
+  both = transformer.forward(params, CFG, ids, attention_mask=mask,
+                             capture=[('resid_post', 1), ('resid_pre', 2)])
+  np.testing.assert_array_equal(np.asarray(both.captured[('resid_post', 1)]),
+                                np.asarray(both.captured[('resid_pre', 2)]))
+
+
+def test_logits_at_last_and_positions(setup):
+  params, ids, mask = setup
+  full = np.asarray(transformer.forward(params, CFG, ids,
+                                        attention_mask=mask).logits)
+  last = np.asarray(transformer.forward(params, CFG, ids, attention_mask=mask,
+                                        logits_at='last').logits)
+  assert last.shape == (2, 1, 31)
+  np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-6)
+  pos = jnp.array([[3, 4], [1, 2]])
+  some = np.asarray(transformer.forward(params, CFG, ids, attention_mask=mask,
+                                        logits_at=pos).logits)
+  np.testing.assert_allclose(some[1], full[1, [1, 2]], atol=1e-6)
+
+
+def test_padding_does_not_change_real_tokens(setup):
+  params, ids, mask = setup
+  alone = transformer.forward(params, CFG, ids[0:1, 3:])
+  padded = transformer.forward(params, CFG, ids[0:1], attention_mask=mask[0:1])
+  np.testing.assert_allclose(np.asarray(padded.logits)[0, 3:],
+                             np.asarray(alone.logits)[0], atol=1e-5)
+
+
+def test_bad_layer_ranges_raise(setup):
+  params, ids, _ = setup
+  with pytest.raises(errors.ConfigError):
+    transformer.forward(params, CFG, ids, stop_layer=9)
+  with pytest.raises(errors.ConfigError):
+    transformer.forward(params, CFG, ids, start_layer=2)
+  with pytest.raises(errors.ConfigError):
+    transformer.forward(params, CFG, ids, capture=[('resid_mid', 0)])
+
+
+# Published parameter counts of the full-size models.
+@pytest.mark.parametrize('name,count', [('gemma2_2b', 2_614_341_888),
+                                        ('gemma2_9b', 9_241_705_984),
+                                        ('llama31_8b', 8_030_261_248)])
+def test_full_size_presets_have_published_parameter_counts(name, count):
+  cfg = ModelConfig.preset(name)
+  abstract = transformer.abstract_params(cfg, jnp.bfloat16)
+  leaves = jax.tree.leaves(abstract)
+  assert all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves)
+  assert sum(int(np.prod(x.shape)) for x in leaves) == count
+  # The forward pass traces at full size without allocating anything.
+  out = jax.eval_shape(
+      lambda p: transformer.forward(p, cfg, jnp.zeros((1, 8), jnp.int32),
+                                    logits_at='last').logits, abstract)
+  assert out.shape == (1, 1, cfg.vocab_size)

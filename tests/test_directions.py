@@ -1,0 +1,70 @@
+"""Directional ablation and activation addition."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from refusal_jax import errors
+from refusal_jax.interventions import directions
+from refusal_jax.models import transformer
+from refusal_jax.models.config import ModelConfig, RopeScaling
+
+LLAMA = ModelConfig.llama(vocab_size=37, d_model=20, num_layers=3, num_heads=4,
+                          num_kv_heads=2, head_dim=6, mlp_dim=29)
+GEMMA = ModelConfig.gemma2(vocab_size=37, d_model=20, num_layers=3,
+                           num_heads=2, num_kv_heads=1, head_dim=8, mlp_dim=29,
+                           sliding_window=4)
+IDS = jnp.asarray(np.random.RandomState(0).randint(0, 37, (2, 7)))
+
+
+def test_ablation_removes_the_direction_everywhere():
+  params = transformer.init_params(GEMMA, seed=2)
+  r = jax.random.normal(jax.random.key(0), (20,))
+  sites = [(s, l) for l in range(3) for s in directions.ABLATION_SITES]
+  out = transformer.forward(params, GEMMA, IDS, capture=sites,
+                            interventions=directions.DirectionalAblation(r))
+  ru = np.asarray(directions.unit(r))
+  for key, act in out.captured.items():
+    assert np.abs(np.asarray(act) @ ru).max() < 1e-5, key
+  clean = transformer.forward(params, GEMMA, IDS)
+  assert np.abs(np.asarray(out.logits) - np.asarray(clean.logits)).max() > 1e-3
+
+
+def test_weight_orthogonalization_equals_activation_ablation():
+  params = transformer.init_params(LLAMA, seed=3)
+  r = jax.random.normal(jax.random.key(1), (20,))
+  act = transformer.forward(params, LLAMA, IDS,
+                            interventions=directions.DirectionalAblation(r))
+  ortho = directions.orthogonalize_params(params, LLAMA, r)
+  wt = transformer.forward(ortho, LLAMA, IDS)
+  np.testing.assert_allclose(np.asarray(wt.logits), np.asarray(act.logits),
+                             atol=1e-4)
+  with pytest.raises(errors.ConfigError, match='Gemma-2'):
+    directions.orthogonalize_params(transformer.init_params(GEMMA), GEMMA, r)
+
+
+def test_actadd_adds_at_one_layer_only():
+  params = transformer.init_params(LLAMA, seed=4)
+  v = jax.random.normal(jax.random.key(2), (20,))
+  cap = [('resid_pre', 1), ('resid_pre', 2), ('resid_post', 0)]
+  clean = transformer.forward(params, LLAMA, IDS, capture=cap)
+  added = transformer.forward(
+      params, LLAMA, IDS, capture=cap,
+      interventions=directions.ActAdd(vector=v, coeff=-1.0, layer=1))
+  np.testing.assert_allclose(
+      np.asarray(added.captured[('resid_pre', 1)]),
+      np.asarray(clean.captured[('resid_post', 0)]) - np.asarray(v),
+      atol=1e-5)
+
+
+def test_vmap_over_stacked_directions_equals_loop():
+  params = transformer.init_params(LLAMA, seed=5)
+  rs = jax.random.normal(jax.random.key(3), (4, 20))
+  run = lambda r: transformer.forward(
+      params, LLAMA, IDS, logits_at='last',
+      interventions=directions.DirectionalAblation(r)).logits
+  batched = jax.jit(jax.vmap(run))(rs)
+  for i in range(4):
+    np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(run(rs[i])),
+                               atol=1e-5)
