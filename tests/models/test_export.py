@@ -28,7 +28,7 @@ def test_export_loads_in_transformers_with_equal_logits(tmp_path):
     d = export.save_hf_checkpoint(params, cfg, str(tmp_path / cfg.family))
     ours = np.asarray(model_lib.load_model(d).forward(ids).logits)
     direct = np.asarray(transformer.forward(params, cfg, ids).logits)
-    np.testing.assert_array_equal(ours, direct)
+    np.testing.assert_allclose(ours, direct, atol=1e-5)  # jit vs eager
     hf = transformers.AutoModelForCausalLM.from_pretrained(
         d, attn_implementation='eager').eval()
     with torch.no_grad():
