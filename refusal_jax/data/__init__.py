@@ -1,0 +1,1 @@
+"""Prompts: loading files, chat formatting and refusal judging."""

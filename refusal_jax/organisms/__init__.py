@@ -1,0 +1,1 @@
+"""Tiny refusal model organisms: their chat data, tokenizers and training."""
