@@ -68,3 +68,15 @@ def test_vmap_over_stacked_directions_equals_loop():
   for i in range(4):
     np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(run(rs[i])),
                                atol=1e-5)
+
+
+def test_actadd_layer_weights_equal_static_layer():
+  params = transformer.init_params(LLAMA, seed=6)
+  v = jax.random.normal(jax.random.key(4), (20,))
+  static = transformer.forward(
+      params, LLAMA, IDS, interventions=directions.ActAdd(v, 1.0, layer=2))
+  onehot = transformer.forward(
+      params, LLAMA, IDS, interventions=directions.ActAdd(
+          v, 1.0, layer_weights=jax.nn.one_hot(2, 3)))
+  np.testing.assert_allclose(np.asarray(onehot.logits),
+                             np.asarray(static.logits), atol=1e-6)

@@ -63,25 +63,34 @@ class DirectionalAblation:
 
 @flax.struct.dataclass
 class ActAdd:
-  """Adds coeff * vector at one (site, layer) at every position.
+  """Adds coeff * vector at a site of one layer, at every position.
 
   Attributes:
     vector: [D] the (unnormalised) direction.
     coeff: scalar coefficient (+1 induces refusal, -1 bypasses it).
     layer: the block index (static).
     site: the site (static), default resid_pre as in refusal_direction.
+    layer_weights: optional [L] weights; when given, the addition happens at
+      `site` of every layer l scaled by layer_weights[l] and `layer` is
+      ignored. A one-hot row makes the layer a traced value, so candidates at
+      different layers can be vmapped in one call.
   """
   vector: jax.Array
   coeff: jax.Array | float
   layer: int = flax.struct.field(pytree_node=False, default=0)
   site: str = flax.struct.field(pytree_node=False, default=sites.RESID_PRE)
+  layer_weights: jax.Array | None = None
 
   def apply(self, site, layer, x, ctx):
     del ctx
-    if site != self.site or layer != self.layer:
+    if site != self.site:
       return x
-    add = jnp.asarray(self.coeff, jnp.float32) * self.vector.astype(
-        jnp.float32)
+    coeff = jnp.asarray(self.coeff, jnp.float32)
+    if self.layer_weights is not None:
+      coeff = coeff * self.layer_weights[layer].astype(jnp.float32)
+    elif layer != self.layer:
+      return x
+    add = coeff * self.vector.astype(jnp.float32)
     return (x.astype(jnp.float32) + add).astype(x.dtype)
 
 
