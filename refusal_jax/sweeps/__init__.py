@@ -1,0 +1,1 @@
+"""Batched evaluation of many interventions: the engine every stage uses."""

@@ -1,0 +1,235 @@
+"""The sweep engine: a metric for P prompts x M interventions, fast.
+
+Every stage of the pipeline and the benchmark evaluate through here.
+
+* `sweep`: the general path. `build(args_row, shared) -> interventions` turns
+  one row of a stacked argument pytree (a direction, a layer one-hot, a latent
+  mask...) into interventions; rows are evaluated with `jax.jit(jax.vmap(...))`.
+  Layers before `start_layer` (the first layer any intervention touches) run
+  once per prompt chunk and are shared by every row (prefix caching).
+* `sae_sweep`: the SAE-latent fast path. Masks are over a candidate set of C
+  latents of one SAE. The residual at the SAE's site and its latents are
+  computed once per prompt chunk; per mask, only the edit of the C candidate
+  latents (a [C, D] decoder slice) and the layers after the site are run.
+
+Both compute only last-position logits (no [T, V] projection), compile once per
+shape (chunks have fixed sizes; a ragged last chunk is padded, never
+recompiled) and bound memory by `Chunks`. No input buffer is donated: the
+shared prefix residual is reused by every mask chunk, and no output has the
+shape of a mask chunk.
+
+Axis letters: see refusal_jax/axes.py (M masks, P prompts, C candidates).
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from refusal_jax import errors
+from refusal_jax.interventions import sae_edit
+from refusal_jax.models import sites
+from refusal_jax.models import transformer
+from refusal_jax.models.config import ModelConfig
+from refusal_jax.sae.model import SAE
+from refusal_jax.sweeps.metrics import Metric
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunks:
+  """Memory bounds of a sweep.
+
+  Attributes:
+    masks: interventions evaluated per compiled call (the vmapped axis).
+    prompts: prompts per compiled call. One call holds about
+      masks * prompts * T * max(D, F) activations.
+  """
+  masks: int = 16
+  prompts: int = 32
+
+
+def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
+  """Pads the leading axis of x to `size` by repeating its last row."""
+  if x.shape[0] == size:
+    return x
+  reps = np.repeat(x[-1:], size - x.shape[0], axis=0)
+  return np.concatenate([x, reps], axis=0)
+
+
+def _pad_tree(tree, size: int):
+  return jax.tree.map(lambda a: _pad_to(np.asarray(a), size), tree)
+
+
+@functools.partial(jax.jit, static_argnames=('config', 'layer'))
+def prefix_residual(params, config: ModelConfig, input_ids, attention_mask,
+                    layer: int) -> jax.Array:
+  """resid_pre[layer] [B, T, D] with no interventions (shared prefix)."""
+  return transformer.forward(params, config, input_ids,
+                             attention_mask=attention_mask,
+                             stop_layer=layer).resid
+
+
+@functools.partial(jax.jit, static_argnames=('config', 'build', 'start_layer',
+                                             'metric'))
+def _general_chunk(params, config, input_ids, resid, attention_mask, args,
+                   shared, *, build, start_layer, metric):
+  """[Mc, Pc] metric for one chunk of stacked args."""
+
+  def one(row):
+    out = transformer.forward(
+        params, config, input_ids if start_layer == 0 else None,
+        attention_mask=attention_mask, start_layer=start_layer,
+        resid=resid if start_layer else None,
+        interventions=build(row, shared), logits_at='last')
+    return metric(out.logits[:, 0])
+
+  return jax.vmap(one)(args)
+
+
+def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
+          build: Callable[[Any, Any], Any], *, metric: Metric,
+          shared: Any = None, start_layer: int = 0,
+          chunks: Chunks = Chunks(), progress=None) -> np.ndarray:
+  """Evaluates `metric` for every prompt under every stacked intervention.
+
+  Args:
+    params: model parameters.
+    config: architecture.
+    input_ids: [P, T] left-padded prompts.
+    attention_mask: [P, T].
+    args: pytree whose leaves have a leading [M] axis; row m builds
+      intervention m.
+    build: (row, shared) -> interventions. Must be a module-level function
+      (it is a static jit argument: a new lambda per call recompiles).
+    metric: last-position metric.
+    shared: pytree passed to every `build` call unbatched (e.g. an SAE).
+    start_layer: first layer any intervention touches; layers before it run
+      once per prompt chunk.
+    chunks: memory bounds.
+    progress: optional callable(n_done_masks) for progress reporting.
+
+  Returns:
+    [M, P] float32 metric values.
+  """
+  input_ids = np.asarray(input_ids)
+  attention_mask = np.asarray(attention_mask)
+  n_masks = jax.tree.leaves(args)[0].shape[0]
+  n_prompts = input_ids.shape[0]
+  pm = min(chunks.prompts, n_prompts)
+  mm = min(chunks.masks, n_masks)
+  out = np.zeros((n_masks, n_prompts), np.float32)
+  for p0 in range(0, n_prompts, pm):
+    p1 = min(p0 + pm, n_prompts)
+    ids = _pad_to(input_ids[p0:p1], pm)
+    mask = _pad_to(attention_mask[p0:p1], pm)
+    resid = (prefix_residual(params, config, ids, mask, start_layer)
+             if start_layer else None)
+    for m0 in range(0, n_masks, mm):
+      m1 = min(m0 + mm, n_masks)
+      rows = _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm)
+      vals = _general_chunk(params, config, ids, resid, mask, rows, shared,
+                            build=build, start_layer=start_layer,
+                            metric=metric)
+      out[m0:m1, p0:p1] = np.asarray(vals)[:m1 - m0, :p1 - p0]
+      if progress is not None:
+        progress(m1 - m0)
+  return out
+
+
+# --------------------------------------------------------------------------
+# SAE fast path
+
+
+def sae_resume_layer(sae: SAE) -> int:
+  """The layer whose resid_pre equals the SAE's site (resid sites only)."""
+  if sae.site == sites.RESID_POST:
+    return sae.layer + 1
+  if sae.site == sites.RESID_PRE:
+    return sae.layer
+  raise errors.ConfigError(
+      f'the SAE fast path needs a residual site, not {sae.site!r}')
+
+
+@jax.jit
+def _site_latents(sae: SAE, resid, candidates):
+  """Candidate latents [P, T, C] and decoder slice [C, D] at the site."""
+  f = sae.encode(resid)[..., candidates]
+  w = sae.W_dec[candidates].astype(jnp.float32)
+  if sae.architecture == 'topk' and sae.rescale_acts_by_decoder_norm:
+    w = w / sae.decoder_norms()[candidates][:, None]
+  return f, w
+
+
+@functools.partial(jax.jit, static_argnames=('config', 'start_layer',
+                                             'metric', 'mode'))
+def _sae_chunk(params, config, resid, attention_mask, f, w, masks, value, *,
+               start_layer, metric, mode):
+  """[Mc, Pc] metric for a chunk of latent masks [Mc, C]."""
+  keep = attention_mask.astype(bool)[..., None]
+
+  def one(m):
+    edited = sae_edit.edit_latents(f, m, value, mode)
+    delta = jnp.einsum('PTC,CD->PTD', edited - f, w)
+    x = resid.astype(jnp.float32) + jnp.where(keep, delta, 0.0)
+    out = transformer.forward(params, config, attention_mask=attention_mask,
+                              start_layer=start_layer,
+                              resid=x.astype(resid.dtype), logits_at='last')
+    return metric(out.logits[:, 0])
+
+  return jax.vmap(one)(masks)
+
+
+def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
+              attention_mask, candidates, masks, *, metric: Metric,
+              mode: str = 'zero', value: float = 0.0,
+              chunks: Chunks = Chunks(), progress=None) -> np.ndarray:
+  """Metric for every prompt with each subset of SAE latents edited.
+
+  Equals running `SAEEdit(sae, latent_mask=scatter(masks[m]))` through the
+  plain forward pass one mask at a time (tested), at all real tokens.
+
+  Args:
+    params: model parameters.
+    config: architecture.
+    sae: the SAE (at a resid_pre or resid_post site).
+    input_ids: [P, T] left-padded prompts.
+    attention_mask: [P, T].
+    candidates: [C] latent indices the masks refer to.
+    masks: [M, C] 0/1, which candidates to edit in each evaluation.
+    metric: last-position metric.
+    mode: 'zero' | 'clamp' | 'scale' (see interventions/sae_edit.py).
+    value: clamp value or scale factor.
+    chunks: memory bounds.
+    progress: optional callable(n_done_masks).
+
+  Returns:
+    [M, P] float32 metric values.
+  """
+  start = sae_resume_layer(sae)
+  input_ids = np.asarray(input_ids)
+  attention_mask = np.asarray(attention_mask)
+  candidates = jnp.asarray(np.asarray(candidates, np.int32))
+  masks = np.asarray(masks, np.float32)
+  n_masks, n_prompts = masks.shape[0], input_ids.shape[0]
+  pm = min(chunks.prompts, n_prompts)
+  mm = min(chunks.masks, n_masks)
+  out = np.zeros((n_masks, n_prompts), np.float32)
+  for p0 in range(0, n_prompts, pm):
+    p1 = min(p0 + pm, n_prompts)
+    ids = _pad_to(input_ids[p0:p1], pm)
+    mask = _pad_to(attention_mask[p0:p1], pm)
+    resid = prefix_residual(params, config, ids, mask, start)
+    f, w = _site_latents(sae, resid, candidates)
+    for m0 in range(0, n_masks, mm):
+      m1 = min(m0 + mm, n_masks)
+      vals = _sae_chunk(params, config, resid, mask, f, w,
+                        jnp.asarray(_pad_to(masks[m0:m1], mm)),
+                        jnp.float32(value), start_layer=start, metric=metric,
+                        mode=mode)
+      out[m0:m1, p0:p1] = np.asarray(vals)[:m1 - m0, :p1 - p0]
+      if progress is not None:
+        progress(m1 - m0)
+  return out
