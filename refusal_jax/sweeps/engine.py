@@ -75,7 +75,7 @@ def prefix_residual(params, config: ModelConfig, input_ids, attention_mask,
 @functools.partial(jax.jit, static_argnames=('config', 'build', 'start_layer',
                                              'metric'))
 def _general_chunk(params, config, input_ids, resid, attention_mask, args,
-                   shared, *, build, start_layer, metric):
+                   shared, targets, *, build, start_layer, metric):
   """[Mc, Pc] metric for one chunk of stacked args."""
 
   def one(row):
@@ -84,14 +84,16 @@ def _general_chunk(params, config, input_ids, resid, attention_mask, args,
         attention_mask=attention_mask, start_layer=start_layer,
         resid=resid if start_layer else None,
         interventions=build(row, shared), logits_at='last')
-    return metric(out.logits[:, 0])
+    if targets is None:
+      return metric(out.logits[:, 0])
+    return metric(out.logits[:, 0], targets)
 
   return jax.vmap(one)(args)
 
 
 def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
           build: Callable[[Any, Any], Any], *, metric: Metric,
-          shared: Any = None, start_layer: int = 0,
+          shared: Any = None, start_layer: int = 0, targets=None,
           chunks: Chunks = Chunks(), progress=None) -> np.ndarray:
   """Evaluates `metric` for every prompt under every stacked intervention.
 
@@ -104,10 +106,13 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
       intervention m.
     build: (row, shared) -> interventions. Must be a module-level function
       (it is a static jit argument: a new lambda per call recompiles).
-    metric: last-position metric.
+    metric: last-position metric: logits [P, V] -> [P], or
+      (logits, targets) -> [P] when `targets` is given. Hashable (static).
     shared: pytree passed to every `build` call unbatched (e.g. an SAE).
     start_layer: first layer any intervention touches; layers before it run
       once per prompt chunk.
+    targets: optional [P, ...] per-prompt data for the metric (e.g. the
+      clean logits, for a KL divergence).
     chunks: memory bounds.
     progress: optional callable(n_done_masks) for progress reporting.
 
@@ -127,11 +132,13 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
     mask = _pad_to(attention_mask[p0:p1], pm)
     resid = (prefix_residual(params, config, ids, mask, start_layer)
              if start_layer else None)
+    tgt = None if targets is None else _pad_to(
+        np.asarray(targets)[p0:p1], pm)
     for m0 in range(0, n_masks, mm):
       m1 = min(m0 + mm, n_masks)
       rows = _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm)
       vals = _general_chunk(params, config, ids, resid, mask, rows, shared,
-                            build=build, start_layer=start_layer,
+                            tgt, build=build, start_layer=start_layer,
                             metric=metric)
       out[m0:m1, p0:p1] = np.asarray(vals)[:m1 - m0, :p1 - p0]
       if progress is not None:

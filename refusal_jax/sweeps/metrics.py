@@ -89,3 +89,14 @@ def metric_from(name: str, refusal_ids: Sequence[int],
                 comply_ids: Sequence[int] = ()) -> Metric:
   return Metric(name, tuple(int(i) for i in refusal_ids),
                 tuple(int(i) for i in comply_ids))
+
+
+@dataclasses.dataclass(frozen=True)
+class KLFromClean:
+  """KL(clean || intervened) of next-token distributions (Arditi et al.).
+
+  Called as metric(logits [P, V], clean_logits [P, V]) -> [P].
+  """
+
+  def __call__(self, logits: jax.Array, clean_logits: jax.Array) -> jax.Array:
+    return kl_div(clean_logits, logits)

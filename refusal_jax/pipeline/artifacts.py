@@ -1,0 +1,118 @@
+"""Workdir artifacts: atomic writes, provenance, and refusal to mix configs.
+
+Every artifact is written to a temporary file in the same directory and
+renamed into place, so a killed run never leaves a half-written file. The
+workdir remembers the fingerprint of the config that created it; a rerun
+with a different config raises instead of mixing results.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from typing import Any
+
+import jax
+import numpy as np
+
+from refusal_jax import errors
+
+CONFIG_FILE = 'config.json'
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes JSON atomically (write to a temp file, then rename)."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump(obj, f, indent=2, sort_keys=True, default=_jsonable)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_npz(path: str, **arrays) -> None:
+  """Writes an .npz atomically."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.npz', dir=directory)
+  os.close(fd)
+  try:
+    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+def _jsonable(x):
+  if isinstance(x, (np.integer,)):
+    return int(x)
+  if isinstance(x, (np.floating,)):
+    return float(x)
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  if hasattr(x, 'tolist'):
+    return x.tolist()
+  raise TypeError(f'not JSON serialisable: {type(x).__name__}')
+
+
+def fingerprint(config_dict: dict) -> str:
+  """A stable hash of a config dict."""
+  text = json.dumps(config_dict, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def claim_workdir(workdir: str, config_dict: dict) -> None:
+  """Records the config in a new workdir, or checks it matches an old one.
+
+  Raises:
+    errors.ConfigError: when `workdir` holds results of a different config.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  fp = fingerprint(config_dict)
+  if os.path.exists(path):
+    old = read_json(path)
+    if old.get('fingerprint') != fp:
+      changed = sorted(
+          k for k in set(old.get('config', {})) | set(config_dict)
+          if old.get('config', {}).get(k) != config_dict.get(k))
+      raise errors.ConfigError(
+          f'{workdir} holds results of a different config (changed: '
+          f'{", ".join(changed[:5]) or "values"}); use a new --workdir or '
+          'delete the old one')
+    return
+  write_json(path, {'fingerprint': fp, 'config': config_dict})
+
+
+def provenance() -> dict:
+  """Package version, git commit, JAX version and device kind."""
+  import refusal_jax  # pylint: disable=g-import-not-at-top
+  commit = None
+  try:
+    commit = subprocess.run(
+        ['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.abspath(refusal_jax.__file__)),
+        timeout=5, check=False).stdout.strip() or None
+  except (OSError, subprocess.SubprocessError):
+    pass
+  return dict(package_version=refusal_jax.__version__, git_commit=commit,
+              jax_version=jax.__version__,
+              device_kind=jax.devices()[0].device_kind,
+              platform=jax.devices()[0].platform,
+              python=platform.python_version())
