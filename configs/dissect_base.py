@@ -1,0 +1,147 @@
+"""Shared defaults of the refusal dissection pipeline (experiments/dissect.py).
+
+Every open choice of the paper (see ../shared/reference/paper.md section 6) is
+a field here with its default and where the default comes from. The model
+configs (dissect_organism_*.py, gemma2_2b_it.py, llama31_8b_it.py) start from
+`base_config()` and override what differs.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Returns the pipeline config with documented defaults."""
+  c = ml_collections.ConfigDict()
+  # Embedded organism name ('llama' or 'gemma2'): model_path and sae_path
+  # default to the shipped assets. Empty for a real model.
+  c.organism = ''
+  # Local HF checkpoint directory (or hub id where the hub is reachable).
+  c.model_path = ''
+  # SAE folder (SAELens, Gemma Scope or Llama Scope layout) whose latents are
+  # searched.
+  c.sae_path = ''
+  # SAEs at later layers, used to look for dormant ("hydra") features.
+  c.hydra_sae_paths = ()
+  # Parameter dtype: 'float32' or 'bfloat16'.
+  c.dtype = 'float32'
+  # Seed of prompt sampling and ablation-mask sampling.
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  # 'organism': the organisms' generator; 'files': the paths below.
+  c.data.source = 'organism'
+  # Seed of organisms.data.make_dataset (source 'organism').
+  c.data.seed = 0
+  # Prompt files (source 'files'): .txt, .json, .jsonl or .csv.
+  for kind in ('harmful', 'harmless'):
+    for split in ('train', 'val', 'test'):
+      setattr(c.data, f'{kind}_{split}', '')
+  # JSON field / CSV column holding the prompt ('' = try common names).
+  c.data.field = ''
+  c.data.column = ''
+  # Prompts per split and kind. Arditi et al.: 128 train, 32 val, 100 test.
+  c.data.n_train = 128
+  c.data.n_val = 32
+  c.data.n_test = 100
+  # Keep train/val harmful prompts the model refuses and harmless ones it
+  # does not (Arditi et al.).
+  c.data.filter = True
+
+  c.metric = ml_collections.ConfigDict()
+  # Refusal metric at the last prompt position: 'refusal_score' (log-odds of
+  # the refusal tokens, Arditi et al.), 'refusal_prob' (P('I'), the paper's
+  # surrogate) or 'logit_diff' (refusal minus compliance logits).
+  c.metric.name = 'refusal_score'
+  # Words whose first token marks a refusal / a compliance.
+  c.metric.refusal_tokens = ('I',)
+  c.metric.comply_tokens = ('Here', 'Sure')
+
+  c.direction = ml_collections.ConfigDict()
+  # Post-instruction positions of the candidates (0 = all template tokens
+  # after the instruction, as Arditi et al.).
+  c.direction.n_positions = 0
+  # Drop candidates from the last 20% of layers (Arditi et al.).
+  c.direction.prune_layer_fraction = 0.2
+  # Keep candidates whose ablation moves harmless next-token distributions by
+  # at most this KL (Arditi et al.: 0.1).
+  c.direction.kl_max = 0.1
+  # Keep candidates whose addition (coefficient below) makes harmless prompts
+  # score at least this (Arditi et al.: 0.0).
+  c.direction.induce_min = 0.0
+  c.direction.induce_coeff = 1.0
+  # When nothing passes the KL/induce filters, choose among all allowed
+  # layers (recorded in direction.json) instead of failing.
+  c.direction.fallback = True
+
+  c.features = ml_collections.ConfigDict()
+  # Stage-1 features: 'cosine' (decoder rows vs the direction, the
+  # predecessor's topk_feat_sim) or 'attribution' (gradient x activation).
+  c.features.ranking = 'cosine'
+  # Signed cosine (largest positive first) as the predecessor; False = |cos|.
+  c.features.signed = True
+  # K features kept (secondary sources: 10-200).
+  c.features.top_k = 64
+
+  c.greedy = ml_collections.ConfigDict()
+  # 'backward' (prune from all K) or 'forward' (grow from empty).
+  c.greedy.order = 'backward'
+  # A prompt flips when its metric falls below this (None = the metric's
+  # natural threshold: log-odds 0, probability 0.5, logit difference 0).
+  c.greedy.threshold = None
+  # A set flips when at least this fraction of prompts flip.
+  c.greedy.min_flip_fraction = 0.5
+  # Forward order: stop at this many features (0 = K).
+  c.greedy.max_size = 0
+  # Harmful training prompts the greedy search is scored on.
+  c.greedy.n_prompts = 32
+  # Feature edit: 'zero' (ablation), 'clamp' (set to value) or 'scale'
+  # (multiply by value; the predecessor used -3 for Gemma, -1 for Llama).
+  c.greedy.mode = 'zero'
+  c.greedy.value = 0.0
+
+  c.fm = ml_collections.ConfigDict()
+  # Pool = minimal set + most active other latents, up to this size.
+  c.fm.pool_size = 64
+  # Random ablation masks evaluated and the held-out fraction.
+  c.fm.n_masks = 512
+  c.fm.val_fraction = 0.2
+  # Per-mask ablation density ~ U(density_min, density_max).
+  c.fm.density_min = 0.0
+  c.fm.density_max = 0.6
+  # Harmful prompts each mask is scored on (target = mean metric).
+  c.fm.n_prompts = 16
+  # FM rank R, L2 on w and V, Adam steps and learning rate.
+  c.fm.rank = 8
+  c.fm.l2 = 1e-4
+  c.fm.steps = 2000
+  c.fm.lr = 0.02
+  # Size of the FM and linear-probe feature sets (0 = size of the stage-2
+  # minimal set).
+  c.fm.set_size = 0
+
+  c.hydra = ml_collections.ConfigDict()
+  # Harmful prompts checked for dormant features.
+  c.hydra.n_prompts = 16
+  # A latent is active when above this.
+  c.hydra.eps = 0.0
+  # Awakened latents tested for redundancy (most active first).
+  c.hydra.max_candidates = 64
+  # Redundant when ablating it on top lowers the mean metric by more.
+  c.hydra.min_effect = 0.05
+
+  c.eval = ml_collections.ConfigDict()
+  # Greedy tokens generated per harmful test prompt for the judge
+  # (the group's default is 256; organisms answer in under 64).
+  c.eval.max_new_tokens = 64
+  # Refusal substrings of the judge (() = Arditi et al.'s list + variants).
+  c.eval.refusal_substrings = ()
+  # Harmless prompts and tokens of the model's own completions for CE loss.
+  c.eval.n_ce_prompts = 32
+  c.eval.ce_max_new_tokens = 64
+  c.eval.batch_size = 32
+
+  c.chunks = ml_collections.ConfigDict()
+  # Sweep memory bounds: interventions and prompts per compiled call.
+  c.chunks.masks = 16
+  c.chunks.prompts = 32
+  return c

@@ -1,0 +1,1 @@
+"""The refusal-dissection pipeline: refusal directions and the stages built on them."""

@@ -1,0 +1,229 @@
+"""Everything the stages share: model, SAEs, metric, and tokenized prompt sets.
+
+Built once from the experiment config by `build_context`. Prompt sets come
+either from the embedded organisms' generator (`data.source = 'organism'`) or
+from prompt files (`data.source = 'files'`: .txt, .json, .jsonl or .csv, see
+refusal_jax/data/prompts.py).
+
+Following Arditi et al., training and validation prompts are filtered so that
+harmful ones are refused (refusal score > 0) and harmless ones are not (< 0),
+when `data.filter` is set.
+"""
+
+import dataclasses
+import random
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from refusal_jax import errors
+from refusal_jax.data import chat
+from refusal_jax.data.prompts import load_prompts
+from refusal_jax.models.model import Model, load_model
+from refusal_jax.sae import check_sae_fits, load_sae
+from refusal_jax.sae.model import SAE
+from refusal_jax.sweeps.engine import Chunks
+from refusal_jax.sweeps.metrics import Metric, metric_from
+
+SPLITS = ('train', 'val', 'test')
+_MARKER = 'QQXQQ'
+
+
+@dataclasses.dataclass
+class PromptSet:
+  """Instructions and their left-padded chat encoding.
+
+  Attributes:
+    instructions: the user messages.
+    ids: [B, T] int32 token ids.
+    mask: [B, T] int32, 1 at real tokens.
+  """
+  instructions: list[str]
+  ids: np.ndarray
+  mask: np.ndarray
+
+  def __len__(self):
+    return len(self.instructions)
+
+  def subset(self, idx) -> 'PromptSet':
+    idx = list(idx)
+    ids, mask = self.ids[idx], self.mask[idx]
+    keep = mask.any(0)  # drop columns that are padding in every row
+    first = int(np.argmax(keep)) if keep.any() else 0
+    return PromptSet([self.instructions[i] for i in idx], ids[:, first:],
+                     mask[:, first:])
+
+
+@dataclasses.dataclass
+class Context:
+  """Shared state of one dissection run.
+
+  Attributes:
+    config: the experiment config.
+    model: the loaded model (with tokenizer).
+    sae: the SAE whose latents are searched.
+    hydra_saes: SAEs downstream of `sae` used to look for dormant features.
+    metric: the refusal metric at the last position.
+    prompts: {'harmful_train', 'harmless_train', ...} PromptSets.
+    n_eoi: number of post-instruction template tokens.
+    n_prefix: number of template tokens before the instruction (BOS incl.).
+    chunks: sweep memory bounds.
+  """
+  config: ml_collections.ConfigDict
+  model: Model
+  sae: SAE
+  hydra_saes: list[SAE]
+  metric: Metric
+  prompts: dict[str, PromptSet]
+  n_eoi: int
+  n_prefix: int
+  chunks: Chunks
+
+  def encode(self, instructions) -> PromptSet:
+    cfg = self.model.config
+    ids, mask = chat.encode_chat(
+        self.model.tokenizer, instructions, bos_id=cfg.bos_token_id,
+        max_length=cfg.max_position_embeddings)
+    return PromptSet(list(instructions), ids, mask)
+
+
+def _template_lengths(tokenizer, bos_id) -> tuple[int, int]:
+  """(tokens before, tokens after) the instruction in the chat template."""
+  text = chat.format_chat(tokenizer, [_MARKER])[0]
+  before, after = text.split(_MARKER)
+  n_before = len(tokenizer(before, add_special_tokens=False)['input_ids'])
+  if bos_id is not None and not before.startswith(
+      tokenizer.convert_ids_to_tokens(bos_id) or '\0'):
+    n_before += 1
+  n_after = len(tokenizer(after, add_special_tokens=False)['input_ids'])
+  return n_before, n_after
+
+
+def _token_ids(tokenizer, words) -> tuple[int, ...]:
+  ids = []
+  for w in words:
+    enc = tokenizer(w, add_special_tokens=False)['input_ids']
+    if not enc:
+      raise errors.ConfigError(f'token {w!r} encodes to nothing')
+    ids.append(enc[0])
+  return tuple(dict.fromkeys(ids))
+
+
+def _organism_instructions(seed: int) -> dict[str, list[str]]:
+  from refusal_jax.organisms import data as organism_data  # pylint: disable=g-import-not-at-top
+  splits = organism_data.make_dataset(seed=seed)
+  out = {}
+  for split in SPLITS:
+    for harmful in (True, False):
+      key = f"{'harmful' if harmful else 'harmless'}_{split}"
+      out[key] = list(dict.fromkeys(
+          e.instruction for e in splits[split] if e.harmful == harmful))
+  return out
+
+
+def _file_instructions(data) -> dict[str, list[str]]:
+  out = {}
+  for kind in ('harmful', 'harmless'):
+    for split in SPLITS:
+      path = data.get(f'{kind}_{split}')
+      if not path:
+        raise errors.ConfigError(
+            f'data.source is files but data.{kind}_{split} is not set')
+      out[f'{kind}_{split}'] = load_prompts(
+          path, field=data.get('field') or None,
+          column=data.get('column') or None)
+  return out
+
+
+def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
+                   batch_size: int, interventions=None) -> np.ndarray:
+  """[B] last-position metric of each prompt (batched, jitted)."""
+  out = []
+  for i in range(0, len(ps), batch_size):
+    sub = ps.subset(range(i, min(i + batch_size, len(ps))))
+    logits = model.forward(sub.ids, sub.mask, interventions=interventions,
+                           logits_at='last').logits[:, 0]
+    out.append(np.asarray(metric(logits)))
+  return np.concatenate(out)
+
+
+def resolve_paths(config) -> tuple[str, str, list[str]]:
+  """(model path, SAE path, hydra SAE paths) with organism defaults."""
+  model_path, sae_path = config.model_path, config.sae_path
+  hydra = list(config.get('hydra_sae_paths') or ())
+  if config.get('organism'):
+    from refusal_jax.organisms import assets  # pylint: disable=g-import-not-at-top
+    model_path = model_path or assets.organism_path(config.organism)
+    sae_path = sae_path or assets.sae_path(config.organism)
+    if not hydra and hasattr(assets, 'hydra_sae_paths'):
+      hydra = assets.hydra_sae_paths(config.organism)
+  if not model_path or not sae_path:
+    raise errors.ConfigError('set model_path and sae_path (or organism)')
+  return model_path, sae_path, hydra
+
+
+def build_context(config: ml_collections.ConfigDict) -> Context:
+  """Loads the model, SAEs and prompts named by `config`.
+
+  Raises:
+    errors.RefusalJaxError: with a one-line message on any bad input.
+  """
+  model_path, sae_path, hydra_paths = resolve_paths(config)
+  dtype = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}.get(config.dtype)
+  if dtype is None:
+    raise errors.ConfigError(
+        f"dtype {config.dtype!r}: expected 'float32' or 'bfloat16'")
+  model = load_model(model_path, dtype=dtype)
+  if model.tokenizer is None:
+    raise errors.CheckpointError(
+        f'{model_path} has no tokenizer files; the pipeline needs the chat '
+        'tokenizer saved with the model')
+  mcfg = model.config
+  sae = load_sae(sae_path)
+  check_sae_fits(sae, mcfg.d_model, mcfg.num_layers)
+  hydra_saes = []
+  for p in hydra_paths:
+    h = load_sae(p)
+    check_sae_fits(h, mcfg.d_model, mcfg.num_layers)
+    hydra_saes.append(h)
+  tok = model.tokenizer
+  m = config.metric
+  metric = metric_from(m.name, _token_ids(tok, m.refusal_tokens),
+                       _token_ids(tok, m.comply_tokens)
+                       if m.name == 'logit_diff' else ())
+  n_prefix, n_eoi = _template_lengths(tok, mcfg.bos_token_id)
+  data = config.data
+  if data.source == 'organism':
+    raw = _organism_instructions(data.seed)
+  elif data.source == 'files':
+    raw = _file_instructions(data)
+  else:
+    raise errors.ConfigError(
+        f"data.source {data.source!r}: expected 'organism' or 'files'")
+  rng = random.Random(config.seed)
+  sizes = {'train': data.n_train, 'val': data.n_val, 'test': data.n_test}
+  ctx = Context(config=config, model=model, sae=sae, hydra_saes=hydra_saes,
+                metric=metric, prompts={}, n_eoi=n_eoi, n_prefix=n_prefix,
+                chunks=Chunks(masks=config.chunks.masks,
+                              prompts=config.chunks.prompts))
+  for key, instructions in raw.items():
+    split = key.split('_')[1]
+    if not instructions:
+      raise errors.PromptError(f'no {key} prompts')
+    pool = list(instructions)
+    rng.shuffle(pool)
+    ps = ctx.encode(pool[:sizes[split] * (2 if data.filter and split != 'test'
+                                          else 1)])
+    if data.filter and split != 'test':
+      scores = refusal_scores(model, metric, ps, config.chunks.prompts)
+      thr = metric.threshold_default
+      keep = scores > thr if key.startswith('harmful') else scores < thr
+      idx = [i for i in np.flatnonzero(keep)][:sizes[split]]
+      if not idx:
+        raise errors.PromptError(
+            f'no {key} prompt passes the refusal filter; the model does not '
+            'refuse as expected (set data.filter=False to skip it)')
+      ps = ps.subset(idx)
+    ctx.prompts[key] = ps
+  return ctx

@@ -1,0 +1,148 @@
+"""Stage 1: the refusal direction and the SAE features nearest to it.
+
+Candidates r_{p,l} = mean_harmful - mean_harmless of resid_pre[l] at each
+post-instruction position p (Arditi et al. 2024), computed in one batched pass
+with float32 accumulation. Every candidate is scored with vmapped
+interventions (no Python loop over forward passes):
+
+* bypass: mean refusal metric on harmful validation prompts with r ablated
+  everywhere (lower = better jailbreak);
+* induce: mean refusal metric on harmless validation prompts with +r added at
+  resid_pre[l] (must be >= `induce_min` to count as a refusal direction);
+* kl: KL(clean || ablated) of last-position distributions on harmless
+  validation prompts (must be <= `kl_max`).
+
+Candidates in the last `prune_layer_fraction` of layers are dropped; the one
+with the lowest bypass score is kept. Then the SAE latents whose decoder rows
+are most cosine-similar to r (signed, largest first) are collected, or ranked
+by first-order attribution when `features.ranking = 'attribution'`.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from refusal_jax import errors
+from refusal_jax.interventions import attribution
+from refusal_jax.interventions.directions import ActAdd, DirectionalAblation
+from refusal_jax.interventions.directions import unit
+from refusal_jax.pipeline import directions
+from refusal_jax.pipeline.context import Context
+from refusal_jax.sweeps import engine
+from refusal_jax.sweeps.metrics import KLFromClean
+
+
+def _ablate(row, shared):
+  del shared
+  return DirectionalAblation(row)
+
+
+def _induce(row, shared):
+  return ActAdd(vector=row[0], coeff=shared, layer_weights=row[1])
+
+
+def candidate_directions(ctx: Context) -> np.ndarray:
+  """[P, L, D] difference-in-means candidates at the post-instruction tokens."""
+  cfg = ctx.config.direction
+  n_pos = cfg.n_positions or ctx.n_eoi
+  return directions.diff_in_means(
+      ctx.model.params, ctx.model.config,
+      (ctx.prompts['harmful_train'].ids, ctx.prompts['harmful_train'].mask),
+      (ctx.prompts['harmless_train'].ids, ctx.prompts['harmless_train'].mask),
+      layers=range(ctx.model.config.num_layers), n_positions=n_pos,
+      batch_size=ctx.chunks.prompts)
+
+
+def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
+  """Bypass, induce and KL scores of every candidate [C, D], vmapped."""
+  model, n_layers = ctx.model, ctx.model.config.num_layers
+  flat = cands.reshape(-1, cands.shape[-1])
+  layer_of = np.tile(np.arange(n_layers), cands.shape[0])
+  hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
+  kw = dict(metric=ctx.metric, chunks=ctx.chunks, progress=progress)
+  bypass = engine.sweep(model.params, model.config, hv.ids, hv.mask, flat,
+                        _ablate, **kw).mean(1)
+  induce = engine.sweep(
+      model.params, model.config, sv.ids, sv.mask,
+      (flat, np.eye(n_layers, dtype=np.float32)[layer_of]), _induce,
+      shared=jnp.float32(ctx.config.direction.induce_coeff), **kw).mean(1)
+  clean = model.forward(sv.ids, sv.mask, logits_at='last').logits[:, 0]
+  kw['metric'] = KLFromClean()
+  kl = engine.sweep(model.params, model.config, sv.ids, sv.mask, flat, _ablate,
+                    targets=np.asarray(clean), **kw).mean(1)
+  return dict(bypass=bypass, induce=induce, kl=kl, layer=layer_of,
+              position=np.repeat(np.arange(cands.shape[0]) - cands.shape[0],
+                                 n_layers))
+
+
+def select(ctx: Context, scores: dict) -> tuple[int, str]:
+  """Index of the chosen candidate and a note on how it was chosen."""
+  cfg = ctx.config.direction
+  n_layers = ctx.model.config.num_layers
+  max_layer = int(n_layers * (1.0 - cfg.prune_layer_fraction))
+  finite = np.isfinite(scores['bypass']) & np.isfinite(scores['kl']) & (
+      np.isfinite(scores['induce']))
+  layer_ok = finite & (scores['layer'] < max_layer)
+  ok = layer_ok & (scores['kl'] <= cfg.kl_max) & (
+      scores['induce'] >= cfg.induce_min)
+  note = 'passed all filters'
+  if not ok.any():
+    if not cfg.fallback or not layer_ok.any():
+      raise errors.ConfigError(
+          'no refusal-direction candidate passes the KL / induce filters; '
+          'relax direction.kl_max or direction.induce_min')
+    ok = layer_ok
+    note = 'no candidate passed the KL/induce filters; chose among all layers'
+    logging.warning('direction selection: %s', note)
+  best = int(np.argmin(np.where(ok, scores['bypass'], np.inf)))
+  return best, note
+
+
+def nearest_features(ctx: Context, direction: np.ndarray) -> dict:
+  """Top-K SAE latents by signed decoder cosine (or by attribution)."""
+  cfg = ctx.config.features
+  sae = ctx.sae
+  cos = np.asarray(unit(sae.W_dec.astype(jnp.float32)) @ unit(
+      jnp.asarray(direction)))
+  if cfg.ranking == 'cosine':
+    score = cos if cfg.signed else np.abs(cos)
+    order = np.argsort(-score)
+  elif cfg.ranking == 'attribution':
+    ps = ctx.prompts['harmful_train']
+    metric = ctx.metric
+    effect = np.asarray(attribution.latent_attribution(
+        ctx.model.params, ctx.model.config, sae, jnp.asarray(ps.ids),
+        jnp.asarray(ps.mask), lambda out: metric(out.logits[:, 0]).mean()))
+    score = -effect
+    order = np.argsort(effect)
+  else:
+    raise errors.ConfigError(
+        f"features.ranking {cfg.ranking!r}: expected 'cosine' or "
+        "'attribution'")
+  top = order[:cfg.top_k]
+  return dict(features=top.tolist(), cosine=cos[top].tolist(),
+              score=np.asarray(score)[top].tolist())
+
+
+def run(ctx: Context, progress=None) -> tuple[dict, dict]:
+  """Stage 1. Returns (JSON summary, arrays to save)."""
+  cands = candidate_directions(ctx)
+  scores = score_candidates(ctx, cands, progress)
+  best, note = select(ctx, scores)
+  direction = cands.reshape(-1, cands.shape[-1])[best]
+  feats = nearest_features(ctx, direction)
+  hv = ctx.prompts['harmful_val']
+  baseline = float(np.mean(np.asarray(ctx.metric(ctx.model.forward(
+      hv.ids, hv.mask, logits_at='last').logits[:, 0]))))
+  summary = dict(
+      layer=int(scores['layer'][best]),
+      position=int(scores['position'][best]),
+      bypass_score=float(scores['bypass'][best]),
+      induce_score=float(scores['induce'][best]),
+      kl=float(scores['kl'][best]), baseline_score=baseline,
+      selection_note=note, n_candidates=int(len(scores['bypass'])),
+      n_features=len(feats['features']), **feats)
+  arrays = dict(direction=direction, candidates=cands,
+                **{f'score_{k}': v for k, v in scores.items()})
+  return summary, arrays

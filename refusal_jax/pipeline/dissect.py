@@ -1,0 +1,144 @@
+"""The main job: all stages of the refusal dissection, resumable in a workdir.
+
+Each stage writes `DIR/<stage>.json` (its summary, written last and
+atomically, so its presence marks the stage as finished) and, when it has
+arrays, `DIR/<stage>.npz`. A rerun with the same config reuses finished
+stages; a different config in the same workdir is refused.
+
+Stages: direction (1), greedy (2), interactions (3), hydra (4),
+evaluation (5). The run ends with `DIR/summary.json` and `DIR/report.html`.
+"""
+
+import os
+import time
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from refusal_jax.pipeline import artifacts
+from refusal_jax.pipeline import context as context_lib
+from refusal_jax.pipeline import direction as direction_stage
+from refusal_jax.pipeline import evaluation as evaluation_stage
+from refusal_jax.pipeline import greedy as greedy_stage
+from refusal_jax.pipeline import hydra as hydra_stage
+from refusal_jax.pipeline import interactions as interactions_stage
+
+STAGES = ('direction', 'greedy', 'interactions', 'hydra', 'evaluation')
+
+
+class _Progress:
+  """A tqdm bar counting evaluations, closed at the end of a stage."""
+
+  def __init__(self, name: str, enabled: bool):
+    self._bar = None
+    if enabled:
+      import tqdm  # pylint: disable=g-import-not-at-top
+      self._bar = tqdm.tqdm(desc=name, unit='eval', leave=True)
+
+  def __call__(self, n: int):
+    if self._bar is not None:
+      self._bar.update(n)
+
+  def close(self):
+    if self._bar is not None:
+      self._bar.close()
+
+
+def _stage(workdir: str, name: str, fn, show_progress: bool):
+  """Runs `fn(progress) -> (summary, arrays)` unless its artifact exists."""
+  json_path = os.path.join(workdir, f'{name}.json')
+  npz_path = os.path.join(workdir, f'{name}.npz')
+  if os.path.exists(json_path):
+    logging.info('stage %s: reusing %s', name, json_path)
+    arrays = dict(np.load(npz_path)) if os.path.exists(npz_path) else {}
+    return artifacts.read_json(json_path), arrays
+  logging.info('stage %s: running', name)
+  start = time.time()
+  bar = _Progress(name, show_progress)
+  try:
+    summary, arrays = fn(bar)
+  finally:
+    bar.close()
+  summary = dict(summary, seconds=round(time.time() - start, 2))
+  if arrays:
+    artifacts.write_npz(npz_path, **arrays)
+  artifacts.write_json(json_path, summary)
+  logging.info('stage %s: done in %.1fs', name, summary['seconds'])
+  return summary, arrays
+
+
+def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float) -> dict:
+  """The summary.json dict (schema documented in README)."""
+  asr = s5['asr']
+  model_path, sae_path, _ = context_lib.resolve_paths(config)
+  return dict(
+      model=config.get('organism') and f'organism_{config.organism}' or
+      model_path,
+      model_path=model_path, sae=sae_path, sae_hook=ctx.sae.hook_name,
+      direction=dict(layer=s1['layer'], position=s1['position'],
+                     asr_baseline=asr['baseline'],
+                     asr_ablation=asr['direction_ablation'],
+                     kl=s1['kl'], bypass_score=s1['bypass_score'],
+                     induce_score=s1['induce_score']),
+      stage1=dict(n_features=s1['n_features'], features=s1['features']),
+      stage2=dict(features=s2['features'], asr=asr['stage2'],
+                  n_features=len(s2['features']), flips=s2['flips']),
+      stage3=dict(fm_features=s3['fm_features'], fm_asr=asr['fm'],
+                  linear_probe_features=s3['linear_probe_features'],
+                  linear_probe_asr=asr['linear_probe'],
+                  fm_val_loss=s3['fm_val_loss'],
+                  linear_val_loss=s3['linear_val_loss'],
+                  n_pool=s3['n_pool'], n_masks=s3['n_masks']),
+      hydra=dict(n_redundant=s4['n_redundant'],
+                 n_awakened=s4['n_awakened'],
+                 token_positions=s4['token_positions'],
+                 note=s4.get('note')),
+      ce_loss=s5['ce_loss'],
+      n_prompts={k: len(v) for k, v in ctx.prompts.items()},
+      seconds=round(seconds, 1),
+      provenance=artifacts.provenance())
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *,
+        show_progress: bool = True) -> dict:
+  """Runs (or resumes) every stage and writes summary.json and report.html.
+
+  Args:
+    config: the experiment config (see configs/dissect_base.py).
+    workdir: output directory.
+    show_progress: draw progress bars.
+
+  Returns:
+    The summary dict.
+
+  Raises:
+    errors.RefusalJaxError: on bad input, with a one-line message.
+  """
+  start = time.time()
+  artifacts.claim_workdir(workdir, config.to_dict())
+  ctx = context_lib.build_context(config)
+  stage = lambda name, fn: _stage(workdir, name, fn, show_progress)
+  s1, a1 = stage('direction', lambda p: direction_stage.run(ctx, p))
+  s2, _ = stage('greedy', lambda p: (greedy_stage.run(
+      ctx, s1['features'], p), {}))
+  s3, _ = stage('interactions', lambda p: interactions_stage.run(
+      ctx, s2['features'], p))
+  s4, _ = stage('hydra', lambda p: (hydra_stage.run(
+      ctx, s3['fm_features'], p), {}))
+  sets = {'stage2': s2['features'], 'fm': s3['fm_features'],
+          'linear_probe': s3['linear_probe_features']}
+
+  def evaluate(progress):
+    summary, texts = evaluation_stage.run(ctx, a1['direction'], sets,
+                                          progress)
+    artifacts.write_json(os.path.join(workdir, 'completions.json'), texts)
+    return summary, {}
+
+  s5, _ = stage('evaluation', evaluate)
+  summary = summarize(config, ctx, s1, s2, s3, s4, s5, time.time() - start)
+  artifacts.write_json(os.path.join(workdir, 'summary.json'), summary)
+  from refusal_jax.pipeline import report  # pylint: disable=g-import-not-at-top
+  report.write_report(workdir, summary, ctx)
+  return summary
+

@@ -1,0 +1,103 @@
+"""Stage 4: redundant ("hydra") features that stay silent until others are ablated.
+
+With the ablation set S (the stage-3 FM set) edited at the searched SAE's
+site, the latents of each downstream SAE H are compared with the clean run on
+the harmful prompts:
+
+* dormant: never active (max over prompts and real tokens is 0) when clean;
+* awakened: dormant and active (> `hydra.eps`) once S is ablated;
+* redundant: awakened, and ablating it at H on top of S lowers the mean refusal
+  metric by more than `hydra.min_effect` (it was compensating for S).
+
+For the redundant features we report where they fire under the ablation: the
+BOS token, the other chat-template tokens, or the instruction's tokens.
+A downstream SAE is needed: ablations at one site cannot change that same
+site's latents on the prompt.
+"""
+
+import numpy as np
+
+from refusal_jax.interventions.sae_edit import SAEEdit
+from refusal_jax.pipeline import latents
+from refusal_jax.pipeline.context import Context
+from refusal_jax.sweeps import engine
+
+
+def _set_plus_one(row, shared):
+  sae, set_mask, hydra_sae = shared
+  return (SAEEdit(sae=sae, latent_mask=set_mask),
+          SAEEdit(sae=hydra_sae, latent_mask=row))
+
+
+def token_classes(ps, n_prefix: int, n_eoi: int) -> np.ndarray:
+  """[B, T] 0 = padding, 1 = BOS, 2 = other template token, 3 = instruction."""
+  cls = np.zeros(ps.mask.shape, np.int8)
+  for b in range(len(ps)):
+    real = np.flatnonzero(ps.mask[b])
+    if not len(real):
+      continue
+    cls[b, real] = 3
+    cls[b, real[:n_prefix]] = 2
+    cls[b, real[-n_eoi:]] = 2
+    cls[b, real[0]] = 1
+  return cls
+
+
+def _downstream(ctx: Context):
+  order = {'resid_pre': 0, 'attn_out': 1, 'mlp_out': 2, 'resid_post': 3}
+  key = lambda s: (s.layer, order[s.site])
+  return [h for h in ctx.hydra_saes if key(h) > key(ctx.sae)]
+
+
+def run(ctx: Context, ablate: list[int], progress=None) -> dict:
+  """Stage 4. Returns the JSON summary."""
+  cfg = ctx.config.hydra
+  hydras = _downstream(ctx)
+  if not hydras or not ablate:
+    return dict(n_redundant=0, n_awakened=0, token_positions={},
+                redundant=[], note=('no SAE downstream of the searched site'
+                                    if not hydras else 'empty ablation set'))
+  ps = ctx.prompts['harmful_train']
+  ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
+  set_mask = np.zeros(ctx.sae.d_sae, np.float32)
+  set_mask[ablate] = 1.0
+  edit = SAEEdit(sae=ctx.sae, latent_mask=set_mask)
+  classes = token_classes(ps, ctx.n_prefix, ctx.n_eoi)
+  names = {1: 'bos', 2: 'template', 3: 'instruction'}
+  counts = {v: 0.0 for v in names.values()}
+  redundant, n_awake, per_sae = [], 0, []
+  base = ctx.metric(ctx.model.forward(ps.ids, ps.mask, interventions=edit,
+                                      logits_at='last').logits[:, 0])
+  base = float(np.mean(np.asarray(base)))
+  for h in hydras:
+    clean = latents.site_latents(ctx.model, h, ps, ctx.chunks.prompts)
+    ablated = latents.site_latents(ctx.model, h, ps, ctx.chunks.prompts,
+                                   interventions=edit)
+    dormant = ~latents.active_latents(clean)
+    awake = np.flatnonzero(dormant & latents.active_latents(ablated, cfg.eps))
+    awake = awake[np.argsort(-ablated.max(axis=(0, 1))[awake])][
+        :cfg.max_candidates]
+    n_awake += len(awake)
+    if not len(awake):
+      per_sae.append(dict(hook=h.hook_name, n_awakened=0, n_redundant=0))
+      continue
+    rows = np.eye(h.d_sae, dtype=np.float32)[awake]
+    vals = engine.sweep(
+        ctx.model.params, ctx.model.config, ps.ids, ps.mask, rows,
+        _set_plus_one, shared=(ctx.sae, set_mask, h), metric=ctx.metric,
+        start_layer=ctx.sae.layer, chunks=ctx.chunks, progress=progress)
+    effect = vals.mean(1) - base
+    red = awake[effect < -cfg.min_effect]
+    for a in red:
+      fires = ablated[..., a] > cfg.eps
+      for c, name in names.items():
+        counts[name] += float((fires & (classes == c)).sum())
+      redundant.append(dict(hook=h.hook_name, latent=int(a), effect=float(
+          effect[list(awake).index(a)])))
+    per_sae.append(dict(hook=h.hook_name, n_awakened=int(len(awake)),
+                        n_redundant=int(len(red))))
+  total = sum(counts.values())
+  fractions = {k: (v / total if total else 0.0) for k, v in counts.items()}
+  return dict(n_redundant=len(redundant), n_awakened=n_awake,
+              token_positions=fractions, redundant=redundant,
+              per_sae=per_sae, set_metric=base)
