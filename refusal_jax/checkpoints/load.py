@@ -5,6 +5,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from refusal_jax import errors
@@ -12,6 +13,7 @@ from refusal_jax.checkpoints import hf_mapping
 from refusal_jax.checkpoints.safetensors_io import TensorReader
 from refusal_jax.models import config as config_lib
 from refusal_jax.models import transformer
+from refusal_jax.parallel import mesh as mesh_lib
 
 # Weights transformers may store that carry no parameters of their own.
 _IGNORABLE_SUFFIXES = ('.rotary_emb.inv_freq',)
@@ -66,18 +68,24 @@ def read_config(directory: str) -> config_lib.ModelConfig:
 
 
 def load_params(directory: str, config: config_lib.ModelConfig,
-                dtype=jnp.float32) -> transformer.Params:
+                dtype=jnp.float32, mesh=None) -> transformer.Params:
   """Reads every parameter of `config` from the safetensors in `directory`.
 
   Each tensor is read lazily, transformed to this port's layout and cast to
   `dtype`. Every checkpoint key must be used and every parameter filled.
+  With a `mesh`, each parameter is placed directly into the sharding that
+  parallel/mesh.py's rules give it: only one tensor at a time is held on the
+  host, and each device receives only its shard.
 
   Raises:
     errors.CheckpointError: on missing, unexpected or misshapen tensors and on
       unreadable files.
   """
   table = hf_mapping.param_table(config)
-  abstract = nnx.to_flat_state(transformer.abstract_params(config, dtype))
+  abstract_state = transformer.abstract_params(config, dtype)
+  abstract = nnx.to_flat_state(abstract_state)
+  shardings = (None if mesh is None else
+               mesh_lib.param_shardings(abstract_state, mesh))
   with TensorReader(directory) as reader:
     keys = set(reader.keys())
     wanted = {e.hf_key for e in table.values()}
@@ -105,7 +113,13 @@ def load_params(directory: str, config: config_lib.ModelConfig,
             f'tensor {entry.hf_key} has shape {tuple(reader.shape(entry.hf_key))}'
             f', which does not fit the config (expected {tuple(var.shape)} '
             'after transposition)')
-      leaves.append((path, var.replace(jnp.asarray(value, dtype))))
+      if shardings is None:
+        value = jnp.asarray(value, dtype)
+      else:
+        host = np.asarray(jnp.asarray(value, dtype))
+        value = jax.make_array_from_callback(
+            host.shape, shardings[path], lambda idx, host=host: host[idx])
+      leaves.append((path, var.replace(value)))
   return nnx.from_flat_state(leaves)
 
 

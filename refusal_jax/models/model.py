@@ -96,8 +96,8 @@ class Model:
         eos_ids=eos, pad_id=pad))
 
 
-def load_model(path: str, *, dtype=jnp.float32,
-               tokenizer: bool = True) -> Model:
+def load_model(path: str, *, dtype=jnp.float32, tokenizer: bool = True,
+               mesh=None) -> Model:
   """Loads a transformers Gemma-2 or Llama-3.x checkpoint directory.
 
   Args:
@@ -107,6 +107,8 @@ def load_model(path: str, *, dtype=jnp.float32,
     dtype: parameter dtype (e.g. jnp.float32, jnp.bfloat16).
     tokenizer: also load the AutoTokenizer saved in the same directory, when
       its files are there.
+    mesh: optional jax.sharding.Mesh (parallel.mesh.make_mesh); parameters
+      are placed directly into their shardings while being read.
 
   Returns:
     A Model.
@@ -116,7 +118,7 @@ def load_model(path: str, *, dtype=jnp.float32,
   """
   directory = load_lib.resolve_checkpoint_dir(path)
   config = load_lib.read_config(directory)
-  params = load_lib.load_params(directory, config, dtype)
+  params = load_lib.load_params(directory, config, dtype, mesh=mesh)
   tok = None
   if tokenizer and any(os.path.exists(os.path.join(directory, f))
                        for f in _TOKENIZER_FILES):

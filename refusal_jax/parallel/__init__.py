@@ -1,0 +1,1 @@
+"""Meshes, logical axis rules and multi-host setup (JAX's own SPMD runtime)."""

@@ -1,0 +1,82 @@
+"""The whole pipeline on a tiny config: schema, resume, refusal to mix configs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tiny_setup
+from refusal_jax import errors
+from refusal_jax.pipeline import dissect
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+  root = tmp_path_factory.mktemp('tiny')
+  config = tiny_setup.build(str(root))
+  workdir = str(root / 'run')
+  summary = dissect.run(config, workdir, show_progress=False)
+  return config, workdir, summary
+
+
+def test_summary_has_the_documented_schema(tiny):
+  _, workdir, summary = tiny
+  on_disk = json.load(open(os.path.join(workdir, 'summary.json')))
+  assert on_disk == json.loads(json.dumps(summary))
+  for key in ('model', 'sae', 'direction', 'stage1', 'stage2', 'stage3',
+              'hydra', 'ce_loss', 'n_prompts', 'seconds'):
+    assert key in summary
+  assert set(summary['direction']) >= {'layer', 'position', 'asr_baseline',
+                                       'asr_ablation'}
+  assert set(summary['stage3']) >= {'fm_features', 'fm_asr',
+                                    'linear_probe_features',
+                                    'linear_probe_asr', 'fm_val_loss',
+                                    'linear_val_loss'}
+  assert set(summary['ce_loss']) == {'baseline', 'direction_ablation',
+                                     'feature_ablation'}
+  asrs = [summary['direction']['asr_baseline'],
+          summary['direction']['asr_ablation'], summary['stage2']['asr'],
+          summary['stage3']['fm_asr'], summary['stage3']['linear_probe_asr']]
+  assert all(0.0 <= a <= 1.0 for a in asrs)
+  assert summary['stage1']['n_features'] == 8
+  assert 1 <= len(summary['stage2']['features']) <= 8
+  assert set(summary['stage2']['features']) <= set(
+      summary['stage1']['features'])
+  assert summary['hydra']['n_awakened'] >= summary['hydra']['n_redundant']
+  assert os.path.exists(os.path.join(workdir, 'report.html'))
+
+
+def test_rerun_reuses_finished_stages(tiny):
+  config, workdir, summary = tiny
+  stamps = {f: os.path.getmtime(os.path.join(workdir, f))
+            for f in ('direction.json', 'greedy.json', 'evaluation.json')}
+  again = dissect.run(config, workdir, show_progress=False)
+  for f, t in stamps.items():
+    assert os.path.getmtime(os.path.join(workdir, f)) == t
+  strip = lambda s: {k: v for k, v in s.items() if k != 'seconds'}
+  assert strip(again) == strip(summary)
+
+
+def test_a_different_config_is_refused(tiny):
+  config, workdir, _ = tiny
+  other = config.copy_and_resolve_references()
+  other.features.top_k = 7
+  with pytest.raises(errors.ConfigError, match='different config'):
+    dissect.run(other, workdir, show_progress=False)
+
+
+def test_binary_reports_bad_input_in_one_line(tmp_path):
+  cmd = [sys.executable, '-m', 'experiments.dissect',
+         '--config=configs/dissect_organism_llama.py',
+         '--config.organism=', f'--config.model_path={tmp_path}/missing',
+         f'--config.sae_path={tmp_path}/sae', f'--workdir={tmp_path}/w']
+  res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+  assert res.returncode == 1
+  err = [l for l in res.stderr.splitlines() if l.startswith('error:')]
+  assert len(err) == 1 and 'does not exist' in err[0]
+  assert 'Traceback' not in res.stderr
