@@ -4,14 +4,11 @@ python -m experiments.dissect --config=configs/dissect_organism_llama.py \
     --workdir=workdir/organism_llama
 """
 
-import sys
-
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
-from refusal_jax import errors
+from experiments import common
 from refusal_jax.pipeline import dissect
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -19,19 +16,13 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.',
                                required=True)
-_DEBUG = flags.DEFINE_bool('debug', False,
-                           'Show Python tracebacks for input errors.')
 
 
+@common.main_wrapper
 def main(argv):
   del argv
-  try:
-    summary = dissect.run(_CONFIG.value, _WORKDIR.value)
-  except errors.RefusalJaxError as e:
-    if _DEBUG.value or logging.get_verbosity() >= logging.DEBUG:
-      raise
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  summary = dissect.run(_CONFIG.value, _WORKDIR.value,
+                        mesh=common.mesh_from_flags())
   print(f"summary: {_WORKDIR.value}/summary.json")
   print(f"report:  {_WORKDIR.value}/report.html")
   print(f"direction ablation ASR {summary['direction']['asr_ablation']:.2f}, "

@@ -1,6 +1,7 @@
 """Workdir artifacts: atomic writes, provenance, and refusal to mix configs.
 
-Every artifact is written to a temporary file in the same directory and
+Only process 0 writes (every process of a multi-host run computes the same
+gathered results). Every artifact is written to a temporary file in the same directory and
 renamed into place, so a killed run never leaves a half-written file. The
 workdir remembers the fingerprint of the config that created it; a rerun
 with a different config raises instead of mixing results.
@@ -24,6 +25,8 @@ CONFIG_FILE = 'config.json'
 
 def write_json(path: str, obj: Any) -> None:
   """Writes JSON atomically (write to a temp file, then rename)."""
+  if jax.process_index() != 0:
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
@@ -41,6 +44,8 @@ def write_json(path: str, obj: Any) -> None:
 
 def write_npz(path: str, **arrays) -> None:
   """Writes an .npz atomically."""
+  if jax.process_index() != 0:
+    return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.npz', dir=directory)

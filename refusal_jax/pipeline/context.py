@@ -163,8 +163,12 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
   return model_path, sae_path, hydra
 
 
-def build_context(config: ml_collections.ConfigDict) -> Context:
+def build_context(config: ml_collections.ConfigDict, mesh=None) -> Context:
   """Loads the model, SAEs and prompts named by `config`.
+
+  Args:
+    config: the experiment config.
+    mesh: optional device mesh; parameters are loaded into their shardings.
 
   Raises:
     errors.RefusalJaxError: with a one-line message on any bad input.
@@ -174,7 +178,7 @@ def build_context(config: ml_collections.ConfigDict) -> Context:
   if dtype is None:
     raise errors.ConfigError(
         f"dtype {config.dtype!r}: expected 'float32' or 'bfloat16'")
-  model = load_model(model_path, dtype=dtype)
+  model = load_model(model_path, dtype=dtype, mesh=mesh)
   if model.tokenizer is None:
     raise errors.CheckpointError(
         f'{model_path} has no tokenizer files; the pipeline needs the chat '

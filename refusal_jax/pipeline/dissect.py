@@ -101,13 +101,14 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float) -> dict:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,
-        show_progress: bool = True) -> dict:
+        show_progress: bool = True, mesh=None) -> dict:
   """Runs (or resumes) every stage and writes summary.json and report.html.
 
   Args:
     config: the experiment config (see configs/dissect_base.py).
     workdir: output directory.
     show_progress: draw progress bars.
+    mesh: optional device mesh (parallel/mesh.py) for sharded parameters.
 
   Returns:
     The summary dict.
@@ -117,7 +118,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   """
   start = time.time()
   artifacts.claim_workdir(workdir, config.to_dict())
-  ctx = context_lib.build_context(config)
+  ctx = context_lib.build_context(config, mesh)
   stage = lambda name, fn: _stage(workdir, name, fn, show_progress)
   s1, a1 = stage('direction', lambda p: direction_stage.run(ctx, p))
   s2, _ = stage('greedy', lambda p: (greedy_stage.run(

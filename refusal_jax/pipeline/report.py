@@ -1,0 +1,774 @@
+"""The run's self-contained HTML report, `workdir/report.html`.
+
+Sections, in order: the header (model, SAE, prompt counts, timings,
+provenance); the paper's two tables (jailbreak success per condition, CE loss
+per intervention); one figure per stage (stage-1 candidate scores, the stage-2
+greedy trajectory, stage-3 factorization machine vs linear probe, latent
+activations over prompt tokens); a card per reported feature; the hydra
+findings; example completions.
+
+The file loads nothing: the CSS is inline and every figure is a PNG drawn with
+matplotlib's Agg canvas and embedded as a base64 data URI. Missing artifacts
+and empty feature sets are reported as such instead of failing.
+"""
+
+import base64
+import html
+import io
+import json
+import os
+import tempfile
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from refusal_jax.pipeline import latents
+from refusal_jax.pipeline.context import Context
+
+MAX_CARDS = 24
+TOP_TOKENS = 6
+CONTEXT_BEFORE = 6
+CONTEXT_AFTER = 2
+N_HEATMAP_PROMPTS = 3
+MAX_HEATMAP_TOKENS = 64
+N_EXAMPLES = 3
+MAX_COMPLETION_CHARS = 600
+
+SET_LABELS = {'stage2': 'stage-2 minimal set', 'fm': 'FM set',
+              'linear_probe': 'linear-probe set'}
+CONDITION_LABELS = {'baseline': 'baseline',
+                    'direction_ablation': 'direction ablation', **SET_LABELS}
+SET_COLORS = {'stage2': '#1f77b4', 'fm': '#d62728', 'linear_probe': '#2ca02c'}
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,
+sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;
+margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;
+vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:
+tabular-nums}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.9em;color:#555}
+.muted{color:#777}.note{background:#fff8e1;border-left:4px solid #f0c000;
+padding:.4em .8em}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));
+gap:1em}
+.card{border:1px solid #ccc;border-radius:6px;padding:.6em .9em;
+background:#fcfcfc}
+.card h3{margin:.1em 0 .4em 0}.card table{font-size:.85em;width:100%}
+.badge{display:inline-block;border-radius:3px;padding:0 .4em;margin-right:.3em;
+color:#fff;font-size:.8em}
+.ctx{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;
+font-size:.85em}
+mark{background:#ffd54f;padding:0 1px}
+.completion{white-space:pre-wrap;font-family:ui-monospace,Menlo,Consolas,
+monospace;font-size:.85em}
+"""
+
+
+class Html(str):
+  """A string that is already HTML and must not be escaped again."""
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+
+
+def esc(x) -> str:
+  """HTML-escapes `x` (after `fmt`) unless it is already `Html`."""
+  return x if isinstance(x, Html) else html.escape(fmt(x), quote=True)
+
+
+def fmt(x, digits: int = 3) -> str:
+  """Numbers to fixed decimals, None to a dash, anything else to str."""
+  if x is None:
+    return '\u2013'
+  if isinstance(x, (bool, np.bool_)):
+    return 'yes' if x else 'no'
+  if isinstance(x, (float, np.floating)):
+    return f'{float(x):.{digits}f}' if np.isfinite(x) else str(float(x))
+  return str(x)
+
+
+def table(header, rows, table_id: str | None = None) -> str:
+  """An HTML table; numeric cells are right-aligned."""
+  tid = f' id="{esc(table_id)}"' if table_id else ''
+  head = ''.join(f'<th>{esc(h)}</th>' for h in header)
+  body = []
+  for row in rows:
+    cells = []
+    for c in row:
+      num = isinstance(c, (int, float, np.integer, np.floating)) and (
+          not isinstance(c, bool))
+      cells.append(f'<td class="num">{esc(c)}</td>' if num else
+                   f'<td>{esc(c)}</td>')
+    body.append('<tr>' + ''.join(cells) + '</tr>')
+  return (f'<table{tid}><thead><tr>{head}</tr></thead><tbody>'
+          + ''.join(body) + '</tbody></table>')
+
+
+def section(title: str, anchor: str, *parts) -> str:
+  return (f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>'
+          + ''.join(p for p in parts if p) + '</section>')
+
+
+def para(text, cls: str | None = None) -> str:
+  c = f' class="{cls}"' if cls else ''
+  return f'<p{c}>{esc(text)}</p>'
+
+
+def new_figure(width: float, height: float) -> Figure:
+  """A matplotlib Figure on the Agg canvas (no pyplot, no global state)."""
+  fig = Figure(figsize=(width, height), dpi=100, layout='constrained')
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def png_uri(fig: Figure) -> str:
+  """The figure as a `data:image/png;base64,...` URI."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', metadata={'Software': None})
+  return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
+
+
+def image(fig: Figure, caption: str) -> str:
+  return (f'<figure><img alt="{esc(caption)}" src="{png_uri(fig)}">'
+          f'<figcaption>{esc(caption)}</figcaption></figure>')
+
+
+def plain(text: str) -> str:
+  """Text safe for matplotlib labels (no mathtext)."""
+  return str(text).replace('$', r'\$')
+
+
+def token_label(text: str) -> str:
+  """A token's text for a plot axis: escapes newlines, marks spaces."""
+  text = text.replace('\n', '\\n').replace('\t', '\\t')
+  return text if text.strip() else repr(text)[1:-1] or "''"
+
+
+def read_json(workdir: str, name: str):
+  path = os.path.join(workdir, f'{name}.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_npz(workdir: str, name: str) -> dict:
+  path = os.path.join(workdir, f'{name}.npz')
+  if not os.path.exists(path):
+    return {}
+  with np.load(path) as z:
+    return {k: z[k] for k in z.files}
+
+
+def write_atomic(path: str, text: str) -> None:
+  """Writes text to a temp file in the same directory, then renames it."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.html', dir=directory)
+  try:
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+# --------------------------------------------------------------------------
+# Inputs
+
+
+def load_artifacts(workdir: str) -> dict:
+  """Every stage artifact the report reads ({} where one is missing)."""
+  arts = {name: read_json(workdir, name) for name in (
+      'direction', 'greedy', 'interactions', 'hydra', 'evaluation',
+      'completions')}
+  arts['direction_npz'] = read_npz(workdir, 'direction')
+  arts['interactions_npz'] = read_npz(workdir, 'interactions')
+  return arts
+
+
+def feature_sets(summary: dict, arts: dict) -> dict[str, list[int]]:
+  """{'stage2', 'fm', 'linear_probe'}: latent lists (summary first)."""
+  s2 = summary.get('stage2') or {}
+  s3 = summary.get('stage3') or {}
+  inter = arts['interactions']
+  sets = {
+      'stage2': s2.get('features', arts['greedy'].get('features')),
+      'fm': s3.get('fm_features', inter.get('fm_features')),
+      'linear_probe': s3.get('linear_probe_features',
+                             inter.get('linear_probe_features')),
+  }
+  return {k: [int(a) for a in (v or [])] for k, v in sets.items()}
+
+
+def reported_features(sets: dict[str, list[int]]) -> list[int]:
+  """Union of the sets in order (stage 2, FM, probe), capped at MAX_CARDS."""
+  union = dict.fromkeys(a for name in SET_LABELS for a in sets[name])
+  return list(union)[:MAX_CARDS]
+
+
+def token_texts(tokenizer, ids) -> list[str]:
+  """The decoded text of each token id."""
+  return [tokenizer.decode([int(i)]) for i in ids]
+
+
+def feature_activations(ctx: Context, ps, feats: list[int]) -> list[tuple]:
+  """Per prompt: (real token ids [T], activations of `feats` [T, F])."""
+  out = []
+  bs = max(1, int(ctx.chunks.prompts))
+  cols = np.asarray(feats, np.int64)
+  for i in range(0, len(ps), bs):
+    sub = ps.subset(range(i, min(i + bs, len(ps))))
+    f = latents.site_latents(ctx.model, ctx.sae, sub, bs)[..., cols]
+    for b in range(len(sub)):
+      real = sub.mask[b].astype(bool)
+      out.append((sub.ids[b][real], f[b][real]))
+  return out
+
+
+def decoder_cosines(sae, direction, feats: list[int]) -> np.ndarray | None:
+  """Cosine of each latent's decoder row with the refusal direction."""
+  if direction is None or not feats:
+    return None
+  w = np.asarray(sae.W_dec, np.float32)[np.asarray(feats)]
+  d = np.asarray(direction, np.float32)
+  d = d / (np.linalg.norm(d) + 1e-12)
+  return (w @ d) / (np.linalg.norm(w, axis=1) + 1e-12)
+
+
+# --------------------------------------------------------------------------
+# Header and the paper's tables
+
+
+def header(summary: dict, arts: dict) -> str:
+  """Title, run facts, stage timings and provenance."""
+  facts = [
+      ('model', summary.get('model')),
+      ('model path', summary.get('model_path')),
+      ('SAE', summary.get('sae')),
+      ('SAE hook', summary.get('sae_hook')),
+      ('total seconds', summary.get('seconds')),
+  ]
+  counts = summary.get('n_prompts') or {}
+  stage_secs = [(name, arts[name].get('seconds')) for name in (
+      'direction', 'greedy', 'interactions', 'hydra', 'evaluation')
+                if arts[name]]
+  prov = summary.get('provenance') or {}
+  return (
+      f'<h1>Refusal dissection: {esc(summary.get("model"))}</h1>'
+      + table(('', ''), facts, 'run-facts')
+      + '<h3>Prompts</h3>'
+      + table(('set', 'prompts'), sorted(counts.items()), 'prompt-counts')
+      + ('<h3>Stage timings (s)</h3>'
+         + table(('stage', 'seconds'), stage_secs) if stage_secs else '')
+      + '<h3>Provenance</h3>'
+      + table(('', ''), sorted(prov.items()), 'provenance'))
+
+
+def asr_table(summary: dict, arts: dict, sets: dict) -> str:
+  """Table (a): jailbreak success rate per condition, with set sizes."""
+  d = summary.get('direction') or {}
+  s2 = summary.get('stage2') or {}
+  s3 = summary.get('stage3') or {}
+  asr_eval = arts['evaluation'].get('asr') or {}
+  asr = {
+      'baseline': d.get('asr_baseline', asr_eval.get('baseline')),
+      'direction_ablation': d.get('asr_ablation',
+                                  asr_eval.get('direction_ablation')),
+      'stage2': s2.get('asr', asr_eval.get('stage2')),
+      'fm': s3.get('fm_asr', asr_eval.get('fm')),
+      'linear_probe': s3.get('linear_probe_asr',
+                             asr_eval.get('linear_probe')),
+  }
+  n = arts['evaluation'].get('n_harmful_test')
+  sizes = {'baseline': 'none', 'direction_ablation': '1 direction',
+           **{k: len(v) for k, v in sets.items()}}
+  names = list(CONDITION_LABELS)
+  rows = [['ASR'] + [asr[k] for k in names],
+          ['features ablated'] + [sizes[k] for k in names]]
+  if n:
+    rows.insert(1, ['jailbroken / prompts'] + [
+        '\u2013' if asr[k] is None else f'{round(asr[k] * n)} / {n}'
+        for k in names])
+  return ('<h3>(a) Jailbreak success (ASR) on the harmful test prompts</h3>'
+          + table([''] + [CONDITION_LABELS[k] for k in names], rows,
+                  'asr-table'))
+
+
+def ce_table(summary: dict, arts: dict) -> str:
+  """Table (b): CE loss on the model's own harmless completions."""
+  ce = summary.get('ce_loss') or arts['evaluation'].get('ce_loss') or {}
+  names = ('baseline', 'direction_ablation', 'feature_ablation')
+  labels = ('baseline', 'direction ablation', 'feature ablation (stage 2)')
+  base = ce.get('baseline')
+  rows = [['CE loss'] + [ce.get(k) for k in names]]
+  if base is not None:
+    rows.append(['\u0394 vs baseline'] + [
+        None if ce.get(k) is None else ce[k] - base for k in names])
+  n = arts['evaluation'].get('n_ce_prompts')
+  note = para(f'Mean per-token cross-entropy of the model\'s own greedy '
+              f'completions of {n or "the"} harmless test prompts, '
+              'teacher-forced under each intervention.', 'muted')
+  return ('<h3>(b) CE loss</h3>' + table([''] + list(labels), rows,
+                                          'ce-table') + note)
+
+
+# --------------------------------------------------------------------------
+# Stage 1
+
+
+def score_grid(positions, layers, values) -> tuple[np.ndarray, np.ndarray]:
+  """[P, L] grid of candidate scores (NaN where not finite or missing)."""
+  pos_axis = np.unique(positions)
+  grid = np.full((len(pos_axis), int(layers.max()) + 1), np.nan)
+  vals = np.where(np.isfinite(values), values, np.nan)
+  grid[np.searchsorted(pos_axis, positions), layers] = vals
+  return pos_axis, grid
+
+
+def candidate_plot(npz: dict, layer, position) -> str:
+  """Heatmaps of bypass / induce / KL over (position, layer)."""
+  pos = np.asarray(npz['score_position']).astype(int)
+  lay = np.asarray(npz['score_layer']).astype(int)
+  panels = (('score_bypass', 'bypass (lower = stronger jailbreak)', 'viridis'),
+            ('score_induce', 'induce (harmless + r)', 'magma'),
+            ('score_kl', 'KL on harmless (ablated)', 'cividis'))
+  fig = new_figure(13, 3.2)
+  axes = fig.subplots(1, 3)
+  for ax, (key, title, cmap) in zip(axes, panels):
+    pos_axis, grid = score_grid(pos, lay, np.asarray(npz[key], np.float64))
+    im = ax.imshow(grid, aspect='auto', origin='lower', cmap=cmap,
+                   interpolation='nearest')
+    fig.colorbar(im, ax=ax)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel('layer')
+    ax.set_ylabel('position')
+    ax.set_yticks(range(len(pos_axis)), labels=[str(p) for p in pos_axis])
+    if layer is not None and position in pos_axis:
+      ax.plot(layer, int(np.searchsorted(pos_axis, position)), marker='*',
+              color='red', markersize=14, markeredgecolor='white')
+  return image(fig, 'Stage 1: refusal-direction candidates by layer and '
+               'post-instruction position; the star marks the chosen one.')
+
+
+def stage1(arts: dict) -> str:
+  """The chosen direction and the candidate-score heatmaps."""
+  s1, npz = arts['direction'], arts['direction_npz']
+  if not s1:
+    return section('Stage 1: refusal direction', 'stage1',
+                   para('direction.json is missing.', 'muted'))
+  facts = [(k, s1.get(k)) for k in (
+      'layer', 'position', 'bypass_score', 'induce_score', 'kl',
+      'baseline_score', 'n_candidates', 'n_features', 'selection_note')]
+  needed = ('score_bypass', 'score_induce', 'score_kl', 'score_layer',
+            'score_position')
+  plot = (candidate_plot(npz, s1.get('layer'), s1.get('position'))
+          if all(k in npz for k in needed) and len(npz['score_layer'])
+          else para('No candidate scores saved.', 'muted'))
+  return section('Stage 1: refusal direction', 'stage1',
+                 table(('', ''), facts, 'direction-facts'), plot)
+
+
+# --------------------------------------------------------------------------
+# Stage 2
+
+
+def trajectory_plot(traj: list[dict], threshold, order: str) -> str:
+  """Set size vs mean refusal metric and fraction of flipped prompts."""
+  size = [t['size'] for t in traj]
+  fig = new_figure(7, 3.4)
+  ax = fig.subplots()
+  ax.plot(size, [t['mean_metric'] for t in traj], 'o-', color='#1f77b4',
+          label='mean metric')
+  if threshold is not None:
+    ax.axhline(threshold, color='#1f77b4', ls=':', lw=1,
+               label='flip threshold')
+  ax.set_xlabel('set size')
+  ax.set_ylabel('mean refusal metric', color='#1f77b4')
+  ax2 = ax.twinx()
+  ax2.plot(size, [t['flip_fraction'] for t in traj], 's--', color='#d62728',
+           label='flip fraction')
+  ax2.set_ylabel('fraction of prompts flipped', color='#d62728')
+  ax2.set_ylim(-0.05, 1.05)
+  if order == 'backward' and len(size) > 1:
+    ax.invert_xaxis()
+  handles = ax.get_legend_handles_labels()
+  handles2 = ax2.get_legend_handles_labels()
+  ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], fontsize=8,
+            loc='best')
+  return image(fig, f'Stage 2: greedy {order} trajectory (the last point is '
+               'the minimal set).')
+
+
+def stage2(arts: dict, sets: dict) -> str:
+  g = arts['greedy']
+  if not g:
+    return section('Stage 2: greedy minimal set', 'stage2',
+                   para('greedy.json is missing.', 'muted'))
+  facts = [('order', g.get('order')), ('features', len(sets['stage2'])),
+           ('flips', g.get('flips')), ('threshold', g.get('threshold')),
+           ('mean metric', g.get('mean_metric')),
+           ('flip fraction', g.get('flip_fraction')),
+           ('prompts', g.get('n_prompts'))]
+  traj = g.get('trajectory') or []
+  plot = (trajectory_plot(traj, g.get('threshold'), g.get('order', ''))
+          if traj else para('No trajectory recorded.', 'muted'))
+  latents_text = para('Minimal set: ' + (', '.join(map(str, sets['stage2']))
+                                         or 'empty'))
+  return section('Stage 2: greedy minimal set', 'stage2',
+                 table(('', ''), facts, 'greedy-facts'), latents_text, plot)
+
+
+# --------------------------------------------------------------------------
+# Stage 3
+
+
+def fm_plot(s3: dict, npz: dict, sets: dict) -> str:
+  """Losses of both models and their per-feature ablation effects."""
+  have_effects = all(k in npz for k in ('pool', 'fm_effect', 'linear_effect'))
+  fig = new_figure(13 if have_effects else 9, 3.6)
+  axes = fig.subplots(1, 3 if have_effects else 2)
+  loss_bars(axes[0], s3)
+  loss_curves(axes[1], s3)
+  if have_effects:
+    effect_scatter(axes[2], npz, sets)
+  return image(fig, 'Stage 3: factorization machine vs linear probe: final '
+               'losses, validation loss during fitting, and each pool '
+               "feature's expected effect of ablation on the metric.")
+
+
+def loss_bars(ax, s3: dict) -> None:
+  labels = ('FM train', 'FM val', 'probe train', 'probe val')
+  vals = [s3.get(k) for k in ('fm_train_loss', 'fm_val_loss',
+                              'linear_train_loss', 'linear_val_loss')]
+  vals = [np.nan if v is None else float(v) for v in vals]
+  ax.bar(range(4), vals, color=['#f4a6a6', '#d62728', '#a6dba0', '#2ca02c'])
+  ax.set_xticks(range(4), labels=labels, fontsize=8)
+  if s3.get('y_variance') is not None:
+    ax.axhline(s3['y_variance'], color='k', ls=':', lw=1,
+               label='val variance of y')
+    ax.legend(fontsize=8)
+  ax.set_ylabel('MSE')
+  ax.set_title('losses', fontsize=10)
+
+
+def loss_curves(ax, s3: dict) -> None:
+  for key, label, color in (('fm_history', 'FM', '#d62728'),
+                            ('linear_history', 'linear probe', '#2ca02c')):
+    hist = np.asarray(s3.get(key) or [], np.float64).reshape(-1, 3)
+    if len(hist):
+      ax.plot(hist[:, 0], hist[:, 2], color=color, label=f'{label} val')
+      ax.plot(hist[:, 0], hist[:, 1], color=color, ls=':', lw=1,
+              label=f'{label} train')
+  ax.set_xlabel('step')
+  ax.set_ylabel('MSE')
+  ax.set_title('fitting', fontsize=10)
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize=8)
+
+
+def effect_scatter(ax, npz: dict, sets: dict) -> None:
+  pool = np.asarray(npz['pool']).astype(int)
+  fm_eff = np.asarray(npz['fm_effect'], np.float64)
+  lin_eff = np.asarray(npz['linear_effect'], np.float64)
+  ax.scatter(lin_eff, fm_eff, s=14, color='#bbbbbb', label='pool')
+  for name, marker in (('stage2', 'o'), ('fm', 'x'), ('linear_probe', '+')):
+    sel = np.isin(pool, sets[name])
+    if sel.any():
+      style = (dict(facecolors='none', edgecolors=SET_COLORS[name])
+               if marker == 'o' else dict(color=SET_COLORS[name]))
+      ax.scatter(lin_eff[sel], fm_eff[sel], s=50, marker=marker,
+                 label=SET_LABELS[name], **style)
+  if len(pool):
+    lo = float(min(lin_eff.min(), fm_eff.min()))
+    hi = float(max(lin_eff.max(), fm_eff.max()))
+    ax.plot([lo, hi], [lo, hi], color='k', lw=0.6, ls=':')
+  ax.set_xlabel('linear-probe effect')
+  ax.set_ylabel('FM effect')
+  ax.set_title('ablation effect per pool feature', fontsize=10)
+  ax.legend(fontsize=7)
+
+
+def stage3(arts: dict, sets: dict) -> str:
+  s3, npz = arts['interactions'], arts['interactions_npz']
+  if not s3:
+    return section('Stage 3: interactions', 'stage3',
+                   para('interactions.json is missing.', 'muted'))
+  facts = [(k, s3.get(k)) for k in (
+      'n_pool', 'n_active', 'n_masks', 'n_val_masks', 'set_size',
+      'fm_val_loss', 'linear_val_loss', 'y_variance')]
+  sets_text = ''.join(
+      para(f'{SET_LABELS[k]}: ' + (', '.join(map(str, sets[k])) or 'empty'))
+      for k in ('fm', 'linear_probe'))
+  return section('Stage 3: factorization machine vs linear probe', 'stage3',
+                 table(('', ''), facts, 'fm-facts'), sets_text,
+                 fm_plot(s3, npz, sets))
+
+
+# --------------------------------------------------------------------------
+# Activations over tokens
+
+
+def token_heatmap(tokenizer, instruction: str, ids, acts, feats) -> str:
+  """Latents (rows) over the prompt's tokens (columns)."""
+  ids, acts = ids[-MAX_HEATMAP_TOKENS:], acts[-MAX_HEATMAP_TOKENS:]
+  labels = [plain(token_label(t)) for t in token_texts(tokenizer, ids)]
+  fig = new_figure(max(5.0, 0.24 * len(ids) + 2),
+                   max(2.2, 0.26 * len(feats) + 1.6))
+  ax = fig.subplots()
+  im = ax.imshow(acts.T, aspect='auto', cmap='Reds', interpolation='nearest',
+                 vmin=0.0)
+  fig.colorbar(im, ax=ax, label='activation')
+  ax.set_xticks(range(len(labels)), labels=labels, rotation=90, fontsize=7)
+  ax.set_yticks(range(len(feats)), labels=[str(f) for f in feats],
+                fontsize=7)
+  ax.set_ylabel('latent')
+  title = instruction if len(instruction) < 90 else instruction[:87] + '...'
+  ax.set_title(plain(title), fontsize=9)
+  return image(fig, f'Latent activations over the tokens of: {instruction}')
+
+
+def activations_section(ctx: Context, acts, prompts, feats, cols,
+                        from_stage2: bool) -> str:
+  """Heatmaps for the first harmful training prompts."""
+  title = 'Feature activations over prompt tokens'
+  if not feats or not acts:
+    return section(title, 'activations', para(
+        'No features or no harmful training prompts to show.', 'muted'))
+  what = ('the stage-2 features' if from_stage2 else
+          'the reported features (the stage-2 set is empty)')
+  parts = [para(f'Activations of {what} at {ctx.sae.hook_name} on harmful '
+                'training prompts.', 'muted')]
+  for (ids, a), instruction in list(zip(acts, prompts))[:N_HEATMAP_PROMPTS]:
+    parts.append(token_heatmap(ctx.model.tokenizer, instruction, ids,
+                               a[:, cols], feats))
+  return section(title, 'activations', *parts)
+
+
+# --------------------------------------------------------------------------
+# Feature cards
+
+
+def top_examples(acts, j: int, k: int) -> list[tuple[float, int, int]]:
+  """The k strongest (value, prompt, position) activations of column j."""
+  best = []
+  for p, (_, a) in enumerate(acts):
+    col = a[:, j]
+    for t in np.argsort(-col)[:k]:
+      if col[t] > 0:
+        best.append((float(col[t]), p, int(t)))
+  best.sort(key=lambda r: -r[0])
+  return best[:k]
+
+
+def context_html(tokenizer, ids, t: int) -> Html:
+  """The token at t, highlighted, with a few tokens either side."""
+  text = lambda s: html.escape(''.join(token_texts(tokenizer, s)).replace(
+      '\n', '\u23ce'))
+  lo = max(0, t - CONTEXT_BEFORE)
+  return Html(f'<span class="ctx">{text(ids[lo:t])}<mark>'
+              f'{text(ids[t:t + 1])}</mark>'
+              f'{text(ids[t + 1:t + 1 + CONTEXT_AFTER])}</span>')
+
+
+def activity(acts, j: int) -> tuple[float, float]:
+  """(fraction of tokens where column j fires, its max activation)."""
+  if not acts:
+    return 0.0, 0.0
+  col = np.concatenate([a[:, j] for _, a in acts])
+  return (float((col > 0).mean()) if col.size else 0.0,
+          float(col.max()) if col.size else 0.0)
+
+
+def stage3_effects(arts: dict) -> dict[int, tuple[float, float]]:
+  """{latent: (FM effect, linear effect)} over the stage-3 pool."""
+  npz = arts['interactions_npz']
+  if not all(k in npz for k in ('pool', 'fm_effect', 'linear_effect')):
+    return {}
+  return {int(a): (float(f), float(l)) for a, f, l in zip(
+      npz['pool'], npz['fm_effect'], npz['linear_effect'])}
+
+
+def feature_card(latent: int, j: int, info: dict) -> str:
+  """One card: sets, scores, Neuronpedia id and top-activating tokens."""
+  badges = ''.join(
+      f'<span class="badge" style="background:{SET_COLORS[k]}">'
+      f'{esc(SET_LABELS[k])}</span>' for k in SET_LABELS
+      if latent in info['sets'][k])
+  harm_frac, harm_max = activity(info['harmful'], j)
+  safe_frac, safe_max = activity(info['harmless'], j)
+  eff = info['effects'].get(latent, (None, None))
+  cos = info['cosines']
+  rows = [('decoder cos with refusal direction',
+           None if cos is None else float(cos[j])),
+          ('fires on harmful / harmless train tokens',
+           f'{harm_frac:.1%} / {safe_frac:.1%}'),
+          ('max activation harmful / harmless',
+           f'{harm_max:.3f} / {safe_max:.3f}'),
+          ('stage-3 effect FM / probe',
+           '\u2013' if eff[0] is None else f'{eff[0]:.4f} / {eff[1]:.4f}')]
+  if info['neuronpedia'] is not None:
+    rows.append(('Neuronpedia', f'{info["neuronpedia"]}/{latent}'))
+  acts = info['harmful'] + info['harmless']
+  tok = info['tokenizer']
+  examples = [(context_html(tok, acts[p][0], t), v,
+               'harmful' if p < len(info['harmful']) else 'harmless')
+              for v, p, t in top_examples(acts, j, TOP_TOKENS)]
+  top = (table(('context', 'activation', 'prompt'), examples) if examples
+         else para('Never active on the training prompts.', 'muted'))
+  return (f'<div class="card" id="feature-{latent}"><h3>Latent {latent}</h3>'
+          f'<div>{badges}</div>' + table(('', ''), rows) + top + '</div>')
+
+
+def cards_section(ctx: Context, feats, sets, arts, harmful, harmless) -> str:
+  title = 'Reported features'
+  if not feats:
+    return section(title, 'features', para(
+        'No features in the stage-2, FM or linear-probe sets.', 'muted'))
+  direction = arts['direction_npz'].get('direction')
+  info = dict(sets=sets, harmful=harmful, harmless=harmless,
+              effects=stage3_effects(arts), tokenizer=ctx.model.tokenizer,
+              cosines=decoder_cosines(ctx.sae, direction, feats),
+              neuronpedia=ctx.sae.neuronpedia_id)
+  n_union = len(dict.fromkeys(a for v in sets.values() for a in v))
+  cap = (f' (the first {len(feats)} of {n_union})' if n_union > len(feats)
+         else '')
+  intro = para(f'Union of the stage-2, FM and linear-probe sets{cap}. Top '
+               'tokens are over the harmful and harmless training prompts.',
+               'muted')
+  cards = ''.join(feature_card(a, j, info) for j, a in enumerate(feats))
+  return section(title, 'features', intro, f'<div class="cards">{cards}</div>')
+
+
+# --------------------------------------------------------------------------
+# Hydra and completions
+
+
+def position_plot(fractions: dict) -> str:
+  fig = new_figure(5, 2.6)
+  ax = fig.subplots()
+  names = list(fractions)
+  ax.bar(names, [fractions[k] for k in names], color='#8c564b')
+  ax.set_ylim(0, 1)
+  ax.set_ylabel('fraction of firings')
+  return image(fig, 'Where the redundant features fire once the FM set is '
+               'ablated.')
+
+
+def hydra_section(summary: dict, arts: dict) -> str:
+  h = dict(arts['hydra'], **(summary.get('hydra') or {}))
+  title = 'Stage 4: redundant (hydra) features'
+  if not h:
+    return section(title, 'hydra', para('hydra.json is missing.', 'muted'))
+  fractions = h.get('token_positions') or {}
+  parts = [table(('', ''), [('awakened', h.get('n_awakened')),
+                            ('redundant', h.get('n_redundant'))],
+                 'hydra-facts')]
+  if h.get('note'):
+    parts.append(f'<p class="note">{esc(h["note"])}</p>')
+  if fractions:
+    parts.append(table(('token position', 'fraction'), [
+        (k, f'{float(v):.1%}') for k, v in fractions.items()],
+                       'hydra-positions'))
+    if sum(fractions.values()) > 0:
+      parts.append(position_plot(fractions))
+  per_sae = arts['hydra'].get('per_sae') or []
+  if per_sae:
+    parts.append(table(('hook', 'awakened', 'redundant'), [
+        (p.get('hook'), p.get('n_awakened'), p.get('n_redundant'))
+        for p in per_sae]))
+  redundant = sorted(arts['hydra'].get('redundant') or [],
+                     key=lambda r: r.get('effect', 0.0))[:MAX_CARDS]
+  if redundant:
+    parts.append('<h3>Strongest redundant latents</h3>' + table(
+        ('hook', 'latent', 'effect on metric'), [
+            (r.get('hook'), r.get('latent'), r.get('effect'))
+            for r in redundant]))
+  return section(title, 'hydra', *parts)
+
+
+def completions_section(arts: dict) -> str:
+  title = 'Example completions (harmful test prompts)'
+  data = arts['completions']
+  comps = data.get('completions') or {}
+  prompts = data.get('prompts') or []
+  if not comps:
+    return section(title, 'completions',
+                   para('completions.json is missing.', 'muted'))
+  n = min(N_EXAMPLES, max((len(v) for v in comps.values()), default=0))
+  parts = []
+  for i in range(n):
+    prompt = prompts[i] if i < len(prompts) else f'prompt {i}'
+    rows = []
+    for name, texts in comps.items():
+      text = texts[i] if i < len(texts) else ''
+      if len(text) > MAX_COMPLETION_CHARS:
+        text = text[:MAX_COMPLETION_CHARS] + ' [...]'
+      rows.append((CONDITION_LABELS.get(name, name),
+                   Html(f'<div class="completion">{html.escape(text)}</div>')))
+    parts.append(f'<h3>{esc(prompt)}</h3>' + table(('condition', 'completion'),
+                                                   rows))
+  return section(title, 'completions', *parts)
+
+
+# --------------------------------------------------------------------------
+# Assembly
+
+
+def render(workdir: str, summary: dict, ctx: Context) -> str:
+  """The report's full HTML text."""
+  arts = load_artifacts(workdir)
+  sets = feature_sets(summary, arts)
+  feats = reported_features(sets)
+  heat_feats = [a for a in sets['stage2'] if a in feats] or feats
+  harmful_ps = ctx.prompts.get('harmful_train')
+  harmless_ps = ctx.prompts.get('harmless_train')
+  harmful = (feature_activations(ctx, harmful_ps, feats)
+             if feats and harmful_ps is not None else [])
+  harmless = (feature_activations(ctx, harmless_ps, feats)
+              if feats and harmless_ps is not None else [])
+  heat_cols = [feats.index(a) for a in heat_feats]
+  body = [
+      header(summary, arts),
+      section('Results', 'tables', asr_table(summary, arts, sets),
+              ce_table(summary, arts)),
+      stage1(arts), stage2(arts, sets), stage3(arts, sets),
+      activations_section(
+          ctx, harmful, harmful_ps.instructions if harmful_ps else [],
+          heat_feats, heat_cols, bool(sets['stage2'])),
+      cards_section(ctx, feats, sets, arts, harmful, harmless),
+      hydra_section(summary, arts),
+      completions_section(arts),
+  ]
+  title = f'Refusal dissection: {summary.get("model")}'
+  return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+          f'<title>{esc(title)}</title><style>{CSS}</style></head><body>'
+          + ''.join(body) + '</body></html>\n')
+
+
+def write_report(workdir: str, summary: dict, ctx: Context) -> str:
+  """Writes `workdir/report.html` atomically.
+
+  Args:
+    workdir: the run directory holding the stage artifacts.
+    summary: the summary dict of `dissect.summarize`.
+    ctx: the run's context (model, tokenizer, SAE and prompt sets), used for
+      the activation heatmaps and the feature cards.
+
+  Returns:
+    The report's path.
+  """
+  path = os.path.join(workdir, 'report.html')
+  write_atomic(path, render(workdir, summary, ctx))
+  return path
