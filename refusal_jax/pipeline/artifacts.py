@@ -121,3 +121,28 @@ def provenance() -> dict:
               device_kind=jax.devices()[0].device_kind,
               platform=jax.devices()[0].platform,
               python=platform.python_version())
+
+
+class Memo:
+  """Saves each finished unit of work so a killed stage resumes where it was.
+
+  `memo(key, fn)` returns the arrays stored under `key` when a previous run
+  finished them, otherwise computes `fn()` (a dict of arrays), stores it
+  atomically in `DIR/partial/<stage>/<key>.npz` and returns it. The workdir's
+  config fingerprint guarantees that a stored unit belongs to this config.
+  """
+
+  def __init__(self, workdir: str | None, stage: str):
+    self._dir = (None if workdir is None else
+                 os.path.join(workdir, 'partial', stage))
+
+  def __call__(self, key: str, fn) -> dict:
+    if self._dir is None:
+      return fn()
+    path = os.path.join(self._dir, f'{key}.npz')
+    if os.path.exists(path):
+      with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+    out = {k: np.asarray(v) for k, v in fn().items()}
+    write_npz(path, **out)
+    return out

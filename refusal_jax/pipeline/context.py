@@ -21,6 +21,7 @@ from refusal_jax import errors
 from refusal_jax.data import chat
 from refusal_jax.data.prompts import load_prompts
 from refusal_jax.models.model import Model, load_model
+from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import check_sae_fits, load_sae
 from refusal_jax.sae.model import SAE
 from refusal_jax.sweeps.engine import Chunks
@@ -69,6 +70,7 @@ class Context:
     n_eoi: number of post-instruction template tokens.
     n_prefix: number of template tokens before the instruction (BOS incl.).
     chunks: sweep memory bounds.
+    workdir: where finished units of work are memoised (None = nowhere).
   """
   config: ml_collections.ConfigDict
   model: Model
@@ -79,6 +81,11 @@ class Context:
   n_eoi: int
   n_prefix: int
   chunks: Chunks
+  workdir: str | None = None
+
+  def memo(self, stage: str) -> artifacts.Memo:
+    """The resumable store of `stage`'s finished units of work."""
+    return artifacts.Memo(self.workdir, stage)
 
   def encode(self, instructions) -> PromptSet:
     cfg = self.model.config
@@ -163,12 +170,14 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
   return model_path, sae_path, hydra
 
 
-def build_context(config: ml_collections.ConfigDict, mesh=None) -> Context:
+def build_context(config: ml_collections.ConfigDict, mesh=None,
+                  workdir: str | None = None) -> Context:
   """Loads the model, SAEs and prompts named by `config`.
 
   Args:
     config: the experiment config.
     mesh: optional device mesh; parameters are loaded into their shardings.
+    workdir: where stages memoise finished units of work.
 
   Raises:
     errors.RefusalJaxError: with a one-line message on any bad input.
@@ -210,7 +219,7 @@ def build_context(config: ml_collections.ConfigDict, mesh=None) -> Context:
   ctx = Context(config=config, model=model, sae=sae, hydra_saes=hydra_saes,
                 metric=metric, prompts={}, n_eoi=n_eoi, n_prefix=n_prefix,
                 chunks=Chunks(masks=config.chunks.masks,
-                              prompts=config.chunks.prompts))
+                              prompts=config.chunks.prompts), workdir=workdir)
   for key, instructions in raw.items():
     split = key.split('_')[1]
     if not instructions:

@@ -46,12 +46,15 @@ def candidate_directions(ctx: Context) -> np.ndarray:
   """[P, L, D] difference-in-means candidates at the post-instruction tokens."""
   cfg = ctx.config.direction
   n_pos = cfg.n_positions or ctx.n_eoi
-  return directions.diff_in_means(
-      ctx.model.params, ctx.model.config,
-      (ctx.prompts['harmful_train'].ids, ctx.prompts['harmful_train'].mask),
-      (ctx.prompts['harmless_train'].ids, ctx.prompts['harmless_train'].mask),
-      layers=range(ctx.model.config.num_layers), n_positions=n_pos,
-      batch_size=ctx.chunks.prompts)
+  return ctx.memo('direction')('candidates', lambda: dict(
+      r=directions.diff_in_means(
+          ctx.model.params, ctx.model.config,
+          (ctx.prompts['harmful_train'].ids,
+           ctx.prompts['harmful_train'].mask),
+          (ctx.prompts['harmless_train'].ids,
+           ctx.prompts['harmless_train'].mask),
+          layers=range(ctx.model.config.num_layers), n_positions=n_pos,
+          batch_size=ctx.chunks.prompts)))['r']
 
 
 def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
@@ -61,16 +64,20 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
   layer_of = np.tile(np.arange(n_layers), cands.shape[0])
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
   kw = dict(metric=ctx.metric, chunks=ctx.chunks, progress=progress)
-  bypass = engine.sweep(model.params, model.config, hv.ids, hv.mask, flat,
-                        _ablate, **kw).mean(1)
-  induce = engine.sweep(
+  memo = ctx.memo('direction')
+  bypass = memo('bypass', lambda: dict(v=engine.sweep(
+      model.params, model.config, hv.ids, hv.mask, flat, _ablate,
+      **kw).mean(1)))['v']
+  induce = memo('induce', lambda: dict(v=engine.sweep(
       model.params, model.config, sv.ids, sv.mask,
       (flat, np.eye(n_layers, dtype=np.float32)[layer_of]), _induce,
-      shared=jnp.float32(ctx.config.direction.induce_coeff), **kw).mean(1)
+      shared=jnp.float32(ctx.config.direction.induce_coeff),
+      **kw).mean(1)))['v']
   clean = model.forward(sv.ids, sv.mask, logits_at='last').logits[:, 0]
   kw['metric'] = KLFromClean()
-  kl = engine.sweep(model.params, model.config, sv.ids, sv.mask, flat, _ablate,
-                    targets=np.asarray(clean), **kw).mean(1)
+  kl = memo('kl', lambda: dict(v=engine.sweep(
+      model.params, model.config, sv.ids, sv.mask, flat, _ablate,
+      targets=np.asarray(clean), **kw).mean(1)))['v']
   return dict(bypass=bypass, induce=induce, kl=kl, layer=layer_of,
               position=np.repeat(np.arange(cands.shape[0]) - cands.shape[0],
                                  n_layers))

@@ -2,7 +2,9 @@
 
 Each stage writes `DIR/<stage>.json` (its summary, written last and
 atomically, so its presence marks the stage as finished) and, when it has
-arrays, `DIR/<stage>.npz`. A rerun with the same config reuses finished
+arrays, `DIR/<stage>.npz`. Within a stage, every finished unit of work (a
+sweep, a greedy step, a block of masks, a generation condition) is kept in
+`DIR/partial/<stage>/`, so a killed run resumes from the last one. A rerun with the same config reuses finished
 stages; a different config in the same workdir is refused.
 
 Stages: direction (1), greedy (2), interactions (3), hydra (4),
@@ -118,7 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   """
   start = time.time()
   artifacts.claim_workdir(workdir, config.to_dict())
-  ctx = context_lib.build_context(config, mesh)
+  ctx = context_lib.build_context(config, mesh, workdir)
   stage = lambda name, fn: _stage(workdir, name, fn, show_progress)
   s1, a1 = stage('direction', lambda p: direction_stage.run(ctx, p))
   s2, _ = stage('greedy', lambda p: (greedy_stage.run(

@@ -58,11 +58,14 @@ def make_judge(ctx: Context):
   return SubstringJudge(tuple(subs)) if subs else SubstringJudge()
 
 
-def jailbreak_rate(ctx: Context, interventions, progress=None) -> dict:
+def jailbreak_rate(ctx: Context, interventions, progress=None,
+                   memo_key: str | None = None) -> dict:
   """ASR on the harmful test prompts, with the completions."""
   ps = ctx.prompts['harmful_test']
-  tokens = generate(ctx, ps, interventions, ctx.config.eval.max_new_tokens,
-                    progress)
+  run = lambda: dict(t=generate(ctx, ps, interventions,
+                                ctx.config.eval.max_new_tokens, progress))
+  tokens = (run() if memo_key is None else
+            ctx.memo('evaluation')(f'gen_{memo_key}', run))['t']
   texts = decode(ctx, tokens)
   flags = make_judge(ctx)(ps.instructions, texts)
   return dict(asr=float(np.mean(flags)), completions=texts,
@@ -118,19 +121,22 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
   for name, feats in feature_sets.items():
     interventions[name] = sae_ablation(ctx, feats)
   asr, texts = {}, {}
+  memo = ctx.memo('evaluation')
   for name, iv in interventions.items():
-    res = jailbreak_rate(ctx, iv, progress)
+    res = jailbreak_rate(ctx, iv, progress, memo_key=name)
     asr[name] = res['asr']
     texts[name] = res['completions']
   harmless = ctx.prompts['harmless_test']
   harmless = harmless.subset(range(min(ctx.config.eval.n_ce_prompts,
                                        len(harmless))))
-  own = generate(ctx, harmless, None, ctx.config.eval.ce_max_new_tokens)
-  ce = {'baseline': ce_loss(ctx, harmless, own, None),
-        'direction_ablation': ce_loss(ctx, harmless, own,
-                                      interventions['direction_ablation']),
-        'feature_ablation': ce_loss(ctx, harmless, own,
-                                    interventions['stage2'])}
+  own = memo('ce_completions', lambda: dict(t=generate(
+      ctx, harmless, None, ctx.config.eval.ce_max_new_tokens)))['t']
+  ce = {}
+  for name, key in (('baseline', 'baseline'),
+                    ('direction_ablation', 'direction_ablation'),
+                    ('feature_ablation', 'stage2')):
+    ce[name] = float(memo(f'ce_{name}', lambda key=key: dict(v=ce_loss(
+        ctx, harmless, own, interventions[key])))['v'])
   answered = make_judge(ctx)(harmless.instructions, decode(ctx, own))
   harmless_refusal_rate = 1.0 - float(np.mean(answered))
   summary = dict(asr=asr, ce_loss=ce, n_harmful_test=len(

@@ -48,8 +48,12 @@ def run(ctx: Context, features: list[int], progress=None) -> dict:
   thr = _threshold(ctx)
   k = len(features)
 
+  memo = ctx.memo('greedy')
+  steps = iter(range(10**9))
+
   def score(masks):
-    vals = evaluate_sets(ctx, ps, features, masks, progress)
+    vals = memo(f'step{next(steps):04d}', lambda: dict(v=evaluate_sets(
+        ctx, ps, features, masks, progress)))['v']
     return vals.mean(1), (vals < thr).mean(1)
 
   trajectory = []

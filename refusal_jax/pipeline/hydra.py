@@ -70,9 +70,12 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
                                       logits_at='last').logits[:, 0])
   base = float(np.mean(np.asarray(base)))
   for h in hydras:
-    clean = latents.site_latents(ctx.model, h, ps, ctx.chunks.prompts)
-    ablated = latents.site_latents(ctx.model, h, ps, ctx.chunks.prompts,
-                                   interventions=edit)
+    memo = ctx.memo('hydra')
+    key = h.hook_name.replace('.', '_')
+    clean = memo(f'{key}_clean', lambda: dict(f=latents.site_latents(
+        ctx.model, h, ps, ctx.chunks.prompts)))['f']
+    ablated = memo(f'{key}_ablated', lambda: dict(f=latents.site_latents(
+        ctx.model, h, ps, ctx.chunks.prompts, interventions=edit)))['f']
     dormant = ~latents.active_latents(clean)
     awake = np.flatnonzero(dormant & latents.active_latents(ablated, cfg.eps))
     awake = awake[np.argsort(-ablated.max(axis=(0, 1))[awake])][
@@ -82,10 +85,11 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
       per_sae.append(dict(hook=h.hook_name, n_awakened=0, n_redundant=0))
       continue
     rows = np.eye(h.d_sae, dtype=np.float32)[awake]
-    vals = engine.sweep(
+    vals = memo(f'{key}_effects', lambda: dict(v=engine.sweep(
         ctx.model.params, ctx.model.config, ps.ids, ps.mask, rows,
         _set_plus_one, shared=(ctx.sae, set_mask, h), metric=ctx.metric,
-        start_layer=ctx.sae.layer, chunks=ctx.chunks, progress=progress)
+        start_layer=ctx.sae.layer, chunks=ctx.chunks,
+        progress=progress)))['v']
     effect = vals.mean(1) - base
     red = awake[effect < -cfg.min_effect]
     for a in red:

@@ -29,8 +29,9 @@ def build_pool(ctx: Context, minimal: list[int]) -> tuple[list[int], dict]:
   cfg = ctx.config.fm
   ps = ctx.prompts['harmful_train']
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
-  f = latents.site_latents(ctx.model, ctx.sae, ps, ctx.chunks.prompts)
-  strength = f.max(axis=1).mean(0)  # [A] mean over prompts of max over tokens
+  strength = ctx.memo('interactions')('pool', lambda: dict(s=latents.site_latents(
+      ctx.model, ctx.sae, ps, ctx.chunks.prompts).max(axis=1).mean(0)))['s']
+  # strength: [A] mean over prompts of each latent's max over tokens
   others = [int(a) for a in np.argsort(-strength)
             if strength[a] > 0 and int(a) not in set(minimal)]
   pool = list(minimal) + others[:max(0, cfg.pool_size - len(minimal))]
@@ -55,7 +56,11 @@ def run(ctx: Context, minimal: list[int], progress=None) -> tuple[dict, dict]:
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
   masks = sample_masks(cfg.n_masks, len(pool), cfg.density_min,
                        cfg.density_max, ctx.config.seed)
-  y = evaluate_sets(ctx, ps, pool, masks, progress).mean(1)
+  memo = ctx.memo('interactions')
+  block = 4 * ctx.chunks.masks
+  y = np.concatenate([memo(f'masks{i:06d}', lambda i=i: dict(
+      y=evaluate_sets(ctx, ps, pool, masks[i:i + block], progress).mean(1)))[
+          'y'] for i in range(0, len(masks), block)])
   n_val = max(1, int(round(cfg.val_fraction * len(y))))
   xt, yt, xv, yv = masks[n_val:], y[n_val:], masks[:n_val], y[:n_val]
   kw = dict(l2=cfg.l2, steps=cfg.steps, lr=cfg.lr, seed=ctx.config.seed)

@@ -22,9 +22,10 @@ import tempfile
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from refusal_jax.pipeline import latents
-from refusal_jax.pipeline.context import Context
+from refusal_jax.pipeline.context import Context, PromptSet
 
 MAX_CARDS = 24
 TOP_TOKENS = 6
@@ -78,9 +79,9 @@ class Html(str):
 # Small helpers
 
 
-def esc(x) -> str:
+def esc(x, digits: int = 3) -> str:
   """HTML-escapes `x` (after `fmt`) unless it is already `Html`."""
-  return x if isinstance(x, Html) else html.escape(fmt(x), quote=True)
+  return x if isinstance(x, Html) else html.escape(fmt(x, digits), quote=True)
 
 
 def fmt(x, digits: int = 3) -> str:
@@ -94,21 +95,38 @@ def fmt(x, digits: int = 3) -> str:
   return str(x)
 
 
-def table(header, rows, table_id: str | None = None) -> str:
-  """An HTML table; numeric cells are right-aligned."""
+def table(header, rows, table_id: str | None = None,
+          digits: int = 3) -> str:
+  """An HTML table; numeric cells are right-aligned.
+
+  Args:
+    header: column titles, or None for a table without a header row.
+    rows: rows of cells (numbers, strings, None or `Html`).
+    table_id: optional id attribute.
+    digits: decimals of float cells.
+
+  Returns:
+    The table's HTML.
+  """
   tid = f' id="{esc(table_id)}"' if table_id else ''
-  head = ''.join(f'<th>{esc(h)}</th>' for h in header)
+  head = ('<thead><tr>' + ''.join(f'<th>{esc(h)}</th>' for h in header)
+          + '</tr></thead>' if header is not None else '')
   body = []
   for row in rows:
     cells = []
     for c in row:
       num = isinstance(c, (int, float, np.integer, np.floating)) and (
-          not isinstance(c, bool))
-      cells.append(f'<td class="num">{esc(c)}</td>' if num else
-                   f'<td>{esc(c)}</td>')
+          not isinstance(c, (bool, np.bool_)))
+      cell = esc(c, digits)
+      cells.append(f'<td class="num">{cell}</td>' if num else
+                   f'<td>{cell}</td>')
     body.append('<tr>' + ''.join(cells) + '</tr>')
-  return (f'<table{tid}><thead><tr>{head}</tr></thead><tbody>'
-          + ''.join(body) + '</tbody></table>')
+  return f'<table{tid}>{head}<tbody>' + ''.join(body) + '</tbody></table>'
+
+
+def facts_table(rows, table_id: str | None = None) -> str:
+  """A two-column name / value table without a header row."""
+  return table(None, rows, table_id)
 
 
 def section(title: str, anchor: str, *parts) -> str:
@@ -148,7 +166,7 @@ def plain(text: str) -> str:
 def token_label(text: str) -> str:
   """A token's text for a plot axis: escapes newlines, marks spaces."""
   text = text.replace('\n', '\\n').replace('\t', '\\t')
-  return text if text.strip() else repr(text)[1:-1] or "''"
+  return text if text.strip() else text.replace(' ', '\u00b7') or "''"
 
 
 def read_json(workdir: str, name: str):
@@ -229,7 +247,9 @@ def feature_activations(ctx: Context, ps, feats: list[int]) -> list[tuple]:
   bs = max(1, int(ctx.chunks.prompts))
   cols = np.asarray(feats, np.int64)
   for i in range(0, len(ps), bs):
-    sub = ps.subset(range(i, min(i + bs, len(ps))))
+    # Slices keep the padded width, so at most two shapes are compiled.
+    sub = PromptSet(ps.instructions[i:i + bs], ps.ids[i:i + bs],
+                    ps.mask[i:i + bs])
     f = latents.site_latents(ctx.model, ctx.sae, sub, bs)[..., cols]
     for b in range(len(sub)):
       real = sub.mask[b].astype(bool)
@@ -267,13 +287,13 @@ def header(summary: dict, arts: dict) -> str:
   prov = summary.get('provenance') or {}
   return (
       f'<h1>Refusal dissection: {esc(summary.get("model"))}</h1>'
-      + table(('', ''), facts, 'run-facts')
+      + facts_table(facts, 'run-facts')
       + '<h3>Prompts</h3>'
       + table(('set', 'prompts'), sorted(counts.items()), 'prompt-counts')
       + ('<h3>Stage timings (s)</h3>'
          + table(('stage', 'seconds'), stage_secs) if stage_secs else '')
       + '<h3>Provenance</h3>'
-      + table(('', ''), sorted(prov.items()), 'provenance'))
+      + facts_table(sorted(prov.items()), 'provenance'))
 
 
 def asr_table(summary: dict, arts: dict, sets: dict) -> str:
@@ -321,7 +341,7 @@ def ce_table(summary: dict, arts: dict) -> str:
               f'completions of {n or "the"} harmless test prompts, '
               'teacher-forced under each intervention.', 'muted')
   return ('<h3>(b) CE loss</h3>' + table([''] + list(labels), rows,
-                                          'ce-table') + note)
+                                          'ce-table', digits=4) + note)
 
 
 # --------------------------------------------------------------------------
@@ -353,6 +373,7 @@ def candidate_plot(npz: dict, layer, position) -> str:
     fig.colorbar(im, ax=ax)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel('layer')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel('position')
     ax.set_yticks(range(len(pos_axis)), labels=[str(p) for p in pos_axis])
     if layer is not None and position in pos_axis:
@@ -377,7 +398,7 @@ def stage1(arts: dict) -> str:
           if all(k in npz for k in needed) and len(npz['score_layer'])
           else para('No candidate scores saved.', 'muted'))
   return section('Stage 1: refusal direction', 'stage1',
-                 table(('', ''), facts, 'direction-facts'), plot)
+                 facts_table(facts, 'direction-facts'), plot)
 
 
 # --------------------------------------------------------------------------
@@ -395,6 +416,7 @@ def trajectory_plot(traj: list[dict], threshold, order: str) -> str:
     ax.axhline(threshold, color='#1f77b4', ls=':', lw=1,
                label='flip threshold')
   ax.set_xlabel('set size')
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
   ax.set_ylabel('mean refusal metric', color='#1f77b4')
   ax2 = ax.twinx()
   ax2.plot(size, [t['flip_fraction'] for t in traj], 's--', color='#d62728',
@@ -427,7 +449,7 @@ def stage2(arts: dict, sets: dict) -> str:
   latents_text = para('Minimal set: ' + (', '.join(map(str, sets['stage2']))
                                          or 'empty'))
   return section('Stage 2: greedy minimal set', 'stage2',
-                 table(('', ''), facts, 'greedy-facts'), latents_text, plot)
+                 facts_table(facts, 'greedy-facts'), latents_text, plot)
 
 
 # --------------------------------------------------------------------------
@@ -512,7 +534,7 @@ def stage3(arts: dict, sets: dict) -> str:
       para(f'{SET_LABELS[k]}: ' + (', '.join(map(str, sets[k])) or 'empty'))
       for k in ('fm', 'linear_probe'))
   return section('Stage 3: factorization machine vs linear probe', 'stage3',
-                 table(('', ''), facts, 'fm-facts'), sets_text,
+                 facts_table(facts, 'fm-facts'), sets_text,
                  fm_plot(s3, npz, sets))
 
 
@@ -572,6 +594,18 @@ def top_examples(acts, j: int, k: int) -> list[tuple[float, int, int]]:
   return best[:k]
 
 
+def top_distinct_tokens(tokenizer, acts, j: int, k: int) -> str:
+  """The k token strings with the largest max activation of column j."""
+  best = {}
+  for ids, a in acts:
+    for t in np.flatnonzero(a[:, j] > 0):
+      tid = int(ids[t])
+      best[tid] = max(best.get(tid, 0.0), float(a[t, j]))
+  top = sorted(best.items(), key=lambda kv: -kv[1])[:k]
+  return ', '.join(f'{token_label(text)!r} {v:.3f}' for text, v in zip(
+      token_texts(tokenizer, [i for i, _ in top]), (v for _, v in top)))
+
+
 def context_html(tokenizer, ids, t: int) -> Html:
   """The token at t, highlighted, with a few tokens either side."""
   text = lambda s: html.escape(''.join(token_texts(tokenizer, s)).replace(
@@ -618,17 +652,19 @@ def feature_card(latent: int, j: int, info: dict) -> str:
            f'{harm_max:.3f} / {safe_max:.3f}'),
           ('stage-3 effect FM / probe',
            '\u2013' if eff[0] is None else f'{eff[0]:.4f} / {eff[1]:.4f}')]
-  if info['neuronpedia'] is not None:
-    rows.append(('Neuronpedia', f'{info["neuronpedia"]}/{latent}'))
   acts = info['harmful'] + info['harmless']
   tok = info['tokenizer']
+  rows.append(('top distinct tokens',
+               top_distinct_tokens(tok, acts, j, TOP_TOKENS) or '\u2013'))
+  if info['neuronpedia'] is not None:
+    rows.append(('Neuronpedia', f'{info["neuronpedia"]}/{latent}'))
   examples = [(context_html(tok, acts[p][0], t), v,
                'harmful' if p < len(info['harmful']) else 'harmless')
               for v, p, t in top_examples(acts, j, TOP_TOKENS)]
   top = (table(('context', 'activation', 'prompt'), examples) if examples
          else para('Never active on the training prompts.', 'muted'))
   return (f'<div class="card" id="feature-{latent}"><h3>Latent {latent}</h3>'
-          f'<div>{badges}</div>' + table(('', ''), rows) + top + '</div>')
+          f'<div>{badges}</div>' + facts_table(rows) + top + '</div>')
 
 
 def cards_section(ctx: Context, feats, sets, arts, harmful, harmless) -> str:
@@ -672,7 +708,7 @@ def hydra_section(summary: dict, arts: dict) -> str:
   if not h:
     return section(title, 'hydra', para('hydra.json is missing.', 'muted'))
   fractions = h.get('token_positions') or {}
-  parts = [table(('', ''), [('awakened', h.get('n_awakened')),
+  parts = [facts_table([('awakened', h.get('n_awakened')),
                             ('redundant', h.get('n_redundant'))],
                  'hydra-facts')]
   if h.get('note'):
@@ -707,11 +743,14 @@ def completions_section(arts: dict) -> str:
     return section(title, 'completions',
                    para('completions.json is missing.', 'muted'))
   n = min(N_EXAMPLES, max((len(v) for v in comps.values()), default=0))
+  order = [k for k in CONDITION_LABELS if k in comps] + [
+      k for k in comps if k not in CONDITION_LABELS]
   parts = []
   for i in range(n):
     prompt = prompts[i] if i < len(prompts) else f'prompt {i}'
     rows = []
-    for name, texts in comps.items():
+    for name in order:
+      texts = comps[name]
       text = texts[i] if i < len(texts) else ''
       if len(text) > MAX_COMPLETION_CHARS:
         text = text[:MAX_COMPLETION_CHARS] + ' [...]'
