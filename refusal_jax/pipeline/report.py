@@ -130,11 +130,13 @@ def facts_table(rows, table_id: str | None = None) -> str:
 
 
 def section(title: str, anchor: str, *parts) -> str:
+  """A titled <section> with an anchor; empty parts are skipped."""
   return (f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>'
           + ''.join(p for p in parts if p) + '</section>')
 
 
 def para(text, cls: str | None = None) -> str:
+  """An escaped paragraph."""
   c = f' class="{cls}"' if cls else ''
   return f'<p{c}>{esc(text)}</p>'
 
@@ -154,6 +156,7 @@ def png_uri(fig: Figure) -> str:
 
 
 def image(fig: Figure, caption: str) -> str:
+  """The figure embedded as a captioned <img> (a data URI)."""
   return (f'<figure><img alt="{esc(caption)}" src="{png_uri(fig)}">'
           f'<figcaption>{esc(caption)}</figcaption></figure>')
 
@@ -170,6 +173,7 @@ def token_label(text: str) -> str:
 
 
 def read_json(workdir: str, name: str):
+  """`workdir/name.json`, or {} when it does not exist."""
   path = os.path.join(workdir, f'{name}.json')
   if not os.path.exists(path):
     return {}
@@ -178,6 +182,7 @@ def read_json(workdir: str, name: str):
 
 
 def read_npz(workdir: str, name: str) -> dict:
+  """The arrays of `workdir/name.npz`, or {} when it does not exist."""
   path = os.path.join(workdir, f'{name}.npz')
   if not os.path.exists(path):
     return {}
@@ -257,11 +262,20 @@ def feature_activations(ctx: Context, ps, feats: list[int]) -> list[tuple]:
   return out
 
 
+def prompt_activations(ctx: Context, key: str,
+                       feats: list[int]) -> tuple[list, list[str]]:
+  """`feature_activations` of the prompt set `key`, and its instructions."""
+  ps = ctx.prompts.get(key)
+  if ps is None or not feats:
+    return [], []
+  return feature_activations(ctx, ps, feats), ps.instructions
+
+
 def decoder_cosines(sae, direction, feats: list[int]) -> np.ndarray | None:
   """Cosine of each latent's decoder row with the refusal direction."""
   if direction is None or not feats:
     return None
-  w = np.asarray(sae.W_dec, np.float32)[np.asarray(feats)]
+  w = np.asarray(sae.W_dec[np.asarray(feats)], np.float32)
   d = np.asarray(direction, np.float32)
   d = d / (np.linalg.norm(d) + 1e-12)
   return (w @ d) / (np.linalg.norm(w, axis=1) + 1e-12)
@@ -434,6 +448,7 @@ def trajectory_plot(traj: list[dict], threshold, order: str) -> str:
 
 
 def stage2(arts: dict, sets: dict) -> str:
+  """The minimal set, its facts and the greedy trajectory."""
   g = arts['greedy']
   if not g:
     return section('Stage 2: greedy minimal set', 'stage2',
@@ -471,6 +486,7 @@ def fm_plot(s3: dict, npz: dict, sets: dict) -> str:
 
 
 def loss_bars(ax, s3: dict) -> None:
+  """Final train / validation MSE of both models."""
   labels = ('FM train', 'FM val', 'probe train', 'probe val')
   vals = [s3.get(k) for k in ('fm_train_loss', 'fm_val_loss',
                               'linear_train_loss', 'linear_val_loss')]
@@ -486,6 +502,7 @@ def loss_bars(ax, s3: dict) -> None:
 
 
 def loss_curves(ax, s3: dict) -> None:
+  """Train and validation MSE during fitting."""
   for key, label, color in (('fm_history', 'FM', '#d62728'),
                             ('linear_history', 'linear probe', '#2ca02c')):
     hist = np.asarray(s3.get(key) or [], np.float64).reshape(-1, 3)
@@ -501,6 +518,7 @@ def loss_curves(ax, s3: dict) -> None:
 
 
 def effect_scatter(ax, npz: dict, sets: dict) -> None:
+  """FM vs linear-probe ablation effect of each pool feature."""
   pool = np.asarray(npz['pool']).astype(int)
   fm_eff = np.asarray(npz['fm_effect'], np.float64)
   lin_eff = np.asarray(npz['linear_effect'], np.float64)
@@ -523,6 +541,7 @@ def effect_scatter(ax, npz: dict, sets: dict) -> None:
 
 
 def stage3(arts: dict, sets: dict) -> str:
+  """The pool, both models' losses and the chosen sets."""
   s3, npz = arts['interactions'], arts['interactions_npz']
   if not s3:
     return section('Stage 3: interactions', 'stage3',
@@ -561,20 +580,38 @@ def token_heatmap(tokenizer, instruction: str, ids, acts, feats) -> str:
   return image(fig, f'Latent activations over the tokens of: {instruction}')
 
 
-def activations_section(ctx: Context, acts, prompts, feats, cols,
-                        from_stage2: bool) -> str:
-  """Heatmaps for the first harmful training prompts."""
+def activations_section(ctx: Context, sets: dict, feats: list[int], acts,
+                        prompts) -> str:
+  """Heatmaps of the stage-2 features on the first harmful train prompts.
+
+  Args:
+    ctx: the run's context.
+    sets: the feature sets.
+    feats: the reported features, the columns of `acts`.
+    acts: per harmful training prompt, (token ids, activations [T, F]).
+    prompts: the instructions of those prompts.
+
+  Returns:
+    The section's HTML (reported features stand in for an empty stage-2 set).
+  """
   title = 'Feature activations over prompt tokens'
-  if not feats or not acts:
+  shown = [a for a in sets['stage2'] if a in feats] or feats
+  cols = [feats.index(a) for a in shown]
+  n2 = len(sets['stage2'])
+  if not n2:
+    what = 'the reported features (the stage-2 set is empty)'
+  elif len(shown) < n2:
+    what = f'the first {len(shown)} of the {n2} stage-2 features'
+  else:
+    what = f'the {n2} stage-2 features'
+  if not shown or not acts:
     return section(title, 'activations', para(
         'No features or no harmful training prompts to show.', 'muted'))
-  what = ('the stage-2 features' if from_stage2 else
-          'the reported features (the stage-2 set is empty)')
   parts = [para(f'Activations of {what} at {ctx.sae.hook_name} on harmful '
                 'training prompts.', 'muted')]
   for (ids, a), instruction in list(zip(acts, prompts))[:N_HEATMAP_PROMPTS]:
     parts.append(token_heatmap(ctx.model.tokenizer, instruction, ids,
-                               a[:, cols], feats))
+                               a[:, cols], shown))
   return section(title, 'activations', *parts)
 
 
@@ -668,6 +705,7 @@ def feature_card(latent: int, j: int, info: dict) -> str:
 
 
 def cards_section(ctx: Context, feats, sets, arts, harmful, harmless) -> str:
+  """One card per reported feature."""
   title = 'Reported features'
   if not feats:
     return section(title, 'features', para(
@@ -692,6 +730,7 @@ def cards_section(ctx: Context, feats, sets, arts, harmful, harmless) -> str:
 
 
 def position_plot(fractions: dict) -> str:
+  """Bars of the token-class fractions of redundant firings."""
   fig = new_figure(5, 2.6)
   ax = fig.subplots()
   names = list(fractions)
@@ -703,19 +742,19 @@ def position_plot(fractions: dict) -> str:
 
 
 def hydra_section(summary: dict, arts: dict) -> str:
+  """Awakened and redundant features and where they fire."""
   h = dict(arts['hydra'], **(summary.get('hydra') or {}))
   title = 'Stage 4: redundant (hydra) features'
   if not h:
     return section(title, 'hydra', para('hydra.json is missing.', 'muted'))
   fractions = h.get('token_positions') or {}
   parts = [facts_table([('awakened', h.get('n_awakened')),
-                            ('redundant', h.get('n_redundant'))],
-                 'hydra-facts')]
+                        ('redundant', h.get('n_redundant'))], 'hydra-facts')]
   if h.get('note'):
     parts.append(f'<p class="note">{esc(h["note"])}</p>')
   if fractions:
-    parts.append(table(('token position', 'fraction'), [
-        (k, f'{float(v):.1%}') for k, v in fractions.items()],
+    rows = [(k, f'{float(v):.1%}') for k, v in fractions.items()]
+    parts.append(table(('token position', 'fraction'), rows,
                        'hydra-positions'))
     if sum(fractions.values()) > 0:
       parts.append(position_plot(fractions))
@@ -735,6 +774,7 @@ def hydra_section(summary: dict, arts: dict) -> str:
 
 
 def completions_section(arts: dict) -> str:
+  """A few harmful test prompts with every condition's reply."""
   title = 'Example completions (harmful test prompts)'
   data = arts['completions']
   comps = data.get('completions') or {}
@@ -770,22 +810,14 @@ def render(workdir: str, summary: dict, ctx: Context) -> str:
   arts = load_artifacts(workdir)
   sets = feature_sets(summary, arts)
   feats = reported_features(sets)
-  heat_feats = [a for a in sets['stage2'] if a in feats] or feats
-  harmful_ps = ctx.prompts.get('harmful_train')
-  harmless_ps = ctx.prompts.get('harmless_train')
-  harmful = (feature_activations(ctx, harmful_ps, feats)
-             if feats and harmful_ps is not None else [])
-  harmless = (feature_activations(ctx, harmless_ps, feats)
-              if feats and harmless_ps is not None else [])
-  heat_cols = [feats.index(a) for a in heat_feats]
+  harmful, prompts = prompt_activations(ctx, 'harmful_train', feats)
+  harmless, _ = prompt_activations(ctx, 'harmless_train', feats)
   body = [
       header(summary, arts),
       section('Results', 'tables', asr_table(summary, arts, sets),
               ce_table(summary, arts)),
       stage1(arts), stage2(arts, sets), stage3(arts, sets),
-      activations_section(
-          ctx, harmful, harmful_ps.instructions if harmful_ps else [],
-          heat_feats, heat_cols, bool(sets['stage2'])),
+      activations_section(ctx, sets, feats, harmful, prompts),
       cards_section(ctx, feats, sets, arts, harmful, harmless),
       hydra_section(summary, arts),
       completions_section(arts),
