@@ -1,0 +1,38 @@
+"""The paper's setting for Gemma-2-2B-IT with a Gemma Scope residual SAE.
+
+Paths are given by flags, e.g.:
+
+  python -m experiments.dissect --config=configs/gemma2_2b_it.py \
+    --config.model_path=/ckpt/gemma-2-2b-it \
+    --config.sae_path=/saes/gemma-scope-2b-pt-res/layer_16/width_16k/average_l0_78 \
+    --config.data.harmful_train=advbench.csv ... --workdir=runs/gemma2
+
+Sources (../shared/reference/paper.md): refusal direction at resid_pre of
+layer 17 = resid_post of layer 16 (the group's Arditi fork on gemma-2-2b-it;
+secondary notes: "Gemma layer 16"); Gemma Scope canonical 16k width at layer
+16 (average_l0_78); 'I' (id 235285) as refusal token; P('I') as the greedy
+metric (secondary notes); bf16 as in the group's code; 256-token judged
+generations (the group's default).
+"""
+
+from configs import dissect_base
+
+
+def get_config():
+  c = dissect_base.base_config()
+  c.dtype = 'bfloat16'
+  c.data.source = 'files'
+  c.metric.name = 'refusal_prob'
+  c.metric.refusal_tokens = ('I',)
+  c.features.top_k = 200
+  c.greedy.n_prompts = 64
+  c.fm.pool_size = 256
+  c.fm.n_masks = 4096
+  c.fm.n_prompts = 32
+  c.eval.max_new_tokens = 256
+  c.eval.ce_max_new_tokens = 256
+  c.eval.n_ce_prompts = 100
+  c.eval.batch_size = 16
+  c.chunks.masks = 32
+  c.chunks.prompts = 16
+  return c
