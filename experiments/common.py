@@ -69,9 +69,12 @@ def main_wrapper(fn):
         raise
       print(f'error: {e}', file=sys.stderr)
       sys.exit(1)
-    except MemoryError:
-      print('error: out of memory; lower --config.chunks.masks / '
-            '--config.chunks.prompts', file=sys.stderr)
+    except (MemoryError, jax.errors.JaxRuntimeError) as e:
+      if not (isinstance(e, MemoryError) or 'RESOURCE_EXHAUSTED' in str(e)):
+        raise
+      print('error: out of memory on the device; lower '
+            '--config.chunks.masks / --config.chunks.prompts',
+            file=sys.stderr)
       sys.exit(1)
 
   return main

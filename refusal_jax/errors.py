@@ -26,3 +26,23 @@ class SAEError(RefusalJaxError):
 
 class PromptError(RefusalJaxError):
   """A prompt file or prompt list is missing, empty or malformed."""
+
+
+class NumericsError(RefusalJaxError):
+  """NaN or Inf appeared in activations, logits or metrics."""
+
+
+def check_finite(name: str, array) -> None:
+  """Raises NumericsError when `array` holds NaN or Inf.
+
+  Args:
+    name: what the array is, for the message.
+    array: anything numpy can read.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  a = np.asarray(array)
+  if a.dtype.kind == 'f' and not np.isfinite(a).all():
+    bad = int((~np.isfinite(a)).sum())
+    raise NumericsError(
+        f'{bad} NaN/Inf value(s) in {name}; the weights or the dtype '
+        'overflow (try --config.dtype=float32) or the SAE does not fit')

@@ -152,7 +152,9 @@ def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
     logits = model.forward(sub.ids, sub.mask, interventions=interventions,
                            logits_at='last').logits[:, 0]
     out.append(np.asarray(metric(logits)))
-  return np.concatenate(out)
+  scores = np.concatenate(out)
+  errors.check_finite('the refusal metric of the prompts', scores)
+  return scores
 
 
 def resolve_paths(config) -> tuple[str, str, list[str]]:

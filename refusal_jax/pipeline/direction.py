@@ -135,6 +135,7 @@ def nearest_features(ctx: Context, direction: np.ndarray) -> dict:
 def run(ctx: Context, progress=None) -> tuple[dict, dict]:
   """Stage 1. Returns (JSON summary, arrays to save)."""
   cands = candidate_directions(ctx)
+  errors.check_finite('the mean residual activations', cands)
   scores = score_candidates(ctx, cands, progress)
   best, note = select(ctx, scores)
   direction = cands.reshape(-1, cands.shape[-1])[best]
