@@ -2,9 +2,12 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 import tiny_setup
@@ -80,3 +83,51 @@ def test_binary_reports_bad_input_in_one_line(tmp_path):
   err = [l for l in res.stderr.splitlines() if l.startswith('error:')]
   assert len(err) == 1 and 'does not exist' in err[0]
   assert 'Traceback' not in res.stderr
+
+
+def _kill_when(cmd, workdir, ready, timeout=300):
+  """Starts cmd, SIGKILLs it once ready(workdir) holds; True if it was killed."""
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  start = time.time()
+  while proc.poll() is None and time.time() - start < timeout:
+    if ready(workdir):
+      proc.send_signal(signal.SIGKILL)
+      proc.wait()
+      return True
+    time.sleep(0.05)
+  proc.kill()
+  proc.wait()
+  return False
+
+
+def _no_half_written_files(workdir):
+  for dirpath, _, files in os.walk(workdir):
+    for f in files:
+      assert not f.startswith('.tmp-'), os.path.join(dirpath, f)
+      if f.endswith('.json'):
+        json.load(open(os.path.join(dirpath, f)))
+      if f.endswith('.npz'):
+        np.load(os.path.join(dirpath, f))
+
+
+def test_sigkilled_runs_resume_to_the_same_summary(tiny, tmp_path):
+  config, _, reference = tiny
+  root = os.path.dirname(config.model_path)
+  workdir = str(tmp_path / 'killed')
+  cmd = [sys.executable, '-m', 'experiments.dissect',
+         f'--config=tests/pipeline/tiny_config.py:{root}',
+         f'--workdir={workdir}']
+  exists = lambda *p: (lambda w: os.path.exists(os.path.join(w, *p)))
+  points = [exists('partial', 'direction', 'bypass.npz'),
+            exists('partial', 'greedy', 'step0002.npz'),
+            exists('partial', 'evaluation', 'gen_direction_ablation.npz')]
+  killed = 0
+  for ready in points:
+    killed += _kill_when(cmd, workdir, ready)
+    _no_half_written_files(workdir)
+  assert killed >= 2
+  summary = dissect.run(config, workdir, show_progress=False)
+  _no_half_written_files(workdir)
+  strip = lambda s: {k: v for k, v in s.items() if k != 'seconds'}
+  assert strip(summary) == strip(reference)

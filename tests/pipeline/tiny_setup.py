@@ -36,6 +36,11 @@ def _sae(layer, seed):
 
 def build(root: str):
   """Writes the model and SAEs under root; returns a pipeline config."""
+  _write_assets(root)
+  return config_for(root)
+
+
+def _write_assets(root: str):
   splits = organism_data.make_dataset(
       seed=0, n_per_split=dict(train=200, val=40, test=40))
   texts = organism_data.corpus_text(
@@ -48,14 +53,19 @@ def build(root: str):
       bos_token_id=tok.bos_token_id,
       eos_token_ids=tuple(organism_tokenizer.stop_token_ids(tok)),
       pad_token_id=tok.pad_token_id)
-  model_dir = export.save_hf_checkpoint(
+  export.save_hf_checkpoint(
       transformer.init_params(cfg, seed=0), cfg, os.path.join(root, 'model'),
       tokenizer=tok)
-  sae_dir = str(save_sae(_sae(0, 1), os.path.join(root, 'sae0')))
-  hydra_dir = str(save_sae(_sae(1, 2), os.path.join(root, 'sae1')))
+  save_sae(_sae(0, 1), os.path.join(root, 'sae0'))
+  save_sae(_sae(1, 2), os.path.join(root, 'sae1'))
+
+
+def config_for(root: str):
+  """The tiny pipeline config for assets written under root."""
   c = dissect_base.base_config()
-  c.model_path, c.sae_path, c.hydra_sae_paths = model_dir, sae_dir, (
-      hydra_dir,)
+  c.model_path = os.path.join(root, 'model')
+  c.sae_path = os.path.join(root, 'sae0')
+  c.hydra_sae_paths = (os.path.join(root, 'sae1'),)
   c.data.filter = False
   c.data.n_train, c.data.n_val, c.data.n_test = 12, 6, 6
   c.features.top_k = 8
