@@ -242,6 +242,43 @@ def _require(d: dict[str, Any], key: str) -> Any:
   return d[key]
 
 
+def _int(d: dict[str, Any], key: str, default=None, minimum: int = 1) -> int:
+  """A positive integer field (or `default` when absent/null)."""
+  value = d.get(key)
+  if value is None:
+    if default is None:
+      raise errors.ConfigError(
+          f'config.json has no {key!r}, which this port needs')
+    return default
+  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    raise errors.ConfigError(
+        f'config field {key}={value!r} must be an integer >= {minimum}')
+  return value
+
+
+def _bool(d: dict[str, Any], key: str, default: bool) -> bool:
+  value = d.get(key)
+  if value is None:
+    return default
+  if not isinstance(value, bool):
+    raise errors.ConfigError(f'config field {key}={value!r} must be true or '
+                             'false')
+  return value
+
+
+def _float(d: dict[str, Any], key: str, default=None, positive=True):
+  """A real-number field (or `default` when absent/null)."""
+  value = d.get(key)
+  if value is None:
+    return default
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+      positive and not value > 0):
+    raise errors.ConfigError(
+        f'config field {key}={value!r} must be a {"positive " * positive}'
+        'number')
+  return float(value)
+
+
 def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
   """Reads RoPE base and scaling from either config.json generation."""
   params = d.get('rope_parameters')
@@ -249,6 +286,13 @@ def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
       isinstance(v, dict) for v in params.values()):
     raise errors.ConfigError(
         'config field rope_parameters is per layer type; not supported')
+  if params is not None and not isinstance(params, dict):
+    raise errors.ConfigError(f'config field rope_parameters={params!r} must be '
+                             'an object')
+  if d.get('rope_scaling') is not None and not isinstance(
+      d['rope_scaling'], dict):
+    raise errors.ConfigError(
+        f"config field rope_scaling={d['rope_scaling']!r} must be an object")
   if params is not None:  # transformers 5.x
     theta = params.get('rope_theta', d.get('rope_theta'))
     scaling = dict(params)
@@ -257,6 +301,7 @@ def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
     theta = d.get('rope_theta', 10000.0)
     scaling = dict(d.get('rope_scaling') or {})
     field = 'rope_scaling'
+  theta = _float({'rope_theta': theta}, 'rope_theta')
   if theta is None:
     raise errors.ConfigError('config.json has no rope_theta')
   rope_type = scaling.pop('rope_type', None) or scaling.pop('type', None)
@@ -267,7 +312,7 @@ def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
     if leftover:
       raise errors.ConfigError(
           f'config field {field} has unsupported entries {sorted(leftover)}')
-    return float(theta), None
+    return theta, None
   if rope_type != 'llama3':
     raise errors.ConfigError(
         f'config field {field}.rope_type={rope_type!r} is not supported '
@@ -281,21 +326,28 @@ def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
     raise errors.ConfigError(
         f'config field {field} (llama3): unsupported {sorted(unknown)}, '
         f'missing {sorted(missing)}')
-  return float(theta), RopeScaling(
-      factor=float(scaling['factor']),
-      low_freq_factor=float(scaling['low_freq_factor']),
-      high_freq_factor=float(scaling['high_freq_factor']),
-      original_max_position_embeddings=int(
-          scaling['original_max_position_embeddings']))
+  low = _float(scaling, 'low_freq_factor')
+  high = _float(scaling, 'high_freq_factor')
+  if not high > low:
+    raise errors.ConfigError(
+        f'config field {field}: high_freq_factor {high} must exceed '
+        f'low_freq_factor {low}')
+  return theta, RopeScaling(
+      factor=_float(scaling, 'factor'), low_freq_factor=low,
+      high_freq_factor=high,
+      original_max_position_embeddings=_int(
+          scaling, 'original_max_position_embeddings'))
 
 
 def _layer_types(d: dict[str, Any], family: str, n: int) -> tuple[str, ...]:
   raw = d.get('layer_types')
+  if raw is not None and not isinstance(raw, list):
+    raise errors.ConfigError(f'config field layer_types={raw!r} must be a list')
   if raw is None:  # transformers 4.x Gemma-2: local attention on even layers
     return tuple('sliding' if (family == 'gemma2' and i % 2 == 0) else 'full'
                  for i in range(n))
   names = {'sliding_attention': 'sliding', 'full_attention': 'full'}
-  bad = [t for t in raw if t not in names or
+  bad = [t for t in raw if not isinstance(t, str) or t not in names or
          (family == 'llama' and t != 'full_attention')]
   if bad or len(raw) != n:
     raise errors.ConfigError(
@@ -318,7 +370,7 @@ def from_hf_config(d: dict[str, Any]) -> ModelConfig:
     errors.ConfigError: naming the first field whose value is not implemented.
   """
   model_type = d.get('model_type')
-  if model_type not in _FAMILY_FIELDS:
+  if not isinstance(model_type, str) or model_type not in _FAMILY_FIELDS:
     raise errors.ConfigError(
         f'config field model_type={model_type!r} is not supported '
         f"(supported: {sorted(_FAMILY_FIELDS)})")
@@ -341,24 +393,27 @@ def from_hf_config(d: dict[str, Any]) -> ModelConfig:
         f'config field architectures={arch!r} is not supported (expected '
         f'[{want!r}])')
 
-  n_layers = int(_require(d, 'num_hidden_layers'))
-  n_heads = int(_require(d, 'num_attention_heads'))
-  d_model = int(_require(d, 'hidden_size'))
-  head_dim = int(d.get('head_dim') or d_model // n_heads)
+  n_layers = _int(d, 'num_hidden_layers')
+  n_heads = _int(d, 'num_attention_heads')
+  d_model = _int(d, 'hidden_size')
+  head_dim = _int(d, 'head_dim', default=d_model // n_heads)
   theta, scaling = _rope(d)
+  token = lambda key: _int(d, key, default=-1, minimum=0)
   eos = d.get('eos_token_id')
-  eos_ids = tuple(eos) if isinstance(eos, list) else (
-      () if eos is None else (int(eos),))
+  eos_list = eos if isinstance(eos, list) else ([] if eos is None else [eos])
+  eos_ids = tuple(_int({'eos_token_id': e}, 'eos_token_id', minimum=0)
+                  for e in eos_list)
+  optional_id = lambda key: None if d.get(key) is None else token(key)
   common = dict(
-      vocab_size=int(_require(d, 'vocab_size')), d_model=d_model,
+      vocab_size=_int(d, 'vocab_size'), d_model=d_model,
       num_layers=n_layers, num_heads=n_heads,
-      num_kv_heads=int(d.get('num_key_value_heads') or n_heads),
-      head_dim=head_dim, mlp_dim=int(_require(d, 'intermediate_size')),
+      num_kv_heads=_int(d, 'num_key_value_heads', default=n_heads),
+      head_dim=head_dim, mlp_dim=_int(d, 'intermediate_size'),
       rope_theta=theta, rope_scaling=scaling,
       layer_types=_layer_types(d, family, n_layers),
-      bos_token_id=d.get('bos_token_id'), eos_token_ids=eos_ids,
-      pad_token_id=d.get('pad_token_id'),
-      max_position_embeddings=int(d.get('max_position_embeddings') or 8192),
+      bos_token_id=optional_id('bos_token_id'), eos_token_ids=eos_ids,
+      pad_token_id=optional_id('pad_token_id'),
+      max_position_embeddings=_int(d, 'max_position_embeddings', 8192),
   )
   if family == 'gemma2':
     act = d.get('hidden_activation') or d.get('hidden_act')
@@ -369,18 +424,19 @@ def from_hf_config(d: dict[str, Any]) -> ModelConfig:
     if scaling is not None:
       raise errors.ConfigError(
           'config field rope_scaling is not supported for gemma2')
-    if d.get('tie_word_embeddings', True) is not True:
+    if _bool(d, 'tie_word_embeddings', True) is not True:
       raise errors.ConfigError(
           'config field tie_word_embeddings=False is not supported for gemma2')
-    window = d.get('sliding_window') or d.get('sliding_window_size')
-    scalar = d.get('query_pre_attn_scalar') or head_dim
+    window = (_int(d, 'sliding_window', 0, minimum=0) or
+              _int(d, 'sliding_window_size', 0, minimum=0))
+    scalar = _float(d, 'query_pre_attn_scalar', float(head_dim))
     return ModelConfig(
         family='gemma2', mlp_activation='gelu_tanh',
-        norm_eps=float(d.get('rms_norm_eps', 1e-6)), norm_unit_offset=True,
+        norm_eps=_float(d, 'rms_norm_eps', 1e-6), norm_unit_offset=True,
         embed_scale=True, post_norms=True,
-        attn_softcap=d.get('attn_logit_softcapping'),
-        final_softcap=d.get('final_logit_softcapping'),
-        query_scale=float(scalar) ** -0.5,
+        attn_softcap=_float(d, 'attn_logit_softcapping'),
+        final_softcap=_float(d, 'final_logit_softcapping'),
+        query_scale=scalar ** -0.5,
         sliding_window=int(window) if window else None,
         tie_embeddings=True, **common)
   act = d.get('hidden_act', 'silu')
@@ -389,10 +445,10 @@ def from_hf_config(d: dict[str, Any]) -> ModelConfig:
         f"config field hidden_act={act!r} is not supported (only 'silu')")
   return ModelConfig(
       family='llama', mlp_activation='silu',
-      norm_eps=float(d.get('rms_norm_eps', 1e-6)), norm_unit_offset=False,
+      norm_eps=_float(d, 'rms_norm_eps', 1e-6), norm_unit_offset=False,
       embed_scale=False, post_norms=False, attn_softcap=None,
       final_softcap=None, query_scale=head_dim ** -0.5, sliding_window=None,
-      tie_embeddings=bool(d.get('tie_word_embeddings', False)), **common)
+      tie_embeddings=_bool(d, 'tie_word_embeddings', False), **common)
 
 
 def to_hf_config(cfg: ModelConfig) -> dict[str, Any]:
