@@ -145,3 +145,27 @@ def base_config() -> ml_collections.ConfigDict:
   c.chunks.masks = 16
   c.chunks.prompts = 32
   return c
+
+
+def paper_settings(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Settings shared by the paper's two real models (in place; returns c).
+
+  bf16 weights and prompt files as the group's code; P('I') as the greedy
+  metric (secondary notes); larger K, pools and mask counts than the
+  organisms; 256-token judged generations (the group's default).
+  """
+  c.dtype = 'bfloat16'
+  c.data.source = 'files'
+  c.metric.name = 'refusal_prob'
+  c.metric.refusal_tokens = ('I',)
+  c.features.top_k = 200
+  c.greedy.n_prompts = 64
+  c.fm.pool_size = 256
+  c.fm.n_masks = 4096
+  c.fm.n_prompts = 32
+  c.eval.max_new_tokens = 256
+  c.eval.ce_max_new_tokens = 256
+  c.eval.n_ce_prompts = 100
+  c.eval.batch_size = 16
+  c.chunks.prompts = 16
+  return c

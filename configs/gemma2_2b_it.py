@@ -19,20 +19,6 @@ from configs import dissect_base
 
 
 def get_config():
-  c = dissect_base.base_config()
-  c.dtype = 'bfloat16'
-  c.data.source = 'files'
-  c.metric.name = 'refusal_prob'
-  c.metric.refusal_tokens = ('I',)
-  c.features.top_k = 200
-  c.greedy.n_prompts = 64
-  c.fm.pool_size = 256
-  c.fm.n_masks = 4096
-  c.fm.n_prompts = 32
-  c.eval.max_new_tokens = 256
-  c.eval.ce_max_new_tokens = 256
-  c.eval.n_ce_prompts = 100
-  c.eval.batch_size = 16
+  c = dissect_base.paper_settings(dissect_base.base_config())
   c.chunks.masks = 32
-  c.chunks.prompts = 16
   return c

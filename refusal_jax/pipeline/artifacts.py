@@ -23,16 +23,16 @@ from refusal_jax import errors
 CONFIG_FILE = 'config.json'
 
 
-def write_json(path: str, obj: Any) -> None:
-  """Writes JSON atomically (write to a temp file, then rename)."""
+def write_text(path: str, text: str) -> None:
+  """Writes text atomically (temp file in the same directory, then rename)."""
   if jax.process_index() != 0:
     return
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=directory)
   try:
-    with os.fdopen(fd, 'w') as f:
-      json.dump(obj, f, indent=2, sort_keys=True, default=_jsonable)
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+      f.write(text)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -40,6 +40,12 @@ def write_json(path: str, obj: Any) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes JSON atomically."""
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True,
+                              default=_jsonable))
 
 
 def write_npz(path: str, **arrays) -> None:

@@ -17,13 +17,13 @@ import html
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import latents
 from refusal_jax.pipeline.context import Context, PromptSet
 
@@ -188,23 +188,6 @@ def read_npz(workdir: str, name: str) -> dict:
     return {}
   with np.load(path) as z:
     return {k: z[k] for k in z.files}
-
-
-def write_atomic(path: str, text: str) -> None:
-  """Writes text to a temp file in the same directory, then renames it."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.html', dir=directory)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 # --------------------------------------------------------------------------
@@ -841,5 +824,5 @@ def write_report(workdir: str, summary: dict, ctx: Context) -> str:
     The report's path.
   """
   path = os.path.join(workdir, 'report.html')
-  write_atomic(path, render(workdir, summary, ctx))
+  artifacts.write_text(path, render(workdir, summary, ctx))
   return path
