@@ -12,8 +12,10 @@ Every stage of the pipeline and the benchmark evaluate through here.
   computed once per prompt chunk; per mask, only the edit of the C candidate
   latents (a [C, D] decoder slice) and the layers after the site are run.
 
-Both compute only last-position logits (no [T, V] projection), compile once per
-shape (chunks have fixed sizes; a ragged last chunk is padded, never
+Both compute only last-position logits (no [T, V] projection); `sae_sweep`
+also runs the last decoder layer at the last position only (its keys and
+values at every position), the only position a metric reads. Both compile once
+per shape (chunks have fixed sizes; a ragged last chunk is padded, never
 recompiled) and bound memory by `Chunks`. No input buffer is donated: the
 shared prefix residual is reused by every mask chunk, and no output has the
 shape of a mask chunk.
@@ -28,9 +30,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from refusal_jax import errors
 from refusal_jax.interventions import sae_edit
+from refusal_jax.models import layers
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
@@ -162,18 +166,139 @@ def sae_resume_layer(sae: SAE) -> int:
 
 @jax.jit
 def _site_latents(sae: SAE, resid, candidates):
-  """Candidate latents [P, T, C] and decoder slice [C, D] at the site."""
-  f = sae.encode(resid)[..., candidates]
+  """Candidate latents [P, T, C] and decoder slice [C, D] at the site.
+
+  JumpReLU and ReLU latents are per-latent functions of the input, so only
+  the C candidate encoder columns are applied; top-k ranks all latents.
+  """
+  if sae.architecture == 'topk':
+    f = sae.encode(resid)[..., candidates]
+  else:
+    f = sae.replace(
+        W_enc=sae.W_enc[:, candidates], b_enc=sae.b_enc[candidates],
+        threshold=(None if sae.threshold is None
+                   else sae.threshold[candidates])).encode(resid)
   w = sae.W_dec[candidates].astype(jnp.float32)
   if sae.architecture == 'topk' and sae.rescale_acts_by_decoder_norm:
     w = w / sae.decoder_norms()[candidates][:, None]
   return f, w
 
 
+def _last_layer_at_last(blk, config: ModelConfig, x, cos, sin, token_mask,
+                        last) -> jax.Array:
+  """The last decoder block evaluated at each row's last real position only.
+
+  Keys and values are projected at every position (the last query attends to
+  all of them); queries, the attention output, the MLP and the residual adds
+  run at one position per row.
+
+  Args:
+    blk: the last `transformer.Block`.
+    config: architecture.
+    x: [B, T, D] resid_pre of the last layer.
+    cos: [B, T, H] RoPE table; sin likewise.
+    token_mask: [B, T] bool, real tokens.
+    last: [B, 1] index of each row's last real token.
+
+  Returns:
+    [B, 1, D] resid_post of the last layer at `last`.
+  """
+  attn = blk.self_attn
+  b = x.shape[0]
+  xn = blk.input_layernorm(x)
+  k = layers.apply_rope(
+      jnp.einsum('BTD,DKH->BTKH', xn, attn.k_proj[...]), cos, sin)
+  v = jnp.einsum('BTD,DKH->BTKH', xn, attn.v_proj[...])
+  take = lambda a: jnp.take_along_axis(
+      a, last.reshape(last.shape + (1,) * (a.ndim - 2)), axis=1)
+  q = layers.apply_rope(
+      jnp.einsum('BTD,DNH->BTNH', take(xn), attn.q_proj[...]), take(cos),
+      take(sin))  # [B, 1, N, H]
+  slots = jnp.arange(x.shape[1])
+  see = (slots[None, :] <= last) & token_mask  # [B, S]
+  if attn.window is not None:
+    see &= last - slots[None, :] < attn.window
+  q = q.reshape(b, 1, config.num_kv_heads, config.group_size, config.head_dim)
+  scores = jnp.einsum('BTKGH,BSKH->BKGTS', q, k) * config.query_scale
+  scores = layers.softcap(scores.astype(jnp.float32), config.attn_softcap)
+  scores = jnp.where(see[:, None, None, None], scores,
+                     jnp.finfo(jnp.float32).min)
+  probs = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
+  out = jnp.einsum('BKGTS,BSKH->BTKGH', probs, v).reshape(
+      b, 1, config.num_heads, config.head_dim)
+  h = jnp.einsum('BTNH,NHD->BTD', out, attn.o_proj[...])
+  x = take(x)
+  if blk.post_norms:
+    h = blk.post_attention_layernorm(h)
+  x = x + h
+  if blk.post_norms:
+    h = blk.post_feedforward_layernorm(blk.mlp(
+        blk.pre_feedforward_layernorm(x)))
+  else:
+    h = blk.mlp(blk.post_attention_layernorm(x))
+  return x + h
+
+
+def last_hidden(params, config: ModelConfig, x, attention_mask, *,
+                start_layer: int, trim_last_layer: bool = True) -> jax.Array:
+  """Runs layers [start_layer, L) from a residual; the last token's output.
+
+  Args:
+    params: model parameters.
+    config: architecture.
+    x: [B, T, D] resid_pre[start_layer].
+    attention_mask: [B, T].
+    start_layer: first layer to run (num_layers: none).
+    trim_last_layer: run the last layer at the last position only (see
+      `_last_layer_at_last`); otherwise run it at every position.
+
+  Returns:
+    [B, D] resid_post of the last layer at each row's last real token (before
+    the final norm).
+  """
+  n_layers = config.num_layers
+  token_mask = attention_mask.astype(bool)
+  last = transformer.last_token_positions(token_mask)  # [B, 1]
+  trim = trim_last_layer and start_layer < n_layers
+  stop = n_layers - 1 if trim else n_layers
+  if start_layer < stop:
+    x = transformer.forward(params, config, attention_mask=attention_mask,
+                            start_layer=start_layer, stop_layer=stop,
+                            resid=x).resid
+  if not trim:
+    return jnp.take_along_axis(x, last[..., None], axis=1)[:, 0]
+  model = nnx.merge(transformer.graphdef(config), params)
+  cos, sin = layers.rope_cos_sin(transformer.default_positions(token_mask),
+                                 config, x.dtype)
+  return _last_layer_at_last(model.layers[n_layers - 1], config, x, cos, sin,
+                             token_mask, last)[:, 0]
+
+
+def final_logits(params, config: ModelConfig, h) -> jax.Array:
+  """Final norm, unembedding and softcap: h [..., D] -> [..., V] float32.
+
+  The product is formed vocabulary-major ([V, ...], the head's rows as the
+  long matmul dimension, a tied [V, D] embedding used as stored) and moved to
+  [..., V] afterwards: with few rows (one per evaluation of a chunk) this is
+  markedly faster on CPU than the row-major product.
+  """
+  model = nnx.merge(transformer.graphdef(config), params)
+  h = model.norm(h)
+  if config.tie_embeddings:
+    logits = jnp.einsum('VD,...D->V...', model.embed_tokens[...], h,
+                        preferred_element_type=jnp.float32)
+  else:
+    logits = jnp.einsum('DV,...D->V...', model.lm_head[...], h,
+                        preferred_element_type=jnp.float32)
+  logits = jnp.moveaxis(logits, 0, -1)
+  return layers.softcap(logits, config.final_softcap)
+
+
 @functools.partial(jax.jit, static_argnames=('config', 'start_layer',
-                                             'metric', 'mode'))
+                                             'metric', 'mode',
+                                             'trim_last_layer'))
 def _sae_chunk(params, config, resid, attention_mask, f, w, masks, value, *,
-               start_layer, metric, mode):
+               start_layer, metric, mode, trim_last_layer):
   """[Mc, Pc] metric for a chunk of latent masks [Mc, C]."""
   keep = attention_mask.astype(bool)[..., None]
 
@@ -181,18 +306,19 @@ def _sae_chunk(params, config, resid, attention_mask, f, w, masks, value, *,
     edited = sae_edit.edit_latents(f, m, value, mode)
     delta = jnp.einsum('PTC,CD->PTD', edited - f, w)
     x = resid.astype(jnp.float32) + jnp.where(keep, delta, 0.0)
-    out = transformer.forward(params, config, attention_mask=attention_mask,
-                              start_layer=start_layer,
-                              resid=x.astype(resid.dtype), logits_at='last')
-    return metric(out.logits[:, 0])
+    return last_hidden(params, config, x.astype(resid.dtype), attention_mask,
+                       start_layer=start_layer,
+                       trim_last_layer=trim_last_layer)
 
-  return jax.vmap(one)(masks)
+  h = jax.vmap(one)(masks)  # [Mc, Pc, D]
+  return metric(final_logits(params, config, h))
 
 
 def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
               attention_mask, candidates, masks, *, metric: Metric,
               mode: str = 'zero', value: float = 0.0,
-              chunks: Chunks = Chunks(), progress=None) -> np.ndarray:
+              chunks: Chunks = Chunks(), trim_last_layer: bool = True,
+              progress=None) -> np.ndarray:
   """Metric for every prompt with each subset of SAE latents edited.
 
   Equals running `SAEEdit(sae, latent_mask=scatter(masks[m]))` through the
@@ -210,6 +336,10 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
     mode: 'zero' | 'clamp' | 'scale' (see interventions/sae_edit.py).
     value: clamp value or scale factor.
     chunks: memory bounds.
+    trim_last_layer: run the last decoder layer at the last position only
+      (keys and values at every position; queries, attention output and MLP
+      at one), the only position the metric reads. False runs it at every
+      position; both give the same values (tested).
     progress: optional callable(n_done_masks).
 
   Returns:
@@ -235,7 +365,7 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
       vals = _sae_chunk(params, config, resid, mask, f, w,
                         jnp.asarray(_pad_to(masks[m0:m1], mm)),
                         jnp.float32(value), start_layer=start, metric=metric,
-                        mode=mode)
+                        mode=mode, trim_last_layer=trim_last_layer)
       out[m0:m1, p0:p1] = np.asarray(vals)[:m1 - m0, :p1 - p0]
       if progress is not None:
         progress(m1 - m0)

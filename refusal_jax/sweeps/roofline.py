@@ -28,6 +28,11 @@ resid_pre[l + 1]) and L layers:
 Not counted: norms, RoPE, activations, softcaps, softmax, the metric, the
 prefix (embedding and layers before s, shared by all masks of a prompt) --
 all either shared or O(T*D) elementwise work.
+
+`hooked_forward_flops` counts, with the same rules, what the conventional
+hook-based evaluation does per prompt and mask: every layer at every position,
+the full SAE encode and two full decodes at the site, and logits at every
+position.
 """
 
 import time
@@ -40,7 +45,7 @@ from refusal_jax import errors
 from refusal_jax.models.config import ModelConfig
 
 
-def _layer_flops(config: ModelConfig, n_tokens: int) -> float:
+def layer_flops(config: ModelConfig, n_tokens: int) -> float:
   """FLOPs of one decoder layer over all T positions (causal attention)."""
   d, n, k, h, f = (config.d_model, config.num_heads, config.num_kv_heads,
                    config.head_dim, config.mlp_dim)
@@ -51,7 +56,7 @@ def _layer_flops(config: ModelConfig, n_tokens: int) -> float:
   return float(proj + attn + mlp)
 
 
-def _last_layer_flops(config: ModelConfig, n_tokens: int) -> float:
+def last_layer_flops(config: ModelConfig, n_tokens: int) -> float:
   """FLOPs of the last layer when only its last position is read."""
   d, n, k, h, f = (config.d_model, config.num_heads, config.num_kv_heads,
                    config.head_dim, config.mlp_dim)
@@ -94,11 +99,29 @@ def sweep_flops(config: ModelConfig, *, n_tokens: int, site_layer_resume: int,
         'n_tokens, d_sae_candidates and metric_vocab must be positive')
   total = 2.0 * n_tokens * d_sae_candidates * config.d_model
   full_layers = max(n_layers - 1 - site_layer_resume, 0)
-  total += full_layers * _layer_flops(config, n_tokens)
+  total += full_layers * layer_flops(config, n_tokens)
   if site_layer_resume < n_layers:
-    total += _last_layer_flops(config, n_tokens)
+    total += last_layer_flops(config, n_tokens)
   total += 2.0 * config.d_model * metric_vocab
   return total
+
+
+def hooked_forward_flops(config: ModelConfig, *, n_tokens: int,
+                         d_sae: int) -> float:
+  """FLOPs of one full forward pass with an SAE edited in a hook, per prompt.
+
+  Args:
+    config: the model architecture.
+    n_tokens: T, tokens of the (padded) prompt.
+    d_sae: A, SAE width.
+
+  Returns:
+    L full layers + 2*T*D*A (encode) + 2 * 2*T*A*D (decode of the edited and
+    of the clean latents) + 2*T*D*V (logits at every position).
+  """
+  t, d = n_tokens, config.d_model
+  return (config.num_layers * layer_flops(config, t) + 3 * 2.0 * t * d * d_sae
+          + 2.0 * t * d * config.vocab_size)
 
 
 def measure_matmul_peak(dtype=jnp.float32, size: int = 2048,

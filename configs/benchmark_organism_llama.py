@@ -1,0 +1,47 @@
+"""Ablation-throughput benchmark on the embedded Llama-architecture organism.
+
+Run:
+  .venv/bin/python -m experiments.benchmark_ablation \
+      --config=configs/benchmark_organism_llama.py --workdir=/tmp/bench_llama
+
+Benchmarks the shipped checkpoint refusal_jax/assets/organism_llama/ (a
+transformers directory with its tokenizer) and its SAE
+refusal_jax/assets/sae_organism_llama/ (a SAELens folder; its site and layer
+come from its cfg.json), on the organisms' harmful test prompts. When an asset
+is missing the benchmark stops with a one-line error naming its path.
+"""
+
+import importlib.resources
+
+from configs import benchmark_gemma2_2b_shape
+
+
+def asset(name: str) -> str:
+  """Path of refusal_jax/assets/<name> in the installed package."""
+  return str(importlib.resources.files('refusal_jax') / 'assets' / name)
+
+
+def get_config():
+  """Returns the benchmark config (fields documented in the shape config)."""
+  config = benchmark_gemma2_2b_shape.get_config()
+  config.model.name = 'organism_llama'
+  config.model.checkpoint = asset('organism_llama')
+  config.sae.path = asset('sae_organism_llama')
+  config.prompts.source = 'harmful'
+  config.prompts.n_prompts = 32
+  config.sweep.n_masks = 256
+  config.sweep.n_candidates = 64
+  config.sweep.chunk_masks = 64
+  config.sweep.chunk_prompts = 32
+  config.sweep.repeats = 3
+  # P(refusal token 'I'), the token read from the organism's tokenizer. The
+  # organisms refuse confidently (1 - P down to ~1e-4), where the log-odds
+  # refusal_score loses 3-4 digits to f32 rounding of 1 - P in any
+  # implementation, so the PyTorch/JAX agreement check uses the probability.
+  config.metric.name = 'refusal_prob'
+  config.metric.refusal_ids = ()
+  config.torch.n_masks = 32
+  config.torch.batch_prompts = 32
+  config.plot.n_masks = (1, 4, 16, 64, 256)
+  config.plot.layers = (0, 1, 2, 3, 4, 5)
+  return config
