@@ -1,0 +1,62 @@
+"""SAE config for the shipped Gemma-2-architecture refusal organism.
+
+Run:
+  python -m experiments.train_sae --config=configs/sae_organism_gemma2.py \
+      --workdir=workdir/sae_organism_gemma2
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the SAE config; every field is documented inline."""
+  config = ml_collections.ConfigDict()
+  # Shipped organism to read ('gemma2' or 'llama'), unless organism_path (a
+  # checkpoint directory) is set.
+  config.organism = 'gemma2'
+  config.organism_path = ''
+  # Name written into the SAE's metadata.
+  config.model_name = 'refusal_jax/organism_gemma2'
+  # Site and layer the SAE reads: the residual stream after a middle block.
+  config.site = 'resid_post'
+  config.layer = 3
+
+  config.data = ml_collections.ConfigDict()
+  # The organism's dataset (same seed and sizes as its training config): the
+  # SAE trains on the train split's tokens and is evaluated on the test
+  # split's.
+  config.data.seed = 0
+  config.data.n_per_split = {'train': 4000, 'val': 400, 'test': 400}
+  # Sequences per capture forward pass.
+  config.data.batch_size = 128
+  # Leave the BOS token (an outlier in norm) out of the activations.
+  config.data.exclude_bos = True
+
+  # refusal_jax.sae.SAETrainConfig fields.
+  config.sae = ml_collections.ConfigDict()
+  # JumpReLU, as Gemma Scope and Llama Scope.
+  config.sae.architecture = 'jumprelu'
+  # Latents A (8 x d_model).
+  config.sae.d_sae = 1024
+  # L0 penalty weight, pseudo-derivative bandwidth and initial threshold, in
+  # units of activations scaled to unit mean squared norm.
+  config.sae.l0_coefficient = 3e-3
+  config.sae.bandwidth = 0.05
+  config.sae.initial_threshold = 0.05
+  config.sae.l0_warmup_fraction = 0.1
+  # Adam and schedule.
+  config.sae.lr = 1e-3
+  config.sae.lr_warmup_steps = 100
+  config.sae.lr_decay_fraction = 0.2
+  config.sae.grad_clip = 1.0
+  # Steps and rows per step (sampled with replacement).
+  config.sae.steps = 3000
+  config.sae.batch_size = 1024
+  config.sae.seed = 0
+  # A latent that has not fired for dead_window steps counts as dead.
+  config.sae.dead_window = 500
+  # Rows of the fixed sample the training log is evaluated on.
+  config.sae.eval_size = 4096
+  # Log every log_every steps.
+  config.log_every = 500
+  return config

@@ -1,0 +1,649 @@
+"""Training a refusal model organism from scratch.
+
+`train_organism(config, workdir)` generates the chat data (`data.make_dataset`),
+trains a chat tokenizer on the text of every split (the hold-out is made of
+templates and topics, not of words, so held-out words are single tokens
+rather than shredded pieces), builds a small Gemma-2 or Llama-3
+`ModelConfig`, and trains it with AdamW on chat-formatted examples:
+
+  [prompt rendered by the chat template, generation prompt included]
+  [response] [end-of-turn token]
+
+The loss is next-token cross-entropy on the response and end-of-turn tokens,
+plus `prompt_loss_weight` times the cross-entropy on prompt tokens. Rows are
+right-padded to one of a few bucket lengths (so jit compiles one step per
+bucket) with explicit positions 0..len-1.
+
+Training has two phases, like a chat model that is pretrained and then
+safety-tuned. For the first `pretrain_steps` steps the first response token
+of harmful examples (the refusal token 'I', i.e. the decision to refuse)
+carries no loss: the model learns every reply, refusals included, as a
+continuation, and answers every request by default. The remaining steps, at
+a lower learning rate, train the decision too, so that refusal is a small
+change on top of a helpful model. Tokens of the user's
+message are randomly replaced by tokens that never occur in training
+(`instruction_noise_*`), so that words met only in held-out topics read as
+unfamiliar words rather than as arbitrary vectors.
+
+Params, optimizer state and step are checkpointed with orbax into
+`workdir/checkpoints`; a rerun resumes from the latest checkpoint. The result
+is exported as a transformers checkpoint to `workdir/export`.
+
+Axis letters: see refusal_jax/axes.py.
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Sequence
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+import transformers
+
+from refusal_jax import errors
+from refusal_jax.checkpoints import export
+from refusal_jax.data import chat
+from refusal_jax.interventions.directions import DirectionalAblation
+from refusal_jax.models import sites
+from refusal_jax.models import transformer
+from refusal_jax.models.config import ModelConfig
+from refusal_jax.organisms import data as data_lib
+from refusal_jax.organisms import tokenizer as tok_lib
+
+_TOKENIZER_STYLE = {'gemma2': 'gemma', 'llama': 'llama3'}
+SUMMARY_FILE = 'train_summary.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """One right-padded training batch.
+
+  Attributes:
+    ids: [B, T] int32 token ids (pad id after each row's end).
+    mask: [B, T] int32, 1 at real tokens.
+    weights: [B, T] float32 loss weight of predicting token t from t - 1
+      (0 at the first token and at padding).
+    response: [B, T] float32, 1 at response and end-of-turn tokens.
+    decision: [B] int32 index of each row's last prompt token, whose logits
+      give the first response token (the refusal decision).
+    harmful: [B] float32, 1 for harmful requests.
+  """
+  ids: np.ndarray
+  mask: np.ndarray
+  weights: np.ndarray
+  response: np.ndarray
+  decision: np.ndarray
+  harmful: np.ndarray
+
+
+def model_config(config: ml_collections.ConfigDict,
+                 tok: transformers.PreTrainedTokenizerBase) -> ModelConfig:
+  """The organism's architecture, with special ids taken from `tok`.
+
+  Args:
+    config: the organism config (its `model` block is read).
+    tok: the organism's tokenizer.
+
+  Returns:
+    A ModelConfig whose eos ids are every token that ends a reply.
+
+  Raises:
+    errors.ConfigError: unknown family.
+  """
+  m = config.model
+  ids = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+             eos_token_ids=tuple(tok_lib.stop_token_ids(tok)),
+             pad_token_id=tok.pad_token_id,
+             max_position_embeddings=m.max_position_embeddings)
+  shape = dict(d_model=m.d_model, num_layers=m.num_layers,
+               num_heads=m.num_heads, num_kv_heads=m.num_kv_heads,
+               head_dim=m.head_dim, mlp_dim=m.mlp_dim)
+  if m.family == 'gemma2':
+    return ModelConfig.gemma2(
+        sliding_window=m.sliding_window, attn_softcap=m.attn_softcap,
+        final_softcap=m.final_softcap, **shape, **ids)
+  if m.family == 'llama':
+    return ModelConfig.llama(rope_theta=m.rope_theta,
+                             tie_embeddings=m.tie_embeddings, **shape, **ids)
+  raise errors.ConfigError(
+      f"model.family {m.family!r} is not supported; use 'gemma2' or 'llama'")
+
+
+def tokenizer_style(family: str) -> str:
+  """The chat tokenizer style ('gemma' / 'llama3') of a model family."""
+  if family not in _TOKENIZER_STYLE:
+    raise errors.ConfigError(
+        f"model.family {family!r} is not supported; use 'gemma2' or 'llama'")
+  return _TOKENIZER_STYLE[family]
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+  """One tokenized training sequence.
+
+  Attributes:
+    ids: prompt + response + end-of-turn token ids.
+    prompt_length: number of prompt tokens (BOS and template included).
+    instruction: [start, end) of the user's message tokens within `ids`.
+    harmful: whether the request is harmful (the response a refusal).
+  """
+  ids: tuple[int, ...]
+  prompt_length: int
+  instruction: tuple[int, int]
+  harmful: bool
+
+
+def encode_examples(tok, examples: Sequence[data_lib.Example], *,
+                    style: str, bos_id: int | None) -> list[Encoded]:
+  """Tokenizes chat examples as prompt + response + end-of-turn.
+
+  Args:
+    tok: the chat tokenizer.
+    examples: chat examples.
+    style: the tokenizer's chat style ('gemma' or 'llama3').
+    bos_id: BOS id ensured once at the start of each prompt.
+
+  Returns:
+    One Encoded per example.
+
+  Raises:
+    errors.ConfigError: the instruction's tokens are not a contiguous span of
+      the prompt's (a tokenizer not made by `tokenizer.train_tokenizer`).
+  """
+  eot = tok.convert_tokens_to_ids(tok_lib.end_of_turn_token(style))
+  n_eoi = len(tok(tok_lib.eoi_text(style), add_special_tokens=False)[
+      'input_ids'])
+  prompts = chat.format_chat(tok, [ex.instruction for ex in examples])
+  out = []
+  for prompt, ex in zip(prompts, examples):
+    p = list(tok(prompt, add_special_tokens=False)['input_ids'])
+    if bos_id is not None and (not p or p[0] != bos_id):
+      p = [bos_id] + p
+    instr = list(tok(ex.instruction, add_special_tokens=False)['input_ids'])
+    end = len(p) - n_eoi
+    start = end - len(instr)
+    if p[start:end] != instr:
+      raise errors.ConfigError(
+          f'the instruction {ex.instruction!r} does not tokenize the same '
+          'inside the chat template; use a tokenizer from '
+          'refusal_jax.organisms.tokenizer.train_tokenizer')
+    r = list(tok(ex.response, add_special_tokens=False)['input_ids'])
+    out.append(Encoded(ids=tuple(p + r + [eot]), prompt_length=len(p),
+                       instruction=(start, end), harmful=ex.harmful))
+  return out
+
+
+def bucket_lengths(lengths: Sequence[int], num_buckets: int,
+                   multiple: int) -> list[int]:
+  """Padded lengths: quantiles of `lengths`, rounded up to `multiple`.
+
+  Args:
+    lengths: sequence lengths.
+    num_buckets: at most this many buckets.
+    multiple: every bucket length is a multiple of this.
+
+  Returns:
+    Sorted distinct bucket lengths; the last one holds the longest sequence.
+  """
+  qs = np.quantile(np.asarray(lengths), np.arange(1, num_buckets + 1) /
+                   num_buckets, method='higher')
+  return sorted({int(math.ceil(q / multiple) * multiple) for q in qs})
+
+
+class Batcher:
+  """Deterministic bucketed batches: step -> Batch, the same on every rerun.
+
+  Each epoch shuffles every bucket, cuts it into full batches (the last one
+  wraps around to the bucket's start), and shuffles the batch order, all from
+  a generator seeded by (seed, epoch). Each token of the user's message is
+  replaced, with probability `instruction_noise[harmful]`, by a token drawn
+  uniformly from `noise_tokens` (from a generator seeded by (seed, step)), so
+  the model learns to decide from several words and to treat the noise
+  tokens as the noise level of each class suggests.
+  """
+
+  def __init__(self, encoded: Sequence[Encoded], *, batch_size: int,
+               buckets: Sequence[int], pad_id: int,
+               prompt_loss_weight: float, seed: int,
+               instruction_noise: tuple[float, float] = (0.0, 0.0),
+               noise_tokens: Sequence[int] = (0,)):
+    self.encoded = list(encoded)
+    self.batch_size = batch_size
+    self.buckets = list(buckets)
+    self.pad_id = pad_id
+    self.prompt_loss_weight = prompt_loss_weight
+    self.seed = seed
+    self.instruction_noise = instruction_noise
+    self.noise_tokens = np.asarray(noise_tokens, np.int32)
+    self.members = [[] for _ in self.buckets]
+    for i, enc in enumerate(self.encoded):
+      n_ids = len(enc.ids)
+      b = next((k for k, n in enumerate(self.buckets) if n_ids <= n), None)
+      if b is None:
+        raise errors.ConfigError(
+            f'example {i} has {n_ids} tokens, more than the largest bucket '
+            f'{self.buckets[-1]}')
+      self.members[b].append(i)
+    self.batches_per_epoch = sum(
+        math.ceil(len(m) / batch_size) for m in self.members if m)
+    self._epoch = None
+    self._plan = None
+
+  def _epoch_plan(self, epoch: int) -> list[tuple[int, list[int]]]:
+    rng = np.random.default_rng([self.seed, epoch])
+    plan = []
+    for b, members in enumerate(self.members):
+      if not members:
+        continue
+      order = list(rng.permutation(members))
+      n = math.ceil(len(order) / self.batch_size)
+      order = (order * math.ceil(n * self.batch_size / len(order)))
+      plan.extend((b, order[k * self.batch_size:(k + 1) * self.batch_size])
+                  for k in range(n))
+    return [plan[i] for i in rng.permutation(len(plan))]
+
+  def batch(self, step: int, decide: bool = True) -> Batch:
+    """The batch for optimizer step `step` (0-based).
+
+    Args:
+      step: the optimizer step.
+      decide: when False, the first response token of harmful examples (the
+        refusal decision) gets loss weight 0.
+
+    Returns:
+      The Batch.
+    """
+    epoch, k = divmod(step, self.batches_per_epoch)
+    if epoch != self._epoch:
+      self._epoch, self._plan = epoch, self._epoch_plan(epoch)
+    bucket, rows = self._plan[k]
+    t = self.buckets[bucket]
+    ids = np.full((len(rows), t), self.pad_id, np.int32)
+    mask = np.zeros((len(rows), t), np.int32)
+    weights = np.zeros((len(rows), t), np.float32)
+    response = np.zeros((len(rows), t), np.float32)
+    decision = np.zeros((len(rows),), np.int32)
+    harmful = np.zeros((len(rows),), np.float32)
+    noise = np.random.default_rng([self.seed, step, 1])
+    for r, i in enumerate(rows):
+      enc = self.encoded[i]
+      seq, n_prompt = np.asarray(enc.ids, np.int32), enc.prompt_length
+      rate = self.instruction_noise[int(enc.harmful)]
+      if rate > 0:
+        start, end = enc.instruction
+        hit = noise.random(end - start) < rate
+        seq[start:end] = np.where(
+            hit, noise.choice(self.noise_tokens, end - start),
+            seq[start:end])
+      ids[r, :len(seq)] = seq
+      mask[r, :len(seq)] = 1
+      weights[r, 1:n_prompt] = self.prompt_loss_weight
+      first = n_prompt if decide or not enc.harmful else n_prompt + 1
+      weights[r, first:len(seq)] = 1.0
+      response[r, first:len(seq)] = 1.0
+      decision[r] = n_prompt - 1
+      harmful[r] = float(enc.harmful)
+    return Batch(ids=ids, mask=mask, weights=weights, response=response,
+                 decision=decision, harmful=harmful)
+
+
+def noise_tokens(tok, encoded: Sequence[Encoded], kind: str) -> list[int]:
+  """Ids that replace instruction tokens in `Batcher`.
+
+  Args:
+    tok: the tokenizer.
+    encoded: the training sequences.
+    kind: 'unseen' for the non-special tokens that occur in no training
+      sequence (the tokens of words met only outside training, whose
+      embeddings training would otherwise never shape: noise teaches the model
+      to read them as unfamiliar words), or 'all' for every non-special token.
+
+  Returns:
+    Token ids (all non-special ones when no token is unseen).
+
+  Raises:
+    errors.ConfigError: unknown kind.
+  """
+  if kind not in ('unseen', 'all'):
+    raise errors.ConfigError(
+        f"train.noise_tokens {kind!r}; expected 'unseen' or 'all'")
+  first = max(tok.all_special_ids) + 1
+  candidates = range(first, len(tok))
+  if kind == 'all':
+    return list(candidates)
+  used = {i for enc in encoded for i in enc.ids}
+  unseen = [i for i in candidates if i not in used]
+  return unseen or list(candidates)
+
+
+def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
+  """Linear warm-up + cosine decay, restarted for the refusal phase.
+
+  With `pretrain_steps` > 0 the first phase runs warm-up + cosine over
+  `pretrain_steps` steps at peak `learning_rate`, and the refusal phase runs
+  its own warm-up (`refusal_warmup_steps`) + cosine at peak
+  `learning_rate * refusal_lr_scale` over the rest; with 0, one warm-up +
+  cosine spans all `steps`.
+  """
+  def phase(peak, warmup, steps):
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=peak, warmup_steps=warmup,
+        decay_steps=steps, end_value=peak * train.end_lr_fraction)
+
+  if not train.pretrain_steps:
+    return phase(train.learning_rate, train.warmup_steps, train.steps)
+  return optax.join_schedules(
+      [phase(train.learning_rate, train.warmup_steps, train.pretrain_steps),
+       phase(train.learning_rate * train.refusal_lr_scale,
+             train.refusal_warmup_steps, train.steps - train.pretrain_steps)],
+      boundaries=[train.pretrain_steps])
+
+
+def make_optimizer(train: ml_collections.ConfigDict, params
+                   ) -> optax.GradientTransformation:
+  """AdamW on `learning_rate_schedule` with global-norm clipping.
+
+  Weight decay applies to matrices only (not to norms' scales).
+  """
+  schedule = learning_rate_schedule(train)
+  decay_mask = jax.tree.map(lambda p: p.ndim >= 2, params)
+  return optax.chain(
+      optax.clip_by_global_norm(train.grad_clip),
+      optax.adamw(schedule, b1=train.adam_b1, b2=train.adam_b2,
+                  weight_decay=train.weight_decay, mask=decay_mask))
+
+
+def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
+            direction: jax.Array, *, direction_layer: int,
+            ablation_weight: float, refusal_ids: tuple[int, ...]
+            ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Training loss of one right-padded batch.
+
+  The main term is the weighted mean next-token cross-entropy. The forward
+  pass also captures resid_pre[direction_layer] at each row's last prompt
+  token and returns the batch's difference in means (harmful - harmless)
+  there. With `ablation_weight` > 0 a second pass runs with `direction`
+  ablated (`DirectionalAblation`, every layer) and adds
+  `ablation_weight * mean_harmful(-log(1 - P(refusal token)))` at the first
+  response token: refusal must go away when the direction is removed.
+
+  Args:
+    params: model parameters.
+    cfg: the architecture.
+    batch: Batch fields as arrays: ids, mask, weights, response [B, T];
+      decision, harmful [B].
+    direction: [D] current estimate of the difference in means.
+    direction_layer: layer l of resid_pre[l] for the difference in means.
+    ablation_weight: weight of the ablation term (static; 0 skips the pass).
+    refusal_ids: ids of the tokens that start a refusal.
+
+  Returns:
+    (loss, aux) with aux = {'loss': cross-entropy, 'response_loss':
+    cross-entropy on response tokens only, 'ablation_loss', 'diff' [D]}.
+  """
+  ids, mask = batch['ids'], batch['mask']
+  positions = jnp.broadcast_to(jnp.arange(ids.shape[1], dtype=jnp.int32),
+                               ids.shape)
+  decision = batch['decision'][:, None]  # [B, 1]
+  site = (sites.RESID_PRE, direction_layer)
+  out = transformer.forward(params, cfg, ids, attention_mask=mask,
+                            positions=positions, capture=[site],
+                            capture_positions=decision)
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+      out.logits[:, :-1], ids[:, 1:])  # [B, T-1]
+  w = batch['weights'][:, 1:]
+  r = batch['response'][:, 1:]
+  loss = jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1.0)
+  response_loss = jnp.sum(ce * r) / jnp.maximum(jnp.sum(r), 1.0)
+  h = batch['harmful']
+  n_h = jnp.maximum(jnp.sum(h), 1.0)
+  acts = out.captured[site][:, 0].astype(jnp.float32)  # [B, D]
+  diff = (jnp.einsum('B,BD->D', h, acts) / n_h -
+          jnp.einsum('B,BD->D', 1.0 - h, acts) /
+          jnp.maximum(jnp.sum(1.0 - h), 1.0))
+  ablation_loss = jnp.zeros((), jnp.float32)
+  total = loss
+  if ablation_weight:
+    ablated = transformer.forward(
+        params, cfg, ids, attention_mask=mask, positions=positions,
+        interventions=DirectionalAblation(jax.lax.stop_gradient(direction)),
+        logits_at=decision).logits[:, 0]  # [B, V]
+    logp = jax.nn.log_softmax(ablated, axis=-1)
+    p_refuse = jnp.exp(jax.nn.logsumexp(logp[:, jnp.asarray(refusal_ids)],
+                                        axis=-1))  # [B]
+    bypass = -jnp.log(jnp.maximum(1.0 - p_refuse, 1e-6))
+    ablation_loss = jnp.sum(h * bypass) / n_h
+    total = loss + ablation_weight * ablation_loss
+  return total, {'loss': loss, 'response_loss': response_loss,
+                 'ablation_loss': ablation_loss,
+                 'diff': jax.lax.stop_gradient(diff)}
+
+
+@functools.partial(
+    jax.jit, static_argnames=('cfg', 'optimizer', 'direction_layer',
+                              'ablation_weight', 'refusal_ids'))
+def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
+               cfg: ModelConfig, optimizer: optax.GradientTransformation,
+               direction_layer: int, ablation_weight: float,
+               refusal_ids: tuple[int, ...], direction_ema: float):
+  """One AdamW step.
+
+  Args:
+    state: {'params', 'opt_state', 'direction' [D] (running difference in
+      means, zeros before the first step), 'step'}.
+    batch: see `loss_fn`.
+    cfg, optimizer: the architecture and the optimizer.
+    direction_layer, ablation_weight, refusal_ids: see `loss_fn`.
+    direction_ema: decay of the running difference in means.
+
+  Returns:
+    (new state, aux metrics of `loss_fn`).
+  """
+  grads, aux = jax.grad(loss_fn, has_aux=True)(
+      state['params'], cfg, batch, state['direction'],
+      direction_layer=direction_layer, ablation_weight=ablation_weight,
+      refusal_ids=refusal_ids)
+  updates, opt_state = optimizer.update(grads, state['opt_state'],
+                                        state['params'])
+  params = optax.apply_updates(state['params'], updates)
+  fresh = jnp.all(state['direction'] == 0)
+  direction = jnp.where(fresh, aux['diff'], direction_ema *
+                        state['direction'] + (1 - direction_ema) * aux['diff'])
+  return {'params': params, 'opt_state': opt_state, 'direction': direction,
+          'step': state['step'] + 1}, aux
+
+
+def _load_or_train_tokenizer(config, dataset, workdir):
+  """The workdir's tokenizer, trained on every split's text on first use."""
+  path = os.path.join(workdir, 'tokenizer')
+  if os.path.exists(os.path.join(path, 'tokenizer.json')):
+    return transformers.AutoTokenizer.from_pretrained(path)
+  texts = []
+  for split in data_lib.SPLITS:
+    texts.extend(data_lib.corpus_text(dataset[split]))
+  tok = tok_lib.train_tokenizer(
+      texts, style=tokenizer_style(config.model.family),
+      vocab_size=config.model.vocab_size)
+  tok_lib.save_tokenizer(tok, path)
+  return tok
+
+
+def _read_summary(workdir: str, step: int) -> dict[str, Any]:
+  """The summary saved with checkpoint `step`, or a fresh one."""
+  path = os.path.join(workdir, SUMMARY_FILE)
+  if step and os.path.exists(path):
+    with open(path) as f:
+      summary = json.load(f)
+    summary['history'] = [h for h in summary['history'] if h['step'] <= step]
+    summary['train_seconds'] = summary.get('seconds_at_checkpoint', {}).get(
+        str(step), summary.get('train_seconds', 0.0))
+    return summary
+  return {'history': [], 'train_seconds': 0.0, 'resumed_from': []}
+
+
+def _write_summary(workdir: str, summary: dict[str, Any]) -> None:
+  tmp = os.path.join(workdir, SUMMARY_FILE + '.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(summary, f, indent=2)
+  os.replace(tmp, os.path.join(workdir, SUMMARY_FILE))
+
+
+def _validate(config: ml_collections.ConfigDict) -> None:
+  t = config.train
+  for name in ('steps', 'batch_size', 'log_every', 'checkpoint_every',
+               'max_to_keep', 'num_buckets', 'bucket_multiple'):
+    if int(t[name]) < 1:
+      raise errors.ConfigError(f'train.{name} must be >= 1, got {t[name]}')
+  if not 0 <= t.prompt_loss_weight <= 1:
+    raise errors.ConfigError(
+        f'train.prompt_loss_weight must be in [0, 1], got '
+        f'{t.prompt_loss_weight}')
+  for name in ('instruction_noise_harmless', 'instruction_noise_harmful'):
+    if not 0 <= t[name] < 1:
+      raise errors.ConfigError(
+          f'train.{name} must be in [0, 1), got {t[name]}')
+  if not 0 <= t.pretrain_steps < t.steps:
+    raise errors.ConfigError(
+        f'train.pretrain_steps {t.pretrain_steps} must be in [0, train.steps '
+        f'{t.steps})')
+  first = t.pretrain_steps or t.steps
+  if t.warmup_steps >= first:
+    raise errors.ConfigError(
+        f'train.warmup_steps {t.warmup_steps} must be below {first} (the '
+        'first phase)')
+  if t.pretrain_steps and (
+      t.refusal_warmup_steps >= t.steps - t.pretrain_steps):
+    raise errors.ConfigError(
+        f'train.refusal_warmup_steps {t.refusal_warmup_steps} must be below '
+        f'the {t.steps - t.pretrain_steps} steps of the refusal phase')
+
+
+def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Trains one organism end to end and exports it.
+
+  Args:
+    config: an organism config (see configs/organism_gemma2.py).
+    workdir: where the tokenizer, checkpoints, summary and export go. A rerun
+      on the same workdir resumes from the latest checkpoint.
+
+  Returns:
+    The export directory (a transformers checkpoint with its tokenizer).
+
+  Raises:
+    errors.ConfigError: inconsistent config values.
+  """
+  _validate(config)
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  dataset = data_lib.make_dataset(config.data.seed,
+                                  config.data.n_per_split.to_dict())
+  tok = _load_or_train_tokenizer(config, dataset, workdir)
+  cfg = model_config(config, tok)
+  encoded = encode_examples(tok, dataset['train'],
+                            style=tokenizer_style(cfg.family),
+                            bos_id=cfg.bos_token_id)
+  t = config.train
+  buckets = bucket_lengths([len(e.ids) for e in encoded], t.num_buckets,
+                           t.bucket_multiple)
+  if buckets[-1] > cfg.max_position_embeddings:
+    raise errors.ConfigError(
+        f'training sequences reach {buckets[-1]} tokens, more than '
+        f'model.max_position_embeddings {cfg.max_position_embeddings}')
+  batch_kw = dict(batch_size=t.batch_size, buckets=buckets,
+                  pad_id=cfg.pad_token_id,
+                  prompt_loss_weight=t.prompt_loss_weight, seed=t.seed,
+                  instruction_noise=(t.instruction_noise_harmless,
+                                     t.instruction_noise_harmful),
+                  noise_tokens=noise_tokens(tok, encoded, t.noise_tokens))
+  batcher = Batcher(encoded, **batch_kw)
+  logging.info('organism %s: %d training examples, buckets %s, %d batches per '
+               'epoch; refusal decisions trained from step %d', cfg.family,
+               len(encoded), buckets, batcher.batches_per_epoch,
+               t.pretrain_steps)
+
+  params = transformer.init_params(cfg, seed=config.seed)
+  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+  logging.info('organism %s: %d parameters', cfg.family, n_params)
+  optimizer = make_optimizer(t, params)
+  refusal_ids = tuple(tok_lib.refusal_token_ids(tok))
+  if not 0 <= t.direction_layer < cfg.num_layers:
+    raise errors.ConfigError(
+        f'train.direction_layer {t.direction_layer} is outside the model\'s '
+        f'layers [0, {cfg.num_layers})')
+  state = {'params': params, 'opt_state': optimizer.init(params),
+           'direction': jnp.zeros((cfg.d_model,), jnp.float32),
+           'step': jnp.zeros((), jnp.int32)}
+  manager = ocp.CheckpointManager(
+      os.path.join(workdir, 'checkpoints'),
+      options=ocp.CheckpointManagerOptions(max_to_keep=t.max_to_keep,
+                                           create=True))
+  start = manager.latest_step() or 0
+  if start:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+    logging.info('organism %s: resumed from checkpoint at step %d',
+                 cfg.family, start)
+  summary = _read_summary(workdir, start)
+  if start:
+    summary['resumed_from'].append(start)
+  summary.update(family=cfg.family, num_params=n_params, steps=t.steps,
+                 buckets=buckets, n_train=len(encoded))
+
+  began = time.perf_counter()
+  seconds_before = summary['train_seconds']
+  window = []
+  bar = tqdm.tqdm(total=t.steps, initial=start, desc=f'train {cfg.family}',
+                  unit='step', dynamic_ncols=True)
+  for step in range(start, t.steps):
+    b = batcher.batch(step, decide=step >= t.pretrain_steps)
+    refusing = step >= t.pretrain_steps
+    state, aux = train_step(
+        state, dataclasses.asdict(b), cfg=cfg, optimizer=optimizer,
+        direction_layer=t.direction_layer,
+        ablation_weight=t.ablation_weight if refusing else 0.0,
+        refusal_ids=refusal_ids, direction_ema=t.direction_ema)
+    window.append((aux['loss'], aux['response_loss'], aux['ablation_loss']))
+    bar.update(1)
+    done = step + 1
+    if done % t.log_every == 0 or done == t.steps:
+      losses = np.asarray(jax.device_get(window), np.float64)
+      record = {'step': done, 'loss': float(losses[:, 0].mean()),
+                'response_loss': float(losses[:, 1].mean()),
+                'ablation_loss': float(losses[:, 2].mean())}
+      window = []
+      summary['history'].append(record)
+      bar.set_postfix(loss=f'{record["loss"]:.4f}')
+      logging.info('organism %s step %d/%d: loss=%.4f response_loss=%.4f '
+                   'ablation_loss=%.4f', cfg.family, done, t.steps,
+                   record['loss'], record['response_loss'],
+                   record['ablation_loss'])
+    if done % t.checkpoint_every == 0 or done == t.steps:
+      manager.save(done, args=ocp.args.StandardSave(state))
+      manager.wait_until_finished()
+      elapsed = seconds_before + time.perf_counter() - began
+      summary['train_seconds'] = elapsed
+      summary.setdefault('seconds_at_checkpoint', {})[str(done)] = elapsed
+      summary['final_step'] = done
+      _write_summary(workdir, summary)
+  bar.close()
+  manager.close()
+  if summary['history']:
+    summary['final_loss'] = summary['history'][-1]['loss']
+    summary['final_response_loss'] = summary['history'][-1]['response_loss']
+  _write_summary(workdir, summary)
+  out = export.save_hf_checkpoint(state['params'], cfg,
+                                  os.path.join(workdir, 'export'),
+                                  tokenizer=tok)
+  logging.info('organism %s: exported to %s (trained %.1f s)', cfg.family, out,
+               summary['train_seconds'])
+  return out
