@@ -601,7 +601,7 @@ def plot(curves: dict[str, list], result: dict[str, Any], path: str) -> None:
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  title = (f"{result['model']} ({result['dtype']}, {result['device']}), "
+  title = (f"{result['model']}, {result['dtype']}, {result['device']}, "
            f"{result['n_prompts']} prompts x {result['n_tokens']} tokens")
   if curves['by_masks']:
     m, e = zip(*curves['by_masks'])
@@ -652,9 +652,14 @@ def run_benchmark(config, workdir: str) -> dict[str, Any]:
   with tempfile.TemporaryDirectory(prefix='benchmark-ablation-') as tmp:
     setup = prepare(config, tmp)
     cfg = setup.model.config
-    peak = roofline.measure_matmul_peak(jnp.dtype(config.dtype),
-                                        config.peak.size, config.peak.repeats)
+    measure_peak = lambda: roofline.measure_matmul_peak(
+        jnp.dtype(config.dtype), config.peak.size, config.peak.repeats)
+    # The peak is measured right before and right after the engine and the
+    # larger value is used (the more conservative fraction_of_peak).
+    peaks = [measure_peak()]
     jax_run = time_engine(setup, config)
+    peaks.append(measure_peak())
+    peak = max(peaks)
     torch_run = time_torch(setup, config)
     gc.collect()  # release the PyTorch model before the profile and plot
   n_masks, n_prompts = setup.masks.shape[0], setup.input_ids.shape[0]
@@ -676,6 +681,7 @@ def run_benchmark(config, workdir: str) -> dict[str, Any]:
       torch_evals_per_s=torch_run['evals_per_s'],
       speedup=jax_run['evals_per_s'] / torch_run['evals_per_s'],
       achieved_gflops=achieved, peak_gflops=peak,
+      peak_gflops_before_after=peaks,
       fraction_of_peak=achieved / peak, device=_device(),
       dtype=config.dtype, model=config.model.name, n_prompts=n_prompts,
       n_masks=n_masks, layer=setup.sae.layer, site=setup.sae.site,

@@ -66,18 +66,16 @@ def test_trimmed_equals_plain_one_at_a_time(config, site, layer, arch):
                                 chunks=engine.Chunks(masks=2, prompts=3),
                                 trim_last_layer=trim)
          for trim in (True, False)}
+  plain = jax.jit(lambda p, iv: METRIC(transformer.forward(
+      p, config, jnp.asarray(IDS), attention_mask=jnp.asarray(MASK),
+      interventions=iv, logits_at='last').logits[:, 0]))
   for m in range(len(masks)):
     dense = np.zeros(A, np.float32)
     dense[candidates] = masks[m]
-    out = transformer.forward(
-        params, config, jnp.asarray(IDS), attention_mask=jnp.asarray(MASK),
-        interventions=SAEEdit(sae=sae, latent_mask=jnp.asarray(dense),
-                              value=2.0, mode='clamp'), logits_at='last')
-    want = np.asarray(METRIC(out.logits[:, 0]))
+    want = np.asarray(plain(params, SAEEdit(
+        sae=sae, latent_mask=jnp.asarray(dense), value=2.0, mode='clamp')))
     np.testing.assert_allclose(got[True][m], want, atol=1e-5)
     np.testing.assert_allclose(got[False][m], want, atol=1e-5)
   # The edit changes the metric, so the comparison is not vacuous.
-  clean = np.asarray(METRIC(transformer.forward(
-      params, config, jnp.asarray(IDS), attention_mask=jnp.asarray(MASK),
-      logits_at='last').logits[:, 0]))
+  clean = np.asarray(plain(params, None))
   assert np.abs(got[True][0] - clean).max() > 1e-3
