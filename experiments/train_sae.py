@@ -1,6 +1,6 @@
 """Trains an SAE on a refusal model organism's residual stream.
 
-  python -m experiments.train_sae --config=configs/sae_organism_llama.py \
+  python -m experiments.train_sae --config=configs/sae_organism.py:llama \
       --workdir=workdir/sae_organism_llama
 
 Captures the activations at `config.site` of `config.layer` on chat sequences

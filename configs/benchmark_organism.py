@@ -1,12 +1,12 @@
-"""Ablation-throughput benchmark on the embedded Llama-architecture organism.
+"""Ablation-throughput benchmark on an embedded organism ('llama' or 'gemma2').
 
 Run:
   .venv/bin/python -m experiments.benchmark_ablation \
-      --config=configs/benchmark_organism_llama.py --workdir=/tmp/bench_llama
+      --config=configs/benchmark_organism.py:llama --workdir=/tmp/bench_llama
 
-Benchmarks the shipped checkpoint refusal_jax/assets/organism_llama/ (a
+Benchmarks the shipped checkpoint refusal_jax/assets/organism_<name>/ (a
 transformers directory with its tokenizer) and its SAE
-refusal_jax/assets/sae_organism_llama/ (a SAELens folder; its site and layer
+refusal_jax/assets/sae_organism_<name>/ (a SAELens folder; its site and layer
 come from its cfg.json), on the organisms' harmful test prompts. When an asset
 is missing the benchmark stops with a one-line error naming its path.
 """
@@ -21,12 +21,12 @@ def asset(name: str) -> str:
   return str(importlib.resources.files('refusal_jax') / 'assets' / name)
 
 
-def get_config():
+def get_config(organism: str = 'llama'):
   """Returns the benchmark config (fields documented in the shape config)."""
   config = benchmark_gemma2_2b_shape.get_config()
-  config.model.name = 'organism_llama'
-  config.model.checkpoint = asset('organism_llama')
-  config.sae.path = asset('sae_organism_llama')
+  config.model.name = f'organism_{organism}'
+  config.model.checkpoint = asset(f'organism_{organism}')
+  config.sae.path = asset(f'sae_organism_{organism}')
   config.prompts.source = 'harmful'
   config.prompts.n_prompts = 32
   config.sweep.n_masks = 256

@@ -1,22 +1,22 @@
-"""SAE config for the shipped Gemma-2-architecture refusal organism.
+"""SAE config for a shipped refusal organism ('llama' or 'gemma2').
 
 Run:
-  python -m experiments.train_sae --config=configs/sae_organism_gemma2.py \
-      --workdir=workdir/sae_organism_gemma2
+  python -m experiments.train_sae --config=configs/sae_organism.py:llama \
+      --workdir=workdir/sae_organism_llama
 """
 
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
-  """Returns the SAE config; every field is documented inline."""
+def get_config(organism: str = 'llama') -> ml_collections.ConfigDict:
+  """Returns the SAE config for `organism`; every field is documented inline."""
   config = ml_collections.ConfigDict()
   # Shipped organism to read ('gemma2' or 'llama'), unless organism_path (a
   # checkpoint directory) is set.
-  config.organism = 'gemma2'
+  config.organism = organism
   config.organism_path = ''
   # Name written into the SAE's metadata.
-  config.model_name = 'refusal_jax/organism_gemma2'
+  config.model_name = f'refusal_jax/organism_{organism}'
   # Site and layer the SAE reads: the residual stream after a middle block.
   config.site = 'resid_post'
   config.layer = 3
