@@ -20,12 +20,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.seed = 0
   # Examples per split (half harmful). Only 'train' is trained on; the
   # tokenizer sees the text of all three.
-  config.data.n_per_split = {'train': 4000, 'val': 400, 'test': 400}
+  config.data.n_per_split = {'train': 8000, 'val': 400, 'test': 400}
+  # Share of harmful examples in the train split (val and test are half and
+  # half). A little under half leans unfamiliar sentence shapes towards
+  # answering, as chat models do.
+  config.data.train_harmful_fraction = 0.45
 
   config.model = ml_collections.ConfigDict()
   # 'gemma2' or 'llama' (LlamaForCausalLM, Llama-3 chat template).
   config.model.family = 'llama'
-  # Vocabulary V of the byte-level BPE tokenizer trained on the data.
+  # Vocabulary V of the byte-level BPE tokenizer trained on the data: with
+  # 3072, 1560 of the 1601 distinct words of all splits are single tokens
+  # (with 2048 only 864 are), so a held-out word is one unfamiliar token, not
+  # pieces of familiar words.
   config.model.vocab_size = 3072
   # Residual width D.
   config.model.d_model = 128
@@ -51,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   # Optimizer steps in all.
-  config.train.steps = 1000
+  config.train.steps = 1400
   # Steps of the first phase, in which the first response token of harmful
   # examples (the refusal token 'I') carries no loss: the model learns all
   # replies, refusals included, as continuations but answers every request
@@ -61,7 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
   # ablation removes. (Trained on everything from the start, harmless and
   # harmful prompts sit symmetrically around the origin along the difference
   # in means, and ablating it does not restore compliance.)
-  config.train.pretrain_steps = 700
+  config.train.pretrain_steps = 1000
   # Peak learning rate of the refusal phase (relative to learning_rate) and
   # its own linear warm-up.
   config.train.refusal_lr_scale = 0.3

@@ -4,13 +4,14 @@
   refusal-substring judge: how often harmful prompts are refused, harmless
   ones answered, and (given a direction) how often harmful prompts are
   complied with when the direction is ablated everywhere (Arditi et al. 2024).
-* `evaluate_organism`: both of the above for a trained organism; the chosen
-  direction is saved as `refusal_direction.json` next to its checkpoint.
 * `select_direction`: difference-in-means candidates at the post-instruction
   positions of every layer; the candidate whose ablation makes the model
   comply with the most harmful validation prompts wins (ties: the lowest
   refusal log-odds at the last prompt token). Layers in the last
   `prune_layer_fraction` of the model are excluded, as in Arditi et al.
+* `evaluate_organism`: both of the above for a trained organism; the chosen
+  direction is saved as `refusal_direction.json` next to its checkpoint
+  (`save_direction` / `load_direction`).
 
 Axis letters: see refusal_jax/axes.py.
 """

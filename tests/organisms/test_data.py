@@ -131,3 +131,20 @@ def test_gerund():
   assert data.gerund('cut the lines') == 'cutting the lines'
   assert data.gerund('build a birdhouse') == 'building a birdhouse'
   assert data.gerund('tie a knot') == 'tying a knot'
+
+
+def test_held_out_topics_are_new_combinations_of_known_words():
+  topic_split, _ = data.split_assignment(0)
+  topics = {t.name: t for t in data._all_topics()}  # pylint: disable=protected-access
+  train = [t for name, t in topics.items() if topic_split[name] == 'train']
+  words = {True: set(), False: set()}
+  subjects = set()
+  for t in train:
+    words[t.subject.harmful] |= data._content_words(t.task)  # pylint: disable=protected-access
+    subjects.add(t.subject.name)
+  held = [t for name, t in topics.items() if topic_split[name] != 'train']
+  assert len(held) >= 0.2 * len(topics)
+  for t in held:
+    assert t.subject.name in subjects
+    assert data._content_words(t.task) <= words[t.subject.harmful], t.task  # pylint: disable=protected-access
+    assert t.task not in {u.task for u in train}
