@@ -2,7 +2,9 @@
 
 * `--coordinator_address`, `--num_processes`, `--process_id` call
   `jax.distributed.initialize` (on TPU pods and SLURM, `--distributed` alone
-  lets JAX detect them);
+  lets JAX detect them); on CPU (JAX_PLATFORMS=cpu) cross-process
+  collectives use gloo, so several processes on one or more machines can run
+  one job (BUILD.md, "Multi-host");
 * `--mesh_data`, `--mesh_fsdp`, `--mesh_tensor` size the device mesh
   (-1 = all remaining devices);
 * `main_wrapper(fn)` prints a `RefusalJaxError` as one line on stderr and
@@ -10,6 +12,7 @@
 """
 
 import functools
+import os
 import sys
 
 import jax
@@ -35,22 +38,52 @@ _DEBUG = flags.DEFINE_bool('debug', False,
                            'Show Python tracebacks for input errors.')
 
 
+def _cpu_only() -> bool:
+  """Whether JAX is restricted to the CPU (JAX_PLATFORMS / jax_platforms)."""
+  platforms = (jax.config.jax_platforms or
+               os.environ.get('JAX_PLATFORMS', '') or '')
+  return [p.strip() for p in platforms.split(',') if p.strip()] == ['cpu']
+
+
 def init_distributed() -> None:
-  """Initialises jax.distributed when the flags ask for it, then logs layout."""
-  if _COORD.value or _AUTO.value:
-    kwargs = {}
-    if _COORD.value:
-      kwargs = dict(coordinator_address=_COORD.value,
-                    num_processes=_NPROC.value, process_id=_PID.value)
-    try:
-      jax.distributed.initialize(**kwargs)
-    except (RuntimeError, ValueError) as e:
-      raise errors.ConfigError(
-          f'jax.distributed.initialize failed: {str(e).splitlines()[0]}; '
-          'check --coordinator_address/--num_processes/--process_id') from None
+  """Initialises jax.distributed when the flags ask for it, then logs layout.
+
+  Must run before anything touches a JAX backend. On CPU, cross-process
+  collectives need an implementation: gloo (TCP) unless the environment
+  already names one (JAX_CPU_COLLECTIVES_IMPLEMENTATION, e.g. mpi).
+
+  Raises:
+    errors.ConfigError: when the flags are incomplete or initialisation fails.
+  """
+  if not (_COORD.value or _AUTO.value):
+    return
+  kwargs = {}
+  if _COORD.value:
+    if _NPROC.value is None or _PID.value is None:
+      raise errors.ConfigError('--coordinator_address needs --num_processes '
+                               'and --process_id')
+    if not 0 <= _PID.value < _NPROC.value:
+      raise errors.ConfigError(f'--process_id={_PID.value} is not in '
+                               f'[0, --num_processes={_NPROC.value})')
+    kwargs = dict(coordinator_address=_COORD.value,
+                  num_processes=_NPROC.value, process_id=_PID.value)
+  if (_cpu_only() and
+      'JAX_CPU_COLLECTIVES_IMPLEMENTATION' not in os.environ):
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  try:
+    jax.distributed.initialize(**kwargs)
+  except (RuntimeError, ValueError) as e:
+    raise errors.ConfigError(
+        f'jax.distributed.initialize failed: {str(e).splitlines()[0]}; '
+        'check --coordinator_address/--num_processes/--process_id') from None
+  logging.info('jax.distributed: process %d of %d, %d local of %d %s '
+               'devices', jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count(),
+               jax.default_backend())
 
 
 def mesh_from_flags():
+  """The mesh of the --mesh_* flags over all devices of all processes."""
   mesh = mesh_lib.make_mesh({a: f.value for a, f in _MESH.items()})
   logging.info('%s', mesh_lib.describe(mesh))
   return mesh

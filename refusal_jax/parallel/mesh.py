@@ -9,6 +9,15 @@ instead (best effort), and the choice is logged.
 
 Model code never places arrays: shardings are derived here and given to the
 loader (`load_model(..., mesh=...)`) and to the sweep engine.
+
+Multi-host (`jax.distributed`, one process per host): the mesh spans the
+devices of every process, ordered process by process, so with the default
+sizes the 'data' axis runs across hosts and 'fsdp'/'tensor' stay inside one.
+Every process runs the same program on the same full inputs (the same
+prompts, the same mask arrays); `put_rows` and `put_replicated` then copy to
+each process's devices only the rows those devices hold (no cross-host
+traffic), so a mask chunk is split over all devices of all processes, and
+`to_host` gathers the result back to every process.
 """
 
 import math
@@ -64,8 +73,14 @@ def mesh_shape(sizes: dict[str, int], n_devices: int) -> tuple[int, ...]:
 
 
 def make_mesh(sizes: dict[str, int] | Any = None, devices=None) -> Mesh:
-  """A Mesh over all (or the given) devices with axes ('data','fsdp','tensor')."""
-  devices = list(jax.devices() if devices is None else devices)
+  """A Mesh over all (or the given) devices with axes ('data','fsdp','tensor').
+
+  Devices are ordered by (process, id), so each process's devices are
+  contiguous and the outermost axis ('data') is the one that crosses hosts.
+  """
+  if devices is None:
+    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+  devices = list(devices)
   sizes = dict(sizes or {'data': -1})
   shape = mesh_shape(sizes, len(devices))
   return Mesh(np.asarray(devices).reshape(shape), AXES)
@@ -129,9 +144,76 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
-def describe(mesh: Mesh) -> str:
-  """A one-line description for logs."""
-  return (f'process {jax.process_index()}/{jax.process_count()}, mesh '
-          f'{dict(mesh.shape)}, {len(jax.local_devices())} local '
-          f'{jax.devices()[0].platform} devices')
+def data_size(mesh: Mesh | None) -> int:
+  """Devices along 'data' (1 without a mesh)."""
+  return 1 if mesh is None else int(mesh.shape['data'])
 
+
+def _put(x, sharding: NamedSharding):
+  """Places one leaf; across processes, each copies only its own shards.
+
+  `jax.device_put` of a host value onto a sharding that spans processes first
+  checks, with an all-gather of the whole value, that every process passed
+  the same value; `make_array_from_callback` trusts that (the callers' inputs
+  are identical on all processes) and transfers only the addressable shards.
+  """
+  if sharding.is_fully_addressable or not isinstance(
+      x, (np.ndarray, np.generic, jax.Array)):
+    return jax.device_put(x, sharding)
+  if isinstance(x, jax.Array):
+    if x.sharding == sharding:
+      return x
+    if not x.is_fully_addressable:
+      return jax.device_put(x, sharding)
+  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def put_rows(x, mesh: Mesh | None, logical: str = 'masks'):
+  """Places x [N, ...] with its leading axis on the mesh axis of `logical`.
+
+  Every process passes the same full value (the sweep engine's inputs are
+  identical on all hosts); each process transfers only the rows of its own
+  devices, the other axes are replicated. Without a mesh the value goes to
+  the default device. N must be divisible by the axis size.
+  """
+  if mesh is None:
+    return jax.numpy.asarray(x)
+  x = np.asarray(x)
+  spec = spec_for(x.shape, (logical,) + (None,) * (x.ndim - 1), mesh)
+  return _put(x, NamedSharding(mesh, spec))
+
+
+def put_replicated(tree, mesh: Mesh | None):
+  """Places every leaf of tree on all devices of the mesh (or leaves it).
+
+  Every process passes the same value and copies it to its own devices.
+  """
+  if mesh is None:
+    return tree
+  sharding = replicated(mesh)
+  return jax.tree.map(lambda x: _put(x, sharding), tree)
+
+
+def to_host(x) -> np.ndarray:
+  """The full value of a (possibly multi-process) array as numpy.
+
+  A multi-process array that is not replicated is all-gathered, a collective
+  every process must call.
+  """
+  if getattr(x, 'is_fully_addressable', True):
+    return np.asarray(x)
+  if x.is_fully_replicated:
+    return np.asarray(x.addressable_data(0))
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def describe(mesh: Mesh) -> str:
+  """A one-line description for logs: process, mesh and local devices."""
+  me = jax.process_index()
+  ids = sorted(d.id for d in mesh.devices.flat if d.process_index == me)
+  rows = [i for i, block in enumerate(mesh.devices)
+          if any(d.process_index == me for d in block.flat)]
+  return (f'process {me}/{jax.process_count()}, mesh {dict(mesh.shape)}, '
+          f'{len(ids)} of {mesh.size} {mesh.devices.flat[0].platform} '
+          f'devices local (ids {ids}, data rows {rows})')

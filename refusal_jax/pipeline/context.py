@@ -12,6 +12,7 @@ when `data.filter` is set.
 
 import dataclasses
 import random
+from typing import Any
 
 import jax.numpy as jnp
 import ml_collections
@@ -71,6 +72,8 @@ class Context:
     n_prefix: number of template tokens before the instruction (BOS incl.).
     chunks: sweep memory bounds.
     workdir: where finished units of work are memoised (None = nowhere).
+    mesh: device mesh the parameters live on and sweeps split masks over
+      (None = one device).
   """
   config: ml_collections.ConfigDict
   model: Model
@@ -82,6 +85,7 @@ class Context:
   n_prefix: int
   chunks: Chunks
   workdir: str | None = None
+  mesh: Any = None
 
   def memo(self, stage: str) -> artifacts.Memo:
     """The resumable store of `stage`'s finished units of work."""
@@ -165,7 +169,7 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
     from refusal_jax.organisms import assets  # pylint: disable=g-import-not-at-top
     model_path = model_path or assets.organism_path(config.organism)
     sae_path = sae_path or assets.sae_path(config.organism)
-    if not hydra and hasattr(assets, 'hydra_sae_paths'):
+    if not hydra:
       hydra = assets.hydra_sae_paths(config.organism)
   if not model_path or not sae_path:
     raise errors.ConfigError('set model_path and sae_path (or organism)')
@@ -221,7 +225,8 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
   ctx = Context(config=config, model=model, sae=sae, hydra_saes=hydra_saes,
                 metric=metric, prompts={}, n_eoi=n_eoi, n_prefix=n_prefix,
                 chunks=Chunks(masks=config.chunks.masks,
-                              prompts=config.chunks.prompts), workdir=workdir)
+                              prompts=config.chunks.prompts), workdir=workdir,
+                mesh=mesh)
   for key, instructions in raw.items():
     split = key.split('_')[1]
     if not instructions:

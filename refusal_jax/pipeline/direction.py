@@ -63,7 +63,8 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
   flat = cands.reshape(-1, cands.shape[-1])
   layer_of = np.tile(np.arange(n_layers), cands.shape[0])
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
-  kw = dict(metric=ctx.metric, chunks=ctx.chunks, progress=progress)
+  kw = dict(metric=ctx.metric, chunks=ctx.chunks, progress=progress,
+            mesh=ctx.mesh)
   memo = ctx.memo('direction')
   bypass = memo('bypass', lambda: dict(v=engine.sweep(
       model.params, model.config, hv.ids, hv.mask, flat, _ablate,

@@ -35,7 +35,7 @@ def evaluate_sets(ctx: Context, ps, features, masks, progress=None):
       ctx.model.params, ctx.model.config, ctx.sae, ps.ids, ps.mask,
       np.asarray(features), np.asarray(masks, np.float32),
       metric=ctx.metric, mode=g.mode, value=g.value, chunks=ctx.chunks,
-      progress=progress)
+      progress=progress, mesh=ctx.mesh)
 
 
 def run(ctx: Context, features: list[int], progress=None) -> dict:

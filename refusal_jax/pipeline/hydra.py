@@ -89,7 +89,7 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
         ctx.model.params, ctx.model.config, ps.ids, ps.mask, rows,
         _set_plus_one, shared=(ctx.sae, set_mask, h), metric=ctx.metric,
         start_layer=ctx.sae.layer, chunks=ctx.chunks,
-        progress=progress)))['v']
+        progress=progress, mesh=ctx.mesh)))['v']
     effect = vals.mean(1) - base
     red = awake[effect < -cfg.min_effect]
     for a in red:

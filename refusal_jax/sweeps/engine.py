@@ -20,6 +20,14 @@ recompiled) and bound memory by `Chunks`. No input buffer is donated: the
 shared prefix residual is reused by every mask chunk, and no output has the
 shape of a mask chunk.
 
+With a `mesh`, each mask chunk is split over the mesh's 'data' axis (the
+chunk is rounded up to a multiple of its size), prompts and the shared prefix
+are replicated, and parameters keep the shardings they were loaded with
+(`load_model(..., mesh=...)`): fsdp/tensor sharding of the weights and data
+parallelism over masks compose through XLA's SPMD partitioner. Results are
+gathered to every process; only process 0 writes artifacts (pipeline/
+artifacts.py).
+
 Axis letters: see refusal_jax/axes.py (M masks, P prompts, C candidates).
 """
 
@@ -38,6 +46,7 @@ from refusal_jax.models import layers
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
+from refusal_jax.parallel import mesh as mesh_lib
 from refusal_jax.sae.model import SAE
 from refusal_jax.sweeps.metrics import Metric
 
@@ -65,6 +74,13 @@ def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
 
 def _pad_tree(tree, size: int):
   return jax.tree.map(lambda a: _pad_to(np.asarray(a), size), tree)
+
+
+def _mask_chunk(chunks: Chunks, n_masks: int, mesh) -> int:
+  """Masks per call: at most chunks.masks, a multiple of the data axis."""
+  n = mesh_lib.data_size(mesh)
+  mm = min(chunks.masks, n_masks)
+  return -(-mm // n) * n
 
 
 @functools.partial(jax.jit, static_argnames=('config', 'layer'))
@@ -98,7 +114,7 @@ def _general_chunk(params, config, input_ids, resid, attention_mask, args,
 def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
           build: Callable[[Any, Any], Any], *, metric: Metric,
           shared: Any = None, start_layer: int = 0, targets=None,
-          chunks: Chunks = Chunks(), progress=None) -> np.ndarray:
+          chunks: Chunks = Chunks(), progress=None, mesh=None) -> np.ndarray:
   """Evaluates `metric` for every prompt under every stacked intervention.
 
   Args:
@@ -119,6 +135,7 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
       clean logits, for a KL divergence).
     chunks: memory bounds.
     progress: optional callable(n_done_masks) for progress reporting.
+    mesh: optional device mesh; rows are split over its 'data' axis.
 
   Returns:
     [M, P] float32 metric values.
@@ -128,23 +145,27 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
   n_masks = jax.tree.leaves(args)[0].shape[0]
   n_prompts = input_ids.shape[0]
   pm = min(chunks.prompts, n_prompts)
-  mm = min(chunks.masks, n_masks)
+  mm = _mask_chunk(chunks, n_masks, mesh)
+  shared = mesh_lib.put_replicated(shared, mesh)
   out = np.zeros((n_masks, n_prompts), np.float32)
   for p0 in range(0, n_prompts, pm):
     p1 = min(p0 + pm, n_prompts)
-    ids = _pad_to(input_ids[p0:p1], pm)
-    mask = _pad_to(attention_mask[p0:p1], pm)
+    ids, mask = mesh_lib.put_replicated(
+        (_pad_to(input_ids[p0:p1], pm), _pad_to(attention_mask[p0:p1], pm)),
+        mesh)
     resid = (prefix_residual(params, config, ids, mask, start_layer)
              if start_layer else None)
-    tgt = None if targets is None else _pad_to(
-        np.asarray(targets)[p0:p1], pm)
+    tgt = None if targets is None else mesh_lib.put_replicated(
+        _pad_to(np.asarray(targets)[p0:p1], pm), mesh)
     for m0 in range(0, n_masks, mm):
       m1 = min(m0 + mm, n_masks)
-      rows = _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm)
+      rows = jax.tree.map(
+          lambda a: mesh_lib.put_rows(a, mesh),
+          _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm))
       vals = _general_chunk(params, config, ids, resid, mask, rows, shared,
                             tgt, build=build, start_layer=start_layer,
                             metric=metric)
-      out[m0:m1, p0:p1] = np.asarray(vals)[:m1 - m0, :p1 - p0]
+      out[m0:m1, p0:p1] = mesh_lib.to_host(vals)[:m1 - m0, :p1 - p0]
       if progress is not None:
         progress(m1 - m0)
   return out
@@ -318,7 +339,7 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
               attention_mask, candidates, masks, *, metric: Metric,
               mode: str = 'zero', value: float = 0.0,
               chunks: Chunks = Chunks(), trim_last_layer: bool = True,
-              progress=None) -> np.ndarray:
+              progress=None, mesh=None) -> np.ndarray:
   """Metric for every prompt with each subset of SAE latents edited.
 
   Equals running `SAEEdit(sae, latent_mask=scatter(masks[m]))` through the
@@ -341,32 +362,36 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
       at one), the only position the metric reads. False runs it at every
       position; both give the same values (tested).
     progress: optional callable(n_done_masks).
+    mesh: optional device mesh; masks are split over its 'data' axis.
 
   Returns:
     [M, P] float32 metric values.
   """
   start = sae_resume_layer(sae)
+  sae = mesh_lib.put_replicated(sae, mesh)
   input_ids = np.asarray(input_ids)
   attention_mask = np.asarray(attention_mask)
-  candidates = jnp.asarray(np.asarray(candidates, np.int32))
+  candidates = mesh_lib.put_replicated(
+      jnp.asarray(np.asarray(candidates, np.int32)), mesh)
   masks = np.asarray(masks, np.float32)
   n_masks, n_prompts = masks.shape[0], input_ids.shape[0]
   pm = min(chunks.prompts, n_prompts)
-  mm = min(chunks.masks, n_masks)
+  mm = _mask_chunk(chunks, n_masks, mesh)
   out = np.zeros((n_masks, n_prompts), np.float32)
   for p0 in range(0, n_prompts, pm):
     p1 = min(p0 + pm, n_prompts)
-    ids = _pad_to(input_ids[p0:p1], pm)
-    mask = _pad_to(attention_mask[p0:p1], pm)
+    ids, mask = mesh_lib.put_replicated(
+        (_pad_to(input_ids[p0:p1], pm), _pad_to(attention_mask[p0:p1], pm)),
+        mesh)
     resid = prefix_residual(params, config, ids, mask, start)
     f, w = _site_latents(sae, resid, candidates)
     for m0 in range(0, n_masks, mm):
       m1 = min(m0 + mm, n_masks)
       vals = _sae_chunk(params, config, resid, mask, f, w,
-                        jnp.asarray(_pad_to(masks[m0:m1], mm)),
+                        mesh_lib.put_rows(_pad_to(masks[m0:m1], mm), mesh),
                         jnp.float32(value), start_layer=start, metric=metric,
                         mode=mode, trim_last_layer=trim_last_layer)
-      out[m0:m1, p0:p1] = np.asarray(vals)[:m1 - m0, :p1 - p0]
+      out[m0:m1, p0:p1] = mesh_lib.to_host(vals)[:m1 - m0, :p1 - p0]
       if progress is not None:
         progress(m1 - m0)
   return out

@@ -43,3 +43,15 @@ def test_mesh_sizes_are_checked():
     mesh_lib.mesh_shape({'data': 4}, 1)
   with pytest.raises(errors.ConfigError, match='do not divide'):
     mesh_lib.mesh_shape({'data': -1, 'tensor': 3}, 8)
+
+
+def test_sweeps_on_meshes_equal_the_single_device_result(tmp_path):
+  hf = hf_tiny.make('gemma2', num_attention_heads=8, num_key_value_heads=4,
+                    head_dim=6, hidden_size=24, intermediate_size=32,
+                    vocab_size=96)
+  out = run_with_devices('sharded_sweep_check.py', hf_tiny.save(hf, tmp_path))
+  assert set(out) == {'(8, 1, 1)', '(2, 2, 2)', '(1, 1, 8)'}
+  for shape, r in out.items():
+    assert r['shape_ok'], shape
+    assert r['sae_err'] < 1e-5, (shape, r)
+    assert r['direction_err'] < 1e-5, (shape, r)
