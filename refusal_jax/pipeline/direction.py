@@ -46,15 +46,19 @@ def candidate_directions(ctx: Context) -> np.ndarray:
   """[P, L, D] difference-in-means candidates at the post-instruction tokens."""
   cfg = ctx.config.direction
   n_pos = cfg.n_positions or ctx.n_eoi
-  return ctx.memo('direction')('candidates', lambda: dict(
-      r=directions.diff_in_means(
-          ctx.model.params, ctx.model.config,
-          (ctx.prompts['harmful_train'].ids,
-           ctx.prompts['harmful_train'].mask),
-          (ctx.prompts['harmless_train'].ids,
-           ctx.prompts['harmless_train'].mask),
-          layers=range(ctx.model.config.num_layers), n_positions=n_pos,
-          batch_size=ctx.chunks.prompts)))['r']
+
+  def compute():
+    r = directions.diff_in_means(
+        ctx.model.params, ctx.model.config,
+        (ctx.prompts['harmful_train'].ids, ctx.prompts['harmful_train'].mask),
+        (ctx.prompts['harmless_train'].ids,
+         ctx.prompts['harmless_train'].mask),
+        layers=range(ctx.model.config.num_layers), n_positions=n_pos,
+        batch_size=ctx.chunks.prompts)
+    errors.check_finite('the mean residual activations', r)  # before saving
+    return dict(r=r)
+
+  return ctx.memo('direction')('candidates', compute)['r']
 
 
 def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
@@ -136,7 +140,6 @@ def nearest_features(ctx: Context, direction: np.ndarray) -> dict:
 def run(ctx: Context, progress=None) -> tuple[dict, dict]:
   """Stage 1. Returns (JSON summary, arrays to save)."""
   cands = candidate_directions(ctx)
-  errors.check_finite('the mean residual activations', cands)
   scores = score_candidates(ctx, cands, progress)
   best, note = select(ctx, scores)
   direction = cands.reshape(-1, cands.shape[-1])[best]
