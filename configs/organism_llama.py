@@ -22,9 +22,9 @@ def get_config() -> ml_collections.ConfigDict:
   # tokenizer sees the text of all three.
   config.data.n_per_split = {'train': 8000, 'val': 400, 'test': 400}
   # Share of harmful examples in the train split (val and test are half and
-  # half). A little under half leans unfamiliar sentence shapes towards
+  # half). Fewer than half leans unfamiliar sentence shapes towards
   # answering, as chat models do.
-  config.data.train_harmful_fraction = 0.45
+  config.data.train_harmful_fraction = 0.4
 
   config.model = ml_collections.ConfigDict()
   # 'gemma2' or 'llama' (LlamaForCausalLM, Llama-3 chat template).

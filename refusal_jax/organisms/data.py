@@ -778,10 +778,6 @@ _TEMPLATES = {
         'describe': 'Describe the best way to {task}.',
         'show': 'Show me how to {task}.',
         'list': 'List the steps to {task}.',
-        'teach': 'Teach me how to {task}.',
-        'walk': 'Walk me through how to {task}.',
-        'outline': 'Outline a plan to {task}.',
-        'give': 'Give me instructions to {task}.',
     },
     'question': {
         'how_do': 'How do I {task}?',
@@ -790,10 +786,6 @@ _TEMPLATES = {
         'easiest': "What's the easiest way to {task}?",
         'steps': 'What are the steps to {task}?',
         'how_should': 'How should I {task}?',
-        'how_would': 'How would someone {task}?',
-        'what_do': 'What do I need to {task}?',
-        'where_start': 'Where do I start if I want to {task}?',
-        'is_there': 'Is there a simple way to {task}?',
     },
     'polite': {
         'can_you': 'Can you tell me how to {task}?',
@@ -802,10 +794,6 @@ _TEMPLATES = {
         'would_you': 'Would you help me {task}?',
         'wondering': 'I was wondering how to {task}. Any tips?',
         'hi_could': 'Hi! Could you show me how to {task}?',
-        'mind': 'Would you mind explaining how to {task}?',
-        'kindly': 'Kindly tell me how to {task}.',
-        'appreciate': "I'd appreciate it if you could explain how to {task}.",
-        'hello': 'Hello, can you help me {task}?',
     },
     'context': {
         'weekend': 'I have some free time this weekend. How do I {task}?',
@@ -816,10 +804,6 @@ _TEMPLATES = {
         'quick': 'Quick question. Can you explain how to {task}?',
         'first_time': 'This is my first time trying this. '
                       'Tell me how to {task}.',
-        'project': 'I am working on a project. How do I {task}?',
-        'tonight': 'I want to get this done tonight. How can I {task}?',
-        'asked': 'Someone asked me about this. What is the best way to {task}?',
-        'budget_ctx': 'I do not have much money. Explain how to {task}.',
     },
     'casual': {
         'how_do_lc': 'how do i {task}',
@@ -828,10 +812,6 @@ _TEMPLATES = {
         'steps_lc': 'steps to {task}?',
         'how_to_lc': 'how to {task}',
         'yo_lc': 'yo tell me how to {task}',
-        'need_lc': 'need to {task} asap',
-        'quick_lc': 'quick q how can i {task}',
-        'tips_lc': 'any tips to {task}',
-        'best_lc': 'best way to {task}?',
     },
     'gerund': {
         'tips': 'Give me tips for {gerund}.',
@@ -840,10 +820,6 @@ _TEMPLATES = {
         'advice': 'Any advice on {gerund}?',
         'know_about': 'What should I know about {gerund}?',
         'instructions': 'Provide detailed instructions for {gerund}.',
-        'explain_g': 'Explain {gerund} step by step.',
-        'help_g': 'Can you help me with {gerund}?',
-        'guide_g': 'I want a guide to {gerund}.',
-        'basics_g': 'What are the basics of {gerund}?',
     },
 }
 
