@@ -48,6 +48,7 @@ from refusal_jax.interventions import sae_edit
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
+from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import loaders as sae_loaders
 from refusal_jax.sae.model import SAE
 from refusal_jax.sweeps import engine
@@ -708,8 +709,9 @@ def run_benchmark(config, workdir: str) -> dict[str, Any]:
   result['throughput_vs_layer'] = curves['by_layer']
   result['load_average_start'] = list(load_start)
   result['load_average_end'] = list(os.getloadavg())
-  with open(os.path.join(workdir, 'benchmark.json'), 'w') as f:
-    json.dump(result, f, indent=2)
+  result['config'] = config.to_dict()
+  result['provenance'] = artifacts.provenance()
+  artifacts.write_json(os.path.join(workdir, 'benchmark.json'), result)
   plot(curves, result, os.path.join(workdir, 'throughput.png'))
   if config.dtype == 'float32' and not diff.max() < config.tolerance:
     raise errors.RefusalJaxError(

@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from refusal_jax import errors
 from refusal_jax.organisms import behaviour
 from refusal_jax.organisms import train
+from refusal_jax.pipeline import artifacts
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Organism config file.')
@@ -40,8 +41,10 @@ def main(argv):
       began = time.perf_counter()
       result = behaviour.evaluate_organism(export_dir, _CONFIG.value)
       result['eval_seconds'] = time.perf_counter() - began
-      with open(os.path.join(_WORKDIR.value, 'behaviour.json'), 'w') as f:
-        json.dump(result, f, indent=2)
+      result['config'] = _CONFIG.value.to_dict()
+      result['provenance'] = artifacts.provenance()
+      artifacts.write_json(os.path.join(_WORKDIR.value, 'behaviour.json'),
+                           result)
       logging.info('behaviour: %s', json.dumps(result))
   except errors.RefusalJaxError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -32,6 +32,7 @@ from refusal_jax.models import transformer
 from refusal_jax.organisms import assets
 from refusal_jax.organisms import data as data_lib
 from refusal_jax.organisms import train
+from refusal_jax.pipeline import artifacts
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'SAE config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
@@ -143,9 +144,10 @@ def main(argv):
         'train_tokens': int(train_acts.shape[0]),
         'train_final': history[-1], 'test': evaluate_sae(sae, test_acts),
         'seconds': time.perf_counter() - began,
+        'config': config.to_dict(), 'provenance': artifacts.provenance(),
     }
-    with open(os.path.join(_WORKDIR.value, 'sae_summary.json'), 'w') as f:
-      json.dump(summary, f, indent=2)
+    artifacts.write_json(os.path.join(_WORKDIR.value, 'sae_summary.json'),
+                         summary)
     logging.info('SAE written to %s: %s', out, json.dumps(summary))
   except errors.RefusalJaxError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -59,6 +59,7 @@ from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
 from refusal_jax.organisms import data as data_lib
 from refusal_jax.organisms import tokenizer as tok_lib
+from refusal_jax.pipeline import artifacts
 
 _TOKENIZER_STYLE = {'gemma2': 'gemma', 'llama': 'llama3'}
 SUMMARY_FILE = 'train_summary.json'
@@ -492,10 +493,8 @@ def _read_summary(workdir: str, step: int) -> dict[str, Any]:
 
 
 def _write_summary(workdir: str, summary: dict[str, Any]) -> None:
-  tmp = os.path.join(workdir, SUMMARY_FILE + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(summary, f, indent=2)
-  os.replace(tmp, os.path.join(workdir, SUMMARY_FILE))
+  artifacts.write_json(os.path.join(workdir, SUMMARY_FILE),
+                       dict(summary, provenance=artifacts.provenance()))
 
 
 def _validate(config: ml_collections.ConfigDict) -> None:

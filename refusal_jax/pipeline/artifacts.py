@@ -108,7 +108,8 @@ def claim_workdir(workdir: str, config_dict: dict) -> None:
           f'{", ".join(changed[:5]) or "values"}); use a new --workdir or '
           'delete the old one')
     return
-  write_json(path, {'fingerprint': fp, 'config': config_dict})
+  write_json(path, {'fingerprint': fp, 'config': config_dict,
+                    'provenance': provenance()})
 
 
 def provenance() -> dict:

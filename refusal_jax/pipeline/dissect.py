@@ -11,6 +11,7 @@ Stages: direction (1), greedy (2), interactions (3), hydra (4),
 evaluation (5). The run ends with `DIR/summary.json` and `DIR/report.html`.
 """
 
+import json
 import os
 import time
 
@@ -62,9 +63,12 @@ def _stage(workdir: str, name: str, fn, show_progress: bool):
     summary, arrays = fn(bar)
   finally:
     bar.close()
-  summary = dict(summary, seconds=round(time.time() - start, 2))
+  prov = artifacts.provenance()
+  summary = dict(summary, seconds=round(time.time() - start, 2),
+                 provenance=prov)
   if arrays:
-    artifacts.write_npz(npz_path, **arrays)
+    artifacts.write_npz(npz_path, **arrays,
+                        provenance=json.dumps(prov, sort_keys=True))
   artifacts.write_json(json_path, summary)
   logging.info('stage %s: done in %.1fs', name, summary['seconds'])
   return summary, arrays
@@ -135,7 +139,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   def evaluate(progress):
     summary, texts = evaluation_stage.run(ctx, a1['direction'], sets,
                                           progress)
-    artifacts.write_json(os.path.join(workdir, 'completions.json'), texts)
+    artifacts.write_json(os.path.join(workdir, 'completions.json'),
+                         dict(texts, provenance=artifacts.provenance()))
     return summary, {}
 
   s5, _ = stage('evaluation', evaluate)

@@ -131,3 +131,33 @@ def test_sigkilled_runs_resume_to_the_same_summary(tiny, tmp_path):
   _no_half_written_files(workdir)
   strip = lambda s: {k: v for k, v in s.items() if k != 'seconds'}
   assert strip(summary) == strip(reference)
+
+
+def _without_seconds(path):
+  text = json.load(open(path))
+  text.pop('seconds', None)
+  return json.dumps(text, sort_keys=True)
+
+
+def test_same_config_gives_a_bit_identical_summary(tiny, tmp_path):
+  config, workdir, _ = tiny
+  again = str(tmp_path / 'again')
+  dissect.run(config, again, show_progress=False)
+  assert (_without_seconds(os.path.join(again, 'summary.json')) ==
+          _without_seconds(os.path.join(workdir, 'summary.json')))
+
+
+def test_every_artifact_records_its_provenance(tiny):
+  _, workdir, _ = tiny
+  names = [f for f in os.listdir(workdir) if f.endswith('.json')]
+  assert 'summary.json' in names and len(names) >= 6
+  for name in names:
+    record = json.load(open(os.path.join(workdir, name)))
+    prov = record.get('provenance') if isinstance(record, dict) else None
+    assert prov, name
+    for key in ('package_version', 'git_commit', 'jax_version',
+                'device_kind'):
+      assert key in prov, (name, key)
+  for name in (f for f in os.listdir(workdir) if f.endswith('.npz')):
+    with np.load(os.path.join(workdir, name)) as arrays:
+      assert 'provenance' in arrays.files, name
