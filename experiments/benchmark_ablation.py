@@ -28,7 +28,6 @@ import functools
 import gc
 import json
 import os
-import sys
 import tempfile
 import time
 from typing import Any
@@ -41,6 +40,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from experiments import common
 import refusal_jax
 from refusal_jax import errors
 from refusal_jax.checkpoints import export
@@ -81,6 +81,8 @@ class Setup:
     masks: [M, C] 0/1 float32.
     metric: the metric.
     l0: mean number of SAE latents firing per real token on the prompts.
+    mesh: device mesh the engine's parameters live on and its masks are
+      split over (None = the default device).
   """
   model: refusal_jax.Model
   checkpoint: str
@@ -91,6 +93,7 @@ class Setup:
   masks: np.ndarray
   metric: metrics_lib.Metric
   l0: float
+  mesh: Any = None
 
 
 def _check_dtype(name: str) -> None:
@@ -233,12 +236,13 @@ def _firing(sae: SAE, resid, mask):
   return counts, counts.sum() / jnp.maximum(mask.sum(), 1)
 
 
-def prepare(config, tmpdir: str) -> Setup:
+def prepare(config, tmpdir: str, mesh=None) -> Setup:
   """Loads or builds the model and SAE; draws prompts, candidates and masks.
 
   Args:
     config: the benchmark config.
     tmpdir: where a random model and SAE are exported.
+    mesh: optional device mesh to load the parameters into.
 
   Returns:
     The Setup.
@@ -258,7 +262,7 @@ def prepare(config, tmpdir: str) -> Setup:
     cfg = shape_config(config.model)
     checkpoint = export.save_hf_checkpoint(
         random_params(cfg, config.seed), cfg, os.path.join(tmpdir, 'model'))
-  model = refusal_jax.load_model(checkpoint, dtype=dtype)
+  model = refusal_jax.load_model(checkpoint, dtype=dtype, mesh=mesh)
   rng = np.random.default_rng(config.seed)
   ids, mask = _prompts(config, model, rng)
   if config.sae.path:
@@ -287,7 +291,8 @@ def prepare(config, tmpdir: str) -> Setup:
            < config.sweep.mask_density).astype(np.float32)
   return Setup(model=model, checkpoint=checkpoint, sae=sae, input_ids=ids,
                attention_mask=mask, candidates=candidates.astype(np.int32),
-               masks=masks, metric=_metric(config, model), l0=float(l0))
+               masks=masks, metric=_metric(config, model), l0=float(l0),
+               mesh=mesh)
 
 
 # --------------------------------------------------------------------------
@@ -306,7 +311,8 @@ def _sweep(setup: Setup, config, sae=None, masks=None, n_prompts=None):
       setup.input_ids[:n_prompts], setup.attention_mask[:n_prompts],
       setup.candidates, setup.masks if masks is None else masks,
       metric=setup.metric, mode=config.sweep.mode, value=config.sweep.value,
-      chunks=_chunks(config), trim_last_layer=config.sweep.trim_last_layer)
+      chunks=_chunks(config), trim_last_layer=config.sweep.trim_last_layer,
+      mesh=setup.mesh)
 
 
 def _timed(fn, repeats: int = 1):
@@ -633,12 +639,13 @@ def _device() -> str:
   return f'{dev.platform}: {dev.device_kind}'
 
 
-def run_benchmark(config, workdir: str) -> dict[str, Any]:
+def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
   """Runs the whole benchmark; writes benchmark.json and throughput.png.
 
   Args:
     config: the benchmark config (see configs/benchmark_gemma2_2b_shape.py).
     workdir: output directory.
+    mesh: optional device mesh for the engine (see parallel/mesh.py).
 
   Returns:
     The dict written to benchmark.json.
@@ -651,7 +658,7 @@ def run_benchmark(config, workdir: str) -> dict[str, Any]:
   os.makedirs(workdir, exist_ok=True)
   load_start = os.getloadavg()
   with tempfile.TemporaryDirectory(prefix='benchmark-ablation-') as tmp:
-    setup = prepare(config, tmp)
+    setup = prepare(config, tmp, mesh)
     cfg = setup.model.config
     measure_peak = lambda: roofline.measure_matmul_peak(
         jnp.dtype(config.dtype), config.peak.size, config.peak.repeats)
@@ -720,13 +727,11 @@ def run_benchmark(config, workdir: str) -> dict[str, Any]:
   return result
 
 
+@common.main_wrapper
 def main(argv):
   del argv
-  try:
-    result = run_benchmark(_CONFIG.value, _WORKDIR.value)
-  except errors.RefusalJaxError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  result = run_benchmark(_CONFIG.value, _WORKDIR.value,
+                         mesh=common.mesh_from_flags())
   summary = {k: result[k] for k in KEYS}
   print(json.dumps(summary, indent=2))
   print(f'results: {os.path.join(_WORKDIR.value, "benchmark.json")}')
