@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
-WORKDIR ?= workdir/demo
+# The embedded organism `make demo` dissects ('gemma2' or 'llama').
+ORGANISM ?= gemma2
+WORKDIR ?= workdir/demo_$(ORGANISM)
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test install install-dev clean organism
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +24,32 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
-	$(PY) -m experiments.demo --workdir=$(WORKDIR)
+	$(PY) -m experiments.dissect --config=configs/dissect_organism_$(ORGANISM).py \
+	  --workdir=$(WORKDIR)
 
 test: $(VENV)/.dev
 	$(PY) -m pytest tests
+
+# Retrain one shipped organism and its two SAEs from scratch and copy them into
+# refusal_jax/assets with a CARD.md of the measured figures (about 20 minutes
+# on 2 CPU cores):
+#   make organism ORGANISM=gemma2    (or ORGANISM=llama)
+ASSETS := refusal_jax/assets
+organism: $(VENV)/.runtime
+	$(PY) -m experiments.train_organism --config=configs/organism_$(ORGANISM).py \
+	  --workdir=workdir/organism_$(ORGANISM)
+	$(PY) -m experiments.train_sae --config=configs/sae_organism.py:$(ORGANISM) \
+	  --config.organism_path=workdir/organism_$(ORGANISM)/export \
+	  --workdir=workdir/sae_organism_$(ORGANISM)
+	$(PY) -m experiments.train_sae --config=configs/sae_organism.py:$(ORGANISM),4 \
+	  --config.organism_path=workdir/organism_$(ORGANISM)/export \
+	  --workdir=workdir/sae_organism_$(ORGANISM)_l4
+	rm -rf $(ASSETS)/organism_$(ORGANISM) $(ASSETS)/sae_organism_$(ORGANISM) \
+	  $(ASSETS)/sae_organism_$(ORGANISM)_l4
+	cp -r workdir/organism_$(ORGANISM)/export $(ASSETS)/organism_$(ORGANISM)
+	cp -r workdir/sae_organism_$(ORGANISM)/sae $(ASSETS)/sae_organism_$(ORGANISM)
+	cp -r workdir/sae_organism_$(ORGANISM)_l4/sae $(ASSETS)/sae_organism_$(ORGANISM)_l4
+	$(PY) -m experiments.organism_card --organism=$(ORGANISM) --workdir=workdir
 
 clean:
 	rm -rf $(VENV) workdir

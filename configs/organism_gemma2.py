@@ -22,9 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
   # tokenizer sees the text of all three.
   config.data.n_per_split = {'train': 8000, 'val': 400, 'test': 400}
   # Share of harmful examples in the train split (val and test are half and
-  # half). Fewer than half leans unfamiliar sentence shapes towards
-  # answering, as chat models do.
-  config.data.train_harmful_fraction = 0.4
+  # half). The shipped Gemma-2 organism was trained with half; the Llama one
+  # with 0.4 (measured on both: 0.4 did not raise the harmless answer rate
+  # reliably, see the cards).
+  config.data.train_harmful_fraction = 0.5
 
   config.model = ml_collections.ConfigDict()
   # 'gemma2' (Gemma2ForCausalLM, Gemma chat template) or 'llama'.

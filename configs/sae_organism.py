@@ -1,15 +1,26 @@
 """SAE config for a shipped refusal organism ('llama' or 'gemma2').
 
+The config argument is `ORGANISM` or `ORGANISM,LAYER`. Each organism ships two
+SAEs on its residual stream: the searched one at layer 2 (where the refusal
+direction is read) and a downstream one at layer 4, which the hydra stage
+needs (ablations at one site cannot change that site's own latents).
+
 Run:
   python -m experiments.train_sae --config=configs/sae_organism.py:llama \
       --workdir=workdir/sae_organism_llama
+  python -m experiments.train_sae --config=configs/sae_organism.py:llama,4 \
+      --workdir=workdir/sae_organism_llama_l4
 """
 
 import ml_collections
 
 
-def get_config(organism: str = 'llama') -> ml_collections.ConfigDict:
-  """Returns the SAE config for `organism`; every field is documented inline."""
+SEARCHED_LAYER = 2
+
+
+def get_config(arg: str = 'llama') -> ml_collections.ConfigDict:
+  """Returns the SAE config for `ORGANISM[,LAYER]`; fields documented inline."""
+  organism, _, layer = arg.partition(',')
   config = ml_collections.ConfigDict()
   # Shipped organism to read ('gemma2' or 'llama'), unless organism_path (a
   # checkpoint directory) is set.
@@ -19,14 +30,14 @@ def get_config(organism: str = 'llama') -> ml_collections.ConfigDict:
   config.model_name = f'refusal_jax/organism_{organism}'
   # Site and layer the SAE reads: the residual stream after a middle block.
   config.site = 'resid_post'
-  config.layer = 3
+  config.layer = int(layer) if layer else SEARCHED_LAYER
 
   config.data = ml_collections.ConfigDict()
   # The organism's dataset (same seed and sizes as its training config): the
   # SAE trains on the train split's tokens and is evaluated on the test
   # split's.
   config.data.seed = 0
-  config.data.n_per_split = {'train': 4000, 'val': 400, 'test': 400}
+  config.data.n_per_split = {'train': 8000, 'val': 400, 'test': 400}
   # Sequences per capture forward pass.
   config.data.batch_size = 128
   # Leave the BOS token (an outlier in norm) out of the activations.
@@ -39,8 +50,10 @@ def get_config(organism: str = 'llama') -> ml_collections.ConfigDict:
   # Latents A (8 x d_model).
   config.sae.d_sae = 1024
   # L0 penalty weight, pseudo-derivative bandwidth and initial threshold, in
-  # units of activations scaled to unit mean squared norm.
-  config.sae.l0_coefficient = 3e-3
+  # units of activations scaled to unit mean squared norm. 1e-3 gives L0
+  # about 40 and >= 0.92 of the variance explained on the test split; 3e-3
+  # gives L0 about 18 but only 0.88.
+  config.sae.l0_coefficient = 1e-3
   config.sae.bandwidth = 0.05
   config.sae.initial_threshold = 0.05
   config.sae.l0_warmup_fraction = 0.1

@@ -3,7 +3,9 @@
 `organism_path('gemma2')` is a transformers checkpoint directory (with its
 tokenizer, `refusal_direction.json` and CARD.md) that `refusal_jax.load_model`
 and `transformers.AutoModelForCausalLM` both load; `sae_path('gemma2')` is a
-SAELens folder that `refusal_jax.sae.load_sae` loads.
+SAELens folder that `refusal_jax.sae.load_sae` loads (the searched SAE, at
+layer 2) and `hydra_sae_paths('gemma2')` lists the downstream SAE (layer 4)
+that the hydra stage reads.
 """
 
 import importlib.resources
@@ -13,12 +15,15 @@ from refusal_jax import errors
 ORGANISMS = ('gemma2', 'llama')
 
 
-def _asset(kind: str, name: str) -> str:
+DOWNSTREAM_LAYERS = (4,)
+
+
+def _asset(kind: str, name: str, suffix: str = '') -> str:
   if name not in ORGANISMS:
     raise errors.ConfigError(
         f'unknown organism {name!r}; expected one of {", ".join(ORGANISMS)}')
   path = importlib.resources.files('refusal_jax').joinpath(
-      'assets', f'{kind}_{name}')
+      'assets', f'{kind}_{name}{suffix}')
   if not path.is_dir():
     raise errors.CheckpointError(
         f'the packaged {kind} {name!r} is missing at {path}; reinstall '
@@ -44,3 +49,14 @@ def sae_path(name: str) -> str:
     errors.CheckpointError: the packaged files are missing.
   """
   return _asset('sae_organism', name)
+
+
+def hydra_sae_paths(name: str) -> list[str]:
+  """SAELens folders of the SAEs downstream of `sae_path(name)`.
+
+  Raises:
+    errors.ConfigError: unknown name.
+    errors.CheckpointError: the packaged files are missing.
+  """
+  return [_asset('sae_organism', name, f'_l{layer}')
+          for layer in DOWNSTREAM_LAYERS]
