@@ -135,7 +135,8 @@ def main(argv):
     sae, history = sae_lib.train_sae(
         train_acts, sae_lib.SAETrainConfig(**config.sae.to_dict()),
         site=config.site, layer=config.layer, model_name=config.model_name,
-        log_every=config.log_every)
+        log_every=config.log_every,
+        checkpoint_dir=os.path.join(_WORKDIR.value, 'checkpoints'))
     out = sae_lib.save_sae(sae, os.path.join(_WORKDIR.value, 'sae'),
                            overwrite=True)
     summary = {

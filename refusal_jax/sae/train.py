@@ -28,7 +28,9 @@ mean; the input has b_dec subtracted before encoding.
 
 import dataclasses
 import functools
+import json
 import math
+import os
 from typing import Any
 
 from absl import logging
@@ -36,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
 from refusal_jax import errors
 from refusal_jax.models import sites
@@ -95,7 +98,8 @@ class SAETrainConfig:
 
 
 def train_sae(acts: Any, config: SAETrainConfig, *, site: str, layer: int,
-              model_name: str, log_every: int = 500
+              model_name: str, log_every: int = 500,
+              checkpoint_dir: str | None = None
               ) -> tuple[SAE, list[dict[str, float]]]:
   """Trains an SAE on activations.
 
@@ -106,6 +110,10 @@ def train_sae(acts: Any, config: SAETrainConfig, *, site: str, layer: int,
     layer: layer the activations come from.
     model_name: model the activations come from.
     log_every: evaluate and log every this many steps (and after the last).
+    checkpoint_dir: if set, the training state is saved there with orbax
+      after every logged step (with the history), and a rerun with the same
+      activations and config resumes from the last save; the result equals
+      an uninterrupted run.
 
   Returns:
     (sae, history): a float32 SAE on raw activations, and one dict per logged
@@ -151,6 +159,18 @@ def train_sae(acts: Any, config: SAETrainConfig, *, site: str, layer: int,
 
   history = []
   done = 0
+  manager = None
+  if checkpoint_dir:
+    manager = ocp.CheckpointManager(
+        os.path.abspath(checkpoint_dir),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+    done = manager.latest_step() or 0
+    if done:
+      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+      state = manager.restore(done, args=ocp.args.StandardRestore(abstract))
+      with open(os.path.join(checkpoint_dir, f'history_{done}.json')) as f:
+        history = json.load(f)
+      logging.info('sae %s: resumed from step %d', hook, done)
   while done < config.steps:
     n = min(log_every, config.steps - done)
     state = _run_steps(state, data, config, jnp.int32(n))
@@ -164,8 +184,21 @@ def train_sae(acts: Any, config: SAETrainConfig, *, site: str, layer: int,
     logging.info('sae %s step %d/%d: loss=%.5f l0=%.2f fve=%.4f dead=%d',
                  hook, done, config.steps, record['loss'], record['l0'],
                  record['fve'], dead)
+    if manager is not None:
+      _save_history(checkpoint_dir, done, history)  # before the state
+      manager.save(done, args=ocp.args.StandardSave(state))
+      manager.wait_until_finished()
+  if manager is not None:
+    manager.close()
   return _to_sae(state['params'], scale, config, site, layer, hook,
                  model_name), history
+
+
+def _save_history(checkpoint_dir: str, step: int, history) -> None:
+  path = os.path.join(checkpoint_dir, f'history_{step}.json')
+  with open(path + '.tmp', 'w') as f:
+    json.dump(history, f)
+  os.replace(path + '.tmp', path)
 
 
 def _validate(config: SAETrainConfig, log_every: int) -> None:

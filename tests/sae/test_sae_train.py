@@ -132,3 +132,29 @@ def test_bad_activations_raise():
   with pytest.raises(errors.ConfigError, match='site'):
     train_sae(np.ones((8, 4)), config, site='embed', layer=0,
               model_name='toy')
+
+
+def test_interrupted_training_resumes_to_the_same_sae(sparse_data, tmp_path,
+                                                      monkeypatch):
+  config = SAETrainConfig(architecture='jumprelu', d_sae=32, steps=120,
+                          batch_size=64, lr_warmup_steps=10, eval_size=128)
+  kw = dict(site='resid_post', layer=1, model_name='m', log_every=40)
+  want, want_history = train_sae(sparse_data, config, **kw)
+  real, calls = train_lib._run_steps, []  # pylint: disable=protected-access
+
+  def dies_on_the_third_chunk(*args):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return real(*args)
+
+  ckpt = str(tmp_path / 'ckpt')
+  monkeypatch.setattr(train_lib, '_run_steps', dies_on_the_third_chunk)
+  with pytest.raises(KeyboardInterrupt):
+    train_sae(sparse_data, config, checkpoint_dir=ckpt, **kw)
+  monkeypatch.setattr(train_lib, '_run_steps', real)
+  got, got_history = train_sae(sparse_data, config, checkpoint_dir=ckpt, **kw)
+  assert got_history == want_history
+  np.testing.assert_array_equal(np.asarray(got.W_enc), np.asarray(want.W_enc))
+  np.testing.assert_array_equal(np.asarray(got.threshold),
+                                np.asarray(want.threshold))
