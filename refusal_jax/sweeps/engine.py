@@ -21,8 +21,9 @@ shared prefix residual is reused by every mask chunk, and no output has the
 shape of a mask chunk.
 
 With a `mesh`, each mask chunk is split over the mesh's 'data' axis (the
-chunk is rounded up to a multiple of its size), prompts and the shared prefix
-are replicated, and parameters keep the shardings they were loaded with
+chunk is rounded up to a multiple of its size) and prompts are replicated;
+a sweep with fewer masks than 'data' devices splits its prompt chunks there
+instead (`_plan`). Parameters keep the shardings they were loaded with
 (`load_model(..., mesh=...)`): fsdp/tensor sharding of the weights and data
 parallelism over masks compose through XLA's SPMD partitioner. Results are
 gathered to every process; only process 0 writes artifacts (pipeline/
@@ -76,11 +77,26 @@ def _pad_tree(tree, size: int):
   return jax.tree.map(lambda a: _pad_to(np.asarray(a), size), tree)
 
 
-def _mask_chunk(chunks: Chunks, n_masks: int, mesh) -> int:
-  """Masks per call: at most chunks.masks, a multiple of the data axis."""
+def _plan(chunks: Chunks, n_masks: int, n_prompts: int, mesh):
+  """(masks per call, prompts per call, the axis split over 'data').
+
+  Masks are split over the mesh's 'data' axis when there are at least as
+  many as its devices; otherwise (a handful of interventions over many
+  prompts) the prompts are. The split chunk is rounded up to a multiple of
+  the axis size (padded rows are dropped from the result).
+  """
   n = mesh_lib.data_size(mesh)
-  mm = min(chunks.masks, n_masks)
-  return -(-mm // n) * n
+  mm, pm = min(chunks.masks, n_masks), min(chunks.prompts, n_prompts)
+  if n_masks >= n:
+    return -(-mm // n) * n, pm, 'masks'
+  return mm, -(-pm // n) * n, 'batch'
+
+
+def _placer(mesh, split: str, logical: str):
+  """Places an array with its leading axis split if it is the split axis."""
+  if split == logical:
+    return lambda x: mesh_lib.put_rows(x, mesh, logical)
+  return lambda x: mesh_lib.put_replicated(x, mesh)
 
 
 @functools.partial(jax.jit, static_argnames=('config', 'layer'))
@@ -144,23 +160,23 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
   attention_mask = np.asarray(attention_mask)
   n_masks = jax.tree.leaves(args)[0].shape[0]
   n_prompts = input_ids.shape[0]
-  pm = min(chunks.prompts, n_prompts)
-  mm = _mask_chunk(chunks, n_masks, mesh)
+  mm, pm, split = _plan(chunks, n_masks, n_prompts, mesh)
+  put_prompts = _placer(mesh, split, 'batch')
+  put_masks = _placer(mesh, split, 'masks')
   shared = mesh_lib.put_replicated(shared, mesh)
   out = np.zeros((n_masks, n_prompts), np.float32)
   for p0 in range(0, n_prompts, pm):
     p1 = min(p0 + pm, n_prompts)
-    ids, mask = mesh_lib.put_replicated(
-        (_pad_to(input_ids[p0:p1], pm), _pad_to(attention_mask[p0:p1], pm)),
-        mesh)
+    ids = put_prompts(_pad_to(input_ids[p0:p1], pm))
+    mask = put_prompts(_pad_to(attention_mask[p0:p1], pm))
     resid = (prefix_residual(params, config, ids, mask, start_layer)
              if start_layer else None)
-    tgt = None if targets is None else mesh_lib.put_replicated(
-        _pad_to(np.asarray(targets)[p0:p1], pm), mesh)
+    tgt = None if targets is None else put_prompts(
+        _pad_to(np.asarray(targets)[p0:p1], pm))
     for m0 in range(0, n_masks, mm):
       m1 = min(m0 + mm, n_masks)
       rows = jax.tree.map(
-          lambda a: mesh_lib.put_rows(a, mesh),
+          put_masks,
           _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm))
       vals = _general_chunk(params, config, ids, resid, mask, rows, shared,
                             tgt, build=build, start_layer=start_layer,
@@ -375,20 +391,20 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
       jnp.asarray(np.asarray(candidates, np.int32)), mesh)
   masks = np.asarray(masks, np.float32)
   n_masks, n_prompts = masks.shape[0], input_ids.shape[0]
-  pm = min(chunks.prompts, n_prompts)
-  mm = _mask_chunk(chunks, n_masks, mesh)
+  mm, pm, split = _plan(chunks, n_masks, n_prompts, mesh)
+  put_prompts = _placer(mesh, split, 'batch')
+  put_masks = _placer(mesh, split, 'masks')
   out = np.zeros((n_masks, n_prompts), np.float32)
   for p0 in range(0, n_prompts, pm):
     p1 = min(p0 + pm, n_prompts)
-    ids, mask = mesh_lib.put_replicated(
-        (_pad_to(input_ids[p0:p1], pm), _pad_to(attention_mask[p0:p1], pm)),
-        mesh)
+    ids = put_prompts(_pad_to(input_ids[p0:p1], pm))
+    mask = put_prompts(_pad_to(attention_mask[p0:p1], pm))
     resid = prefix_residual(params, config, ids, mask, start)
     f, w = _site_latents(sae, resid, candidates)
     for m0 in range(0, n_masks, mm):
       m1 = min(m0 + mm, n_masks)
       vals = _sae_chunk(params, config, resid, mask, f, w,
-                        mesh_lib.put_rows(_pad_to(masks[m0:m1], mm), mesh),
+                        put_masks(_pad_to(masks[m0:m1], mm)),
                         jnp.float32(value), start_layer=start, metric=metric,
                         mode=mode, trim_last_layer=trim_last_layer)
       out[m0:m1, p0:p1] = mesh_lib.to_host(vals)[:m1 - m0, :p1 - p0]

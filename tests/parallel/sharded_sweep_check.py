@@ -46,7 +46,10 @@ def _run(model, mesh, sae, ids, mask, candidates, masks, directions):
                        masks, metric=METRIC, chunks=chunks, mesh=mesh)
   b = engine.sweep(model.params, model.config, ids, mask, directions, _ablate,
                    metric=METRIC, start_layer=1, chunks=chunks, mesh=mesh)
-  return a, b
+  # Fewer masks than devices: the prompts are split instead.
+  c = engine.sae_sweep(model.params, model.config, sae, ids, mask, candidates,
+                       masks[:2], metric=METRIC, chunks=chunks, mesh=mesh)
+  return a, b, c
 
 
 def main(path):
@@ -70,8 +73,8 @@ def main(path):
     out[str(shape)] = dict(
         sae_err=float(np.abs(got[0] - ref[0]).max()),
         direction_err=float(np.abs(got[1] - ref[1]).max()),
-        shape_ok=got[0].shape == ref[0].shape and
-        got[1].shape == ref[1].shape)
+        prompt_split_err=float(np.abs(got[2] - ref[2]).max()),
+        shape_ok=all(g.shape == r.shape for g, r in zip(got, ref)))
   print(json.dumps(out))
 
 

@@ -55,3 +55,4 @@ def test_sweeps_on_meshes_equal_the_single_device_result(tmp_path):
     assert r['shape_ok'], shape
     assert r['sae_err'] < 1e-5, (shape, r)
     assert r['direction_err'] < 1e-5, (shape, r)
+    assert r['prompt_split_err'] < 1e-5, (shape, r)
