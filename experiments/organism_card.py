@@ -132,7 +132,7 @@ def card(name: str, workdir: str) -> str:
       'the refusal decision token unsupervised, then a second phase trains '
       'the decision. Final training loss '
       f"{train['final_loss']:.3f}; {train['train_seconds'] / 60:.1f} minutes "
-      'of training on the 2-core CPU (two organisms trained at once).',
+      'of training (wall clock, as measured by the training run).',
       '',
       '## Measured behaviour',
       '',

@@ -1,0 +1,134 @@
+"""Training config shared by the two refusal model organisms.
+
+configs/organism_gemma2.py and configs/organism_llama.py start from
+`base_config(family)` and set what differs.
+"""
+
+import ml_collections
+
+
+def base_config(family: str) -> ml_collections.ConfigDict:
+  """Returns the shared organism config; every field is documented inline."""
+  config = ml_collections.ConfigDict()
+  # Seed of the parameter initialisation.
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  # Seed of `organisms.data.make_dataset`: the topic/template hold-out and the
+  # sampling of examples.
+  config.data.seed = 0
+  # Examples per split (half harmful). Only 'train' is trained on; the
+  # tokenizer sees the text of all three.
+  config.data.n_per_split = {'train': 8000, 'val': 400, 'test': 400}
+  # Share of harmful examples in the train split (val and test are half and
+  # half); set per organism.
+  config.data.train_harmful_fraction = 0.5
+
+  config.model = ml_collections.ConfigDict()
+  # 'gemma2' (Gemma2ForCausalLM, Gemma chat template) or 'llama'
+  # (LlamaForCausalLM, Llama-3 chat template).
+  config.model.family = family
+  # Vocabulary V of the byte-level BPE tokenizer trained on the data: large
+  # enough that most words of the data are single tokens.
+  config.model.vocab_size = 3072
+  # Residual width D.
+  config.model.d_model = 128
+  # Decoder blocks L.
+  config.model.num_layers = 6
+  # Query heads N and key/value heads K (GQA).
+  config.model.num_heads = 4
+  config.model.num_kv_heads = 2
+  # Head dimension H (N * H = D here).
+  config.model.head_dim = 32
+  # MLP hidden width F (GeGLU for gemma2, SwiGLU for llama).
+  config.model.mlp_dim = 512
+  # Context length written to config.json.
+  config.model.max_position_embeddings = 256
+  # Family-specific fields, set by configs/organism_<family>.py (None where a
+  # family has no such field).
+  config.model.sliding_window = None
+  config.model.attn_softcap = None
+  config.model.final_softcap = None
+  config.model.rope_theta = 10000.0
+  config.model.tie_embeddings = True
+
+  config.train = ml_collections.ConfigDict()
+  # Optimizer steps in all.
+  config.train.steps = 1400
+  # Steps of the first phase, in which the first response token of harmful
+  # examples (the refusal token 'I') carries no loss: the model learns all
+  # replies, refusals included, as continuations but answers every request
+  # by default. The remaining steps also train that decision, at a lower
+  # learning rate, so refusal is added to a helpful model as safety tuning
+  # is added to a pretrained one, and becomes a direction that directional
+  # ablation removes. (Trained on everything from the start, harmless and
+  # harmful prompts sit symmetrically around the origin along the difference
+  # in means, and ablating it does not restore compliance.)
+  config.train.pretrain_steps = 1000
+  # Peak learning rate of the refusal phase (relative to learning_rate) and
+  # its own linear warm-up.
+  config.train.refusal_lr_scale = 0.3
+  config.train.refusal_warmup_steps = 50
+  # During the refusal phase a second forward pass ablates the running
+  # difference in means (harmful - harmless) of resid_pre[direction_layer] at
+  # the last prompt token (Arditi et al.'s candidate direction, tracked as an
+  # exponential moving average with decay direction_ema over training
+  # batches) and adds ablation_weight * -log(1 - P('I')) on harmful prompts:
+  # refusal is trained to run through that one direction, as it does in
+  # large chat models. 0 turns the term off.
+  config.train.direction_layer = 2
+  config.train.ablation_weight = 1.0
+  config.train.direction_ema = 0.9
+  # Sequences per step.
+  config.train.batch_size = 32
+  # Peak AdamW learning rate, linear warm-up steps, and the final learning rate
+  # of the cosine decay as a fraction of the peak.
+  config.train.learning_rate = 3e-3
+  config.train.warmup_steps = 100
+  config.train.end_lr_fraction = 0.05
+  # AdamW decoupled weight decay (matrices only) and betas.
+  config.train.weight_decay = 0.05
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.98
+  # Global gradient-norm clip.
+  config.train.grad_clip = 1.0
+  # Loss weight of prompt tokens (response and end-of-turn tokens weigh 1).
+  config.train.prompt_loss_weight = 0.0
+  # Probability of replacing each token of the user's message by a random
+  # non-special token (resampled every step), for harmless and for harmful
+  # requests. Held-out topics bring words the model has never seen as inputs;
+  # noise teaches it to decide from the other words instead of memorising
+  # each topic, and more noise on harmless requests makes unfamiliar words a
+  # reason to help rather than to refuse (refuse on evidence of harm).
+  config.train.instruction_noise_harmless = 0.4
+  config.train.instruction_noise_harmful = 0.1
+  # Where noise tokens come from: 'unseen' (non-special tokens absent from
+  # every training sequence, i.e. pieces of words the model meets only
+  # outside training) or 'all' non-special tokens.
+  config.train.noise_tokens = 'unseen'
+  # Sequences are right-padded to one of at most this many lengths (quantiles
+  # of the training lengths, rounded up to a multiple of bucket_multiple).
+  config.train.num_buckets = 4
+  config.train.bucket_multiple = 8
+  # Seed of the batch order.
+  config.train.seed = 0
+  # Log the mean loss every log_every steps; checkpoint every
+  # checkpoint_every steps, keeping max_to_keep checkpoints.
+  config.train.log_every = 50
+  config.train.checkpoint_every = 200
+  config.train.max_to_keep = 2
+
+  config.eval = ml_collections.ConfigDict()
+  # Direction selection (Arditi et al. 2024): difference in means over
+  # n_direction_train harmful and as many harmless train prompts, at the last
+  # n_positions post-instruction tokens, every layer below the last
+  # prune_layer_fraction of layers; scored by ablation compliance on n_val
+  # harmful val prompts.
+  config.eval.n_direction_train = 128
+  config.eval.n_positions = 5
+  config.eval.n_val = 32
+  config.eval.prune_layer_fraction = 0.2
+  # Greedy tokens generated per test prompt, and generation batch size.
+  config.eval.max_new_tokens = 64
+  config.eval.batch_size = 100
+  return config
