@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from refusal_jax import errors
 from refusal_jax.models import layers
 from refusal_jax.models.config import ModelConfig
 
@@ -44,11 +45,21 @@ class KVCache:
 
 def attention_mask(q_slots: jax.Array, k_slots: jax.Array,
                    key_valid: jax.Array, window: int | None) -> jax.Array:
-  """Boolean mask [B, T, S] from query slots [T], key slots [S], valid [B, S]."""
-  causal = k_slots[None, :] <= q_slots[:, None]  # [T, S]
+  """Boolean mask [B, T, S] from query slots [T] or [B, T], key slots [S] and
+  valid [B, S]."""
+  q = q_slots[..., :, None]  # [T, 1] or [B, T, 1]
+  causal = k_slots <= q
   if window is not None:
-    causal &= q_slots[:, None] - k_slots[None, :] < window
-  return causal[None] & key_valid[:, None, :]
+    causal &= q - k_slots < window
+  if causal.ndim == 2:
+    causal = causal[None]
+  return causal & key_valid[:, None, :]
+
+
+def gather_slots(x: jax.Array, index: jax.Array) -> jax.Array:
+  """x [B, T, ...] at slots index [B, P] -> [B, P, ...]."""
+  return jnp.take_along_axis(
+      x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
 class Attention(nnx.Module):
@@ -71,8 +82,8 @@ class Attention(nnx.Module):
 
   def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                token_mask: jax.Array, cache_kv=None, cache_valid=None,
-               cache_index=None):
-    """Attends x [B, T, D]; returns ([B, T, D], updated (k, v) or None).
+               cache_index=None, query_index=None):
+    """Attends x [B, T, D]; returns ([B, T', D], updated (k, v) or None).
 
     Args:
       x: [B, T, D] normalised input.
@@ -81,17 +92,26 @@ class Attention(nnx.Module):
       cache_kv: optional (k, v) [B, S, K, H] of this layer.
       cache_valid: [B, S] valid slots (already including this chunk).
       cache_index: slot of the first token of this chunk.
+      query_index: optional [B, P] slots to compute queries (and outputs) at,
+        without a cache; keys and values still cover every slot. Default: all
+        T slots.
     """
     cfg = self.config
-    b, t, _ = x.shape
-    q = jnp.einsum('BTD,DNH->BTNH', x, self.q_proj[...])
-    k = jnp.einsum('BTD,DKH->BTKH', x, self.k_proj[...])
+    b = x.shape[0]
+    k = layers.apply_rope(jnp.einsum('BTD,DKH->BTKH', x, self.k_proj[...]),
+                          cos, sin)
     v = jnp.einsum('BTD,DKH->BTKH', x, self.v_proj[...])
-    q = layers.apply_rope(q, cos, sin)
-    k = layers.apply_rope(k, cos, sin)
+    if query_index is not None:
+      if cache_kv is not None:
+        raise errors.ConfigError(
+            'query_index is not supported with a KV cache')
+      x, cos, sin = (gather_slots(a, query_index) for a in (x, cos, sin))
+    t = x.shape[1]
+    q = layers.apply_rope(jnp.einsum('BTD,DNH->BTNH', x, self.q_proj[...]),
+                          cos, sin)
     if cache_kv is None:
       keys, values, key_valid = k, v, token_mask
-      q_slots = jnp.arange(t)
+      q_slots = jnp.arange(t) if query_index is None else query_index
       new_kv = None
     else:
       keys = jax.lax.dynamic_update_slice(cache_kv[0], k,

@@ -28,7 +28,7 @@ from refusal_jax import errors
 from refusal_jax.interventions import base as iv_base
 from refusal_jax.models import layers
 from refusal_jax.models import sites
-from refusal_jax.models.attention import Attention, KVCache
+from refusal_jax.models.attention import Attention, KVCache, gather_slots
 from refusal_jax.models.config import ModelConfig
 
 Params = Any  # nnx.State of a Transformer
@@ -118,8 +118,50 @@ def _gather(x: jax.Array, positions: jax.Array | None) -> jax.Array:
   """x [B, T, ...] at positions [B, P] -> [B, P, ...] (all when None)."""
   if positions is None:
     return x
-  return jnp.take_along_axis(
-      x, positions.reshape(positions.shape + (1,) * (x.ndim - 2)), axis=1)
+  return gather_slots(x, positions)
+
+
+def _no_visit(site, layer, h):
+  del site, layer
+  return h
+
+
+def apply_block(blk: Block, layer: int, x: jax.Array, cos: jax.Array,
+                sin: jax.Array, token_mask: jax.Array, *, visit=_no_visit,
+                cache_kv=None, cache_valid=None, cache_index=None,
+                query_index: jax.Array | None = None):
+  """Runs one decoder block; returns (x [B, T', D], updated (k, v) or None).
+
+  Args:
+    blk: the block.
+    layer: its index (passed to `visit`).
+    x: [B, T, D] resid_pre of the block.
+    cos: [B, T, H] RoPE table; sin likewise.
+    token_mask: [B, T] real tokens.
+    visit: `visit(site, layer, h) -> h`, called at every residual site (where
+      interventions and captures happen); default identity.
+    cache_kv, cache_valid, cache_index: KV cache of this layer (see
+      `Attention`).
+    query_index: optional [B, P] slots: the block's output only at those
+      slots (T' = P); keys and values still see every slot.
+  """
+  x = visit(sites.RESID_PRE, layer, x)
+  h, new_kv = blk.self_attn(
+      blk.input_layernorm(x), cos, sin, token_mask, cache_kv=cache_kv,
+      cache_valid=cache_valid, cache_index=cache_index,
+      query_index=query_index)
+  if query_index is not None:
+    x = gather_slots(x, query_index)
+  if blk.post_norms:
+    h = blk.post_attention_layernorm(h)
+  x = x + visit(sites.ATTN_OUT, layer, h)
+  if blk.post_norms:
+    h = blk.post_feedforward_layernorm(blk.mlp(
+        blk.pre_feedforward_layernorm(x)))
+  else:
+    h = blk.mlp(blk.post_attention_layernorm(x))
+  x = x + visit(sites.MLP_OUT, layer, h)
+  return visit(sites.RESID_POST, layer, x), new_kv
 
 
 def last_token_positions(token_mask: jax.Array) -> jax.Array:
@@ -227,26 +269,14 @@ def forward(
                                          (0, cache.index))
     new_k, new_v = [], []
   for i in range(start_layer, stop):
-    blk = model.layers[i]
-    x = visit(sites.RESID_PRE, i, x)
     kv = None if cache is None else (cache.k[i], cache.v[i])
-    h, new_kv = blk.self_attn(
-        blk.input_layernorm(x), cos, sin, token_mask, cache_kv=kv,
-        cache_valid=None if cache is None else valid,
+    x, new_kv = apply_block(
+        model.layers[i], i, x, cos, sin, token_mask, visit=visit,
+        cache_kv=kv, cache_valid=None if cache is None else valid,
         cache_index=None if cache is None else cache.index)
     if cache is not None:
       new_k.append(new_kv[0])
       new_v.append(new_kv[1])
-    if blk.post_norms:
-      h = blk.post_attention_layernorm(h)
-    x = x + visit(sites.ATTN_OUT, i, h)
-    if blk.post_norms:
-      h = blk.post_feedforward_layernorm(blk.mlp(
-          blk.pre_feedforward_layernorm(x)))
-    else:
-      h = blk.mlp(blk.post_attention_layernorm(x))
-    x = x + visit(sites.MLP_OUT, i, h)
-    x = visit(sites.RESID_POST, i, x)
 
   new_cache = None
   if cache is not None:

@@ -221,61 +221,6 @@ def _site_latents(sae: SAE, resid, candidates):
   return f, w
 
 
-def _last_layer_at_last(blk, config: ModelConfig, x, cos, sin, token_mask,
-                        last) -> jax.Array:
-  """The last decoder block evaluated at each row's last real position only.
-
-  Keys and values are projected at every position (the last query attends to
-  all of them); queries, the attention output, the MLP and the residual adds
-  run at one position per row.
-
-  Args:
-    blk: the last `transformer.Block`.
-    config: architecture.
-    x: [B, T, D] resid_pre of the last layer.
-    cos: [B, T, H] RoPE table; sin likewise.
-    token_mask: [B, T] bool, real tokens.
-    last: [B, 1] index of each row's last real token.
-
-  Returns:
-    [B, 1, D] resid_post of the last layer at `last`.
-  """
-  attn = blk.self_attn
-  b = x.shape[0]
-  xn = blk.input_layernorm(x)
-  k = layers.apply_rope(
-      jnp.einsum('BTD,DKH->BTKH', xn, attn.k_proj[...]), cos, sin)
-  v = jnp.einsum('BTD,DKH->BTKH', xn, attn.v_proj[...])
-  take = lambda a: jnp.take_along_axis(
-      a, last.reshape(last.shape + (1,) * (a.ndim - 2)), axis=1)
-  q = layers.apply_rope(
-      jnp.einsum('BTD,DNH->BTNH', take(xn), attn.q_proj[...]), take(cos),
-      take(sin))  # [B, 1, N, H]
-  slots = jnp.arange(x.shape[1])
-  see = (slots[None, :] <= last) & token_mask  # [B, S]
-  if attn.window is not None:
-    see &= last - slots[None, :] < attn.window
-  q = q.reshape(b, 1, config.num_kv_heads, config.group_size, config.head_dim)
-  scores = jnp.einsum('BTKGH,BSKH->BKGTS', q, k) * config.query_scale
-  scores = layers.softcap(scores.astype(jnp.float32), config.attn_softcap)
-  scores = jnp.where(see[:, None, None, None], scores,
-                     jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
-  out = jnp.einsum('BKGTS,BSKH->BTKGH', probs, v).reshape(
-      b, 1, config.num_heads, config.head_dim)
-  h = jnp.einsum('BTNH,NHD->BTD', out, attn.o_proj[...])
-  x = take(x)
-  if blk.post_norms:
-    h = blk.post_attention_layernorm(h)
-  x = x + h
-  if blk.post_norms:
-    h = blk.post_feedforward_layernorm(blk.mlp(
-        blk.pre_feedforward_layernorm(x)))
-  else:
-    h = blk.mlp(blk.post_attention_layernorm(x))
-  return x + h
-
-
 def last_hidden(params, config: ModelConfig, x, attention_mask, *,
                 start_layer: int, trim_last_layer: bool = True) -> jax.Array:
   """Runs layers [start_layer, L) from a residual; the last token's output.
@@ -286,8 +231,8 @@ def last_hidden(params, config: ModelConfig, x, attention_mask, *,
     x: [B, T, D] resid_pre[start_layer].
     attention_mask: [B, T].
     start_layer: first layer to run (num_layers: none).
-    trim_last_layer: run the last layer at the last position only (see
-      `_last_layer_at_last`); otherwise run it at every position.
+    trim_last_layer: run the last layer at the last position only (its keys
+      and values still at every position); otherwise at every position.
 
   Returns:
     [B, D] resid_post of the last layer at each row's last real token (before
@@ -307,8 +252,9 @@ def last_hidden(params, config: ModelConfig, x, attention_mask, *,
   model = nnx.merge(transformer.graphdef(config), params)
   cos, sin = layers.rope_cos_sin(transformer.default_positions(token_mask),
                                  config, x.dtype)
-  return _last_layer_at_last(model.layers[n_layers - 1], config, x, cos, sin,
-                             token_mask, last)[:, 0]
+  x, _ = transformer.apply_block(model.layers[n_layers - 1], n_layers - 1, x,
+                                 cos, sin, token_mask, query_index=last)
+  return x[:, 0]
 
 
 def final_logits(params, config: ModelConfig, h) -> jax.Array:

@@ -4,8 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from refusal_jax import errors
+from refusal_jax.models import layers
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
 
@@ -76,6 +78,26 @@ def test_logits_at_last_and_positions(setup):
   some = np.asarray(transformer.forward(params, CFG, ids, attention_mask=mask,
                                         logits_at=pos).logits)
   np.testing.assert_allclose(some[1], full[1, [1, 2]], atol=1e-6)
+
+
+@pytest.mark.parametrize('layer', [0, 1])  # sliding, then global
+def test_block_at_query_slots_equals_full_block(setup, layer):
+  params, ids, mask = setup
+  model = nnx.merge(transformer.graphdef(CFG), params)
+  x = transformer.forward(params, CFG, ids, attention_mask=mask,
+                          stop_layer=layer).resid
+  token_mask = mask.astype(bool)
+  cos, sin = layers.rope_cos_sin(transformer.default_positions(token_mask),
+                                 CFG, x.dtype)
+  full, _ = transformer.apply_block(model.layers[layer], layer, x, cos, sin,
+                                    token_mask)
+  index = jnp.array([[8, 4, 3], [0, 8, 5]])
+  sub, _ = transformer.apply_block(model.layers[layer], layer, x, cos, sin,
+                                   token_mask, query_index=index)
+  assert sub.shape == (2, 3, CFG.d_model)
+  for row in range(2):
+    np.testing.assert_allclose(np.asarray(sub[row]),
+                               np.asarray(full[row, index[row]]), atol=1e-6)
 
 
 def test_padding_does_not_change_real_tokens(setup):
