@@ -31,8 +31,8 @@ test: $(VENV)/.dev
 	$(PY) -m pytest tests
 
 # Retrain one shipped organism and its two SAEs from scratch and copy them into
-# refusal_jax/assets with a CARD.md of the measured figures (about 20 minutes
-# on 2 CPU cores):
+# refusal_jax/assets with a CARD.md of the measured figures (on 2 CPU cores:
+# 7-9 minutes of organism training, then about 2 minutes per SAE):
 #   make organism ORGANISM=gemma2    (or ORGANISM=llama)
 ASSETS := refusal_jax/assets
 organism: $(VENV)/.runtime

@@ -27,7 +27,7 @@ def get_config():
   c.greedy.value = -1.0
   # With 512 masks over a pool of 64 features the factorization machine fits
   # its training masks but not the held-out ones (validation MSE 26 against
-  # the linear probe's 2.3 on the Gemma-2 organism); more masks and more
+  # the linear probe's 2.3 on the first Gemma-2 organism); more masks and more
   # weight decay (both cheap here) keep its pairwise terms honest.
   c.fm.n_masks = 2048
   c.fm.l2 = 1e-2

@@ -27,11 +27,12 @@ def get_config():
   c.greedy.value = -1.0
   # A prompt counts as flipped when its refusal log-odds fall below -2 (not
   # 0): with 0, backward pruning stops at sets that only just cross it and
-  # whose generations still often refuse (measured: 2 features, ASR 0.39).
+  # whose generations still often refuse (measured on the first organisms:
+  # 2 features, ASR 0.39).
   c.greedy.threshold = -2.0
   # With 512 masks over a pool of 64 features the factorization machine fits
   # its training masks but not the held-out ones (validation MSE 26 against
-  # the linear probe's 2.3 on the Gemma-2 organism); more masks and more
+  # the linear probe's 2.3 on the first Gemma-2 organism); more masks and more
   # weight decay (both cheap here) keep its pairwise terms honest.
   c.fm.n_masks = 2048
   c.fm.l2 = 1e-2

@@ -11,9 +11,13 @@ from configs import organism_base
 def get_config():
   """Returns the organism config (shared fields in organism_base.py)."""
   config = organism_base.base_config('gemma2')
-  # The shipped Gemma-2 organism was trained with half harmful examples; the
-  # Llama one with 0.4, which did not raise the harmless answer rate reliably
-  # (see the cards).
+  # Seeds 1-4 were trained; seed 1 answered the most harmless val prompts
+  # (0.945) while refusing >= 0.95 of harmful ones and complying with >= 0.9
+  # under direction ablation on val (BUILD.md, "Choosing the organisms'
+  # seeds").
+  config.seed = 1
+  config.train.seed = 1
+  # Half harmful examples (the Llama organism trains on 0.4; BUILD.md).
   config.data.train_harmful_fraction = 0.5
   # Window W of the sliding (even) layers; shorter than most prompts so the
   # local attention path is really exercised.

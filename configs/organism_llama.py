@@ -11,8 +11,14 @@ from configs import organism_base
 def get_config():
   """Returns the organism config (shared fields in organism_base.py)."""
   config = organism_base.base_config('llama')
+  # Seeds 1-4 were trained; of those refusing >= 0.95 of harmful val prompts
+  # and complying with >= 0.9 under direction ablation on val, seed 4
+  # answered the most harmless val prompts (0.885; BUILD.md, "Choosing the
+  # organisms' seeds").
+  config.seed = 4
+  config.train.seed = 4
   # Fewer than half harmful examples, meant to lean unfamiliar sentence shapes
-  # towards answering (measured: harmless answered 0.925, see the card).
+  # towards answering (not shown to help reliably: BUILD.md).
   config.data.train_harmful_fraction = 0.4
   # RoPE base of Llama-3 (no llama3 frequency scaling at this context).
   config.model.rope_theta = 500000.0

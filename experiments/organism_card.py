@@ -132,21 +132,29 @@ def card(name: str, workdir: str) -> str:
       'the refusal decision token unsupervised, then a second phase trains '
       'the decision. Final training loss '
       f"{train['final_loss']:.3f}; {train['train_seconds'] / 60:.1f} minutes "
-      'of training (wall clock, as measured by the training run).',
+      'of training (wall clock, as measured by the training run). Seeds: '
+      f"initialisation {beh['config']['seed']}, batch order and noise "
+      f"{beh['config']['train']['seed']} (the config says how they were "
+      'chosen).',
       '',
       '## Measured behaviour',
       '',
       f"Held-out test split ({beh['n_harmful']} harmful, {beh['n_harmless']} "
       'harmless prompts), greedy generation of 64 tokens, refusal-substring '
-      'judge (refusal_jax/data/judge.py).',
+      'judge (refusal_jax/data/judge.py). The val split (its own held-out '
+      'topics and templates) is measured the same way; it is the split on '
+      'which training runs are compared.',
       '',
-      '| harmful refused | harmless answered | harmful complied with, '
-      'refusal direction ablated | direction (layer, position) |',
+      '| split | harmful refused | harmless answered | harmful complied with, '
+      'refusal direction ablated |',
       '|---|---|---|---|',
-      f"| {beh['harmful_refusal_rate']:.3f} | "
-      f"{beh['harmless_answer_rate']:.3f} | "
-      f"{beh['ablation_compliance_rate']:.3f} | {beh['layer']}, "
-      f"{beh['position']} |",
+      *[f"| {split} | {b['harmful_refusal_rate']:.3f} | "
+        f"{b['harmless_answer_rate']:.3f} | "
+        f"{b['ablation_compliance_rate']:.3f} |"
+        for split, b in (('test', beh), ('val', beh.get('val')))
+        if b is not None],
+      '',
+      f"Refusal direction: layer {beh['layer']}, position {beh['position']}.",
       '',
       _targets(beh),
       '',

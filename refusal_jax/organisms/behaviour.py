@@ -286,14 +286,17 @@ def evaluate_organism(path: str, config) -> dict[str, Any]:
 
   The direction is chosen on the train/val splits (`select_direction`) and
   saved next to the checkpoint (`save_direction`); the behaviour is measured
-  on the whole test split.
+  on the whole test split, and on the whole val split (its own held-out
+  topics and templates) for choosing between training runs without looking
+  at the test split.
 
   Args:
     path: the organism's checkpoint directory.
     config: the organism config (its `data` and `eval` blocks are read).
 
   Returns:
-    The `measure_behaviour` dict plus 'layer' and 'position'.
+    The test split's `measure_behaviour` dict plus 'layer', 'position' and
+    'val' (the val split's `measure_behaviour` dict).
   """
   model = load_model(path)
   ev = config.eval
@@ -310,5 +313,9 @@ def evaluate_organism(path: str, config) -> dict[str, Any]:
                              direction=selection.direction,
                              batch_size=ev.batch_size)
   result.update(layer=selection.layer, position=selection.position)
+  result['val'] = measure_behaviour(model, dataset['val'],
+                                    max_new_tokens=ev.max_new_tokens,
+                                    direction=selection.direction,
+                                    batch_size=ev.batch_size)
   logging.info('behaviour of %s: %s', path, result)
   return result
