@@ -12,8 +12,8 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # Seed of the parameter initialisation. How a run answers held-out sentence
   # shapes varies a lot between seeds; each organism config sets the seed
-  # (this one and train.seed) chosen on the val split (BUILD.md, "Choosing
-  # the organisms' seeds").
+  # (this one and train.seed) chosen on the val split (BUILD.md, "The
+  # organisms: unseen sentence shapes and seeds").
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()

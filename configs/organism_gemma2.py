@@ -13,8 +13,8 @@ def get_config():
   config = organism_base.base_config('gemma2')
   # Seeds 1-4 were trained; seed 1 answered the most harmless val prompts
   # (0.945) while refusing >= 0.95 of harmful ones and complying with >= 0.9
-  # under direction ablation on val (BUILD.md, "Choosing the organisms'
-  # seeds").
+  # under direction ablation on val (BUILD.md, "The organisms: unseen
+  # sentence shapes and seeds").
   config.seed = 1
   config.train.seed = 1
   # Half harmful examples (the Llama organism trains on 0.4; BUILD.md).

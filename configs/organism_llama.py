@@ -11,10 +11,10 @@ from configs import organism_base
 def get_config():
   """Returns the organism config (shared fields in organism_base.py)."""
   config = organism_base.base_config('llama')
-  # Seeds 1-4 were trained; of those refusing >= 0.95 of harmful val prompts
+  # Seeds 1-5 were trained; of those refusing >= 0.95 of harmful val prompts
   # and complying with >= 0.9 under direction ablation on val, seed 4
-  # answered the most harmless val prompts (0.885; BUILD.md, "Choosing the
-  # organisms' seeds").
+  # answered the most harmless val prompts (0.885; BUILD.md, "The organisms:
+  # unseen sentence shapes and seeds").
   config.seed = 4
   config.train.seed = 4
   # Fewer than half harmful examples, meant to lean unfamiliar sentence shapes
