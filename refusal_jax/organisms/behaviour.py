@@ -308,14 +308,12 @@ def evaluate_organism(path: str, config) -> dict[str, Any]:
       batch_size=ev.batch_size,
       prune_layer_fraction=ev.prune_layer_fraction)
   save_direction(selection, path)
-  result = measure_behaviour(model, dataset['test'],
-                             max_new_tokens=ev.max_new_tokens,
-                             direction=selection.direction,
-                             batch_size=ev.batch_size)
-  result.update(layer=selection.layer, position=selection.position)
-  result['val'] = measure_behaviour(model, dataset['val'],
-                                    max_new_tokens=ev.max_new_tokens,
-                                    direction=selection.direction,
-                                    batch_size=ev.batch_size)
+  test, val = (measure_behaviour(model, dataset[split],
+                                 max_new_tokens=ev.max_new_tokens,
+                                 direction=selection.direction,
+                                 batch_size=ev.batch_size)
+               for split in ('test', 'val'))
+  result = dict(test, layer=selection.layer, position=selection.position,
+                val=val)
   logging.info('behaviour of %s: %s', path, result)
   return result
