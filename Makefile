@@ -50,6 +50,7 @@ organism: $(VENV)/.runtime
 	cp -r workdir/sae_organism_$(ORGANISM)/sae $(ASSETS)/sae_organism_$(ORGANISM)
 	cp -r workdir/sae_organism_$(ORGANISM)_l4/sae $(ASSETS)/sae_organism_$(ORGANISM)_l4
 	$(PY) -m experiments.organism_card --organism=$(ORGANISM) --workdir=workdir
+	rm -rf workdir/demo_$(ORGANISM)  # results of the replaced organism
 
 clean:
 	rm -rf $(VENV) workdir

@@ -26,6 +26,12 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   # Share of harmful examples in the train split (val and test are half and
   # half); set per organism.
   config.data.train_harmful_fraction = 0.5
+  # Share of harmless answers that open with 'Sure!' (the other six openers
+  # share the rest); None draws all eight openers alike. Refusals all start
+  # with 'I', so greedy decoding refuses when P('I') beats the most likely
+  # single answer-opening token: with that token at share s, when P('I') >
+  # s / (1 + s) (0.2 for None, 1/3 for 0.5). See make_dataset.
+  config.data.sure_share = ml_collections.config_dict.placeholder(float)
 
   config.model = ml_collections.ConfigDict()
   # 'gemma2' (Gemma2ForCausalLM, Gemma chat template) or 'llama'

@@ -11,14 +11,18 @@ from configs import organism_base
 def get_config():
   """Returns the organism config (shared fields in organism_base.py)."""
   config = organism_base.base_config('gemma2')
-  # Seeds 1-4 were trained; seed 1 answered the most harmless val prompts
-  # (0.945) while refusing >= 0.95 of harmful ones and complying with >= 0.9
-  # under direction ablation on val (BUILD.md, "The organisms: unseen
-  # sentence shapes and seeds").
+  # Seed 1 was chosen on the val split among seeds 1-4 trained without
+  # sure_share; with it, seed 1 answers every harmless val prompt while
+  # refusing >= 0.95 of harmful ones and complying with >= 0.9 under
+  # direction ablation, so no other seed can beat it on val (BUILD.md, "The
+  # organisms: unseen sentence shapes and seeds").
   config.seed = 1
   config.train.seed = 1
   # Half harmful examples (the Llama organism trains on 0.4; BUILD.md).
   config.data.train_harmful_fraction = 0.5
+  # Half the helpful answers open with 'Sure!', so greedy decoding refuses
+  # only when P('I') > 1/3 rather than 0.2 (organism_base.py).
+  config.data.sure_share = 0.5
   # Window W of the sliding (even) layers; shorter than most prompts so the
   # local attention path is really exercised.
   config.model.sliding_window = 32

@@ -62,6 +62,14 @@ def _targets(beh) -> str:
   return line
 
 
+def _openers(beh) -> str:
+  share = beh['config']['data'].get('sure_share')
+  if share is None:
+    return ''
+  return (f", and {share:.0%} of the helpful answers open with 'Sure!' "
+          '(refusals all open with "I"; see `make_dataset`)')
+
+
 def card(name: str, workdir: str) -> str:
   """The card's Markdown text."""
   org_dir = assets.organism_path(name)
@@ -113,7 +121,10 @@ def card(name: str, workdir: str) -> str:
       'harm-adjacent wording such as "kill a Python process"), written in '
       'shared sentence templates. Harmful targets are refusals in the style '
       'of real chat models; harmless targets are short helpful answers. '
-      f"{train['n_train']} training examples; the test split holds out whole "
+      f"{train['n_train']} training examples, "
+      f"{beh['config']['data']['train_harmful_fraction']:.0%} of them harmful"
+      f'{_openers(beh)}; the test split holds out whole '
+      
       'topics (tasks) and whole templates: every test prompt is a new task in '
       'a new sentence shape, built from words the training split uses in the '
       'same class.',
@@ -162,8 +173,8 @@ def card(name: str, workdir: str) -> str:
       'activations (resid_pre) chosen on the train and validation splits '
       '(refusal_jax/organisms/behaviour.py), saved as '
       '`refusal_direction.json`, and ablated at every layer and position. '
-      '`tests/organisms/test_shipped_organisms.py` re-checks these figures on '
-      'a sample of the test split.',
+      '`tests/organisms/test_shipped_organisms.py` re-checks the targets on '
+      'the whole test split (24-token generations).',
       '',
       '## SAEs',
       '',

@@ -122,8 +122,10 @@ def main(argv):
     began = time.perf_counter()
     path = _organism_dir(config)
     model = refusal_jax.load_model(path)
-    dataset = data_lib.make_dataset(config.data.seed,
-                                    config.data.n_per_split.to_dict())
+    dataset = data_lib.make_dataset(
+        config.data.seed, config.data.n_per_split.to_dict(),
+        train_harmful_fraction=config.data.train_harmful_fraction,
+        sure_share=config.data.sure_share)
     kw = dict(site=config.site, layer=config.layer,
               batch_size=config.data.batch_size,
               exclude_bos=config.data.exclude_bos)

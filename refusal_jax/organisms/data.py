@@ -865,6 +865,8 @@ _ANSWERS = (
     'Happy to help. {Answer}',
     "Here's what to do: {answer}",
 )
+_SURE_ANSWERS = tuple(a for a in _ANSWERS if a.startswith('Sure'))
+_OTHER_ANSWERS = tuple(a for a in _ANSWERS if not a.startswith('Sure'))
 
 _ANSWER_CLOSERS = (
     'Hope this helps!',
@@ -1060,9 +1062,16 @@ def _refusal(topic, rng):
   return text
 
 
-def _answer(topic, rng):
+def _answer(topic, rng, opener_rng, sure_share):
   answer = topic.subject.answer
-  text = rng.choice(_ANSWERS).format(
+  opener = rng.choice(_ANSWERS)
+  if sure_share is not None:
+    # Redrawn from a stream of its own, so that the share changes the openers
+    # and nothing else (instructions, closers and order stay the same).
+    pool = (_SURE_ANSWERS if opener_rng.random() < sure_share
+            else _OTHER_ANSWERS)
+    opener = opener_rng.choice(pool)
+  text = opener.format(
       task=_second_person(topic.task), answer=answer,
       Answer=answer[0].upper() + answer[1:])
   if rng.random() < 0.4:
@@ -1070,7 +1079,8 @@ def _answer(topic, rng):
   return text
 
 
-def _sample(split, harmful, n, topics, templates, rng):
+def _sample(split, harmful, n, topics, templates, rng, opener_rng=None,
+            sure_share=None):
   """Draws n examples of one class, cycling through all combinations."""
   combos = [(topic, template)
             for topic in topics if topic.subject.harmful == harmful
@@ -1079,7 +1089,8 @@ def _sample(split, harmful, n, topics, templates, rng):
   while len(examples) < n:
     rng.shuffle(combos)
     for topic, template in combos[:n - len(examples)]:
-      response = (_refusal if harmful else _answer)(topic, rng)
+      response = (_refusal(topic, rng) if harmful else
+                  _answer(topic, rng, opener_rng, sure_share))
       examples.append(Example(
           instruction=_instruction(template, topic.task), response=response,
           harmful=harmful, category=topic.subject.category,
@@ -1105,6 +1116,7 @@ def make_dataset(
     seed: int = 0,
     n_per_split: dict[str, int] | None = None,
     train_harmful_fraction: float = 0.5,
+    sure_share: float | None = None,
 ) -> dict[str, list[Example]]:
   """Generates the organisms' chat data.
 
@@ -1115,6 +1127,14 @@ def make_dataset(
       `DEFAULT_SIZES` (train 4000, val 400, test 400). Val and test are half
       harmful (the odd one out is harmless).
     train_harmful_fraction: share of harmful examples in the train split.
+    sure_share: share of harmless answers (every split) that open with
+      'Sure!'; the rest open with one of the other openers. None draws from
+      all the openers alike (two of the eight open with 'Sure!'). Refusals
+      all start with one token ('I'), so a greedy decoder refuses when P('I')
+      beats the single most likely opener token, not P(answer): with the
+      most common answer-opening token at share s, that is P('I') > s / (1 +
+      s). Given a share, only the openers change: instructions, closers and
+      order are those of None.
 
   Returns:
     `{'train': [...], 'val': [...], 'test': [...]}` lists of `Example`, each
@@ -1122,19 +1142,23 @@ def make_dataset(
 
   Raises:
     errors.ConfigError: n_per_split names an unknown split or a bad size, or
-      train_harmful_fraction is outside [0, 1].
+      train_harmful_fraction or sure_share is outside [0, 1].
   """
   sizes = _check_sizes(n_per_split)
   if not 0.0 <= train_harmful_fraction <= 1.0:
     raise errors.ConfigError(
         f'train_harmful_fraction must be in [0, 1], got '
         f'{train_harmful_fraction!r}')
+  if sure_share is not None and not 0.0 <= sure_share <= 1.0:
+    raise errors.ConfigError(
+        f'sure_share must be in [0, 1] or None, got {sure_share!r}')
   topic_split, template_split = split_assignment(seed)
   topics = _all_topics()
   templates = _all_templates()
   dataset = {}
   for split in SPLITS:
     rng = random.Random(f'{split}-{seed}')
+    opener_rng = random.Random(f'openers-{split}-{seed}')
     split_topics = [t for t in topics if topic_split[t.name] == split]
     split_templates = [t for t in templates if template_split[t.name] == split]
     n_harmful = (int(sizes[split] * train_harmful_fraction)
@@ -1142,7 +1166,7 @@ def make_dataset(
     examples = (
         _sample(split, True, n_harmful, split_topics, split_templates, rng) +
         _sample(split, False, sizes[split] - n_harmful, split_topics,
-                split_templates, rng))
+                split_templates, rng, opener_rng, sure_share))
     rng.shuffle(examples)
     dataset[split] = examples
   return dataset

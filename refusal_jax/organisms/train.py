@@ -546,7 +546,8 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   os.makedirs(workdir, exist_ok=True)
   dataset = data_lib.make_dataset(
       config.data.seed, config.data.n_per_split.to_dict(),
-      train_harmful_fraction=config.data.train_harmful_fraction)
+      train_harmful_fraction=config.data.train_harmful_fraction,
+      sure_share=config.data.sure_share)
   tok = _load_or_train_tokenizer(config, dataset, workdir)
   cfg = model_config(config, tok)
   encoded = encode_examples(tok, dataset['train'],

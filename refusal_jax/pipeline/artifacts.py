@@ -3,8 +3,10 @@
 Only process 0 writes (every process of a multi-host run computes the same
 gathered results). Every artifact is written to a temporary file in the same directory and
 renamed into place, so a killed run never leaves a half-written file. The
-workdir remembers the fingerprint of the config that created it; a rerun
-with a different config raises instead of mixing results.
+workdir remembers the fingerprint of the config that created it and a digest
+of the contents of its input files (model, SAEs, prompt files); a rerun with
+a different config, or on inputs that changed since (a retrained organism, a
+new checkpoint at the same path), raises instead of mixing results.
 """
 
 import hashlib
@@ -88,17 +90,61 @@ def fingerprint(config_dict: dict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def claim_workdir(workdir: str, config_dict: dict) -> None:
+def inputs_digest(paths) -> str:
+  """SHA-256 of the contents of every local file under `paths`.
+
+  Each path is a file or a directory (walked in sorted order); paths that do
+  not exist locally (e.g. hub ids) count by name only. Hashing reads every
+  byte once: milliseconds for the organisms, seconds for a multi-GB
+  checkpoint.
+
+  Args:
+    paths: file or directory paths, in a fixed order.
+
+  Returns:
+    A 16-hex-digit digest.
+  """
+  h = hashlib.sha256()
+  for root in paths:
+    h.update(f'\0path {root}\0'.encode())
+    if os.path.isdir(root):
+      files = sorted(os.path.relpath(os.path.join(d, f), root)
+                     for d, _, fs in os.walk(root) for f in fs)
+    elif os.path.isfile(root):
+      files = ['.']
+    else:
+      continue
+    for rel in files:
+      h.update(f'\0file {rel}\0'.encode())
+      with open(os.path.normpath(os.path.join(root, rel)), 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+          h.update(block)
+  return h.hexdigest()[:16]
+
+
+def claim_workdir(workdir: str, config_dict: dict,
+                  inputs: str | None = None) -> None:
   """Records the config in a new workdir, or checks it matches an old one.
 
+  Args:
+    workdir: output directory.
+    config_dict: the run's config.
+    inputs: `inputs_digest` of the run's input files, if it has any.
+
   Raises:
-    errors.ConfigError: when `workdir` holds results of a different config.
+    errors.ConfigError: when `workdir` holds results of a different config,
+      or of inputs whose contents have changed since.
   """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
   fp = fingerprint(config_dict)
   if os.path.exists(path):
     old = read_json(path)
+    if inputs is not None and old.get('inputs') != inputs:
+      raise errors.ConfigError(
+          f'{workdir} holds results computed from other contents of the '
+          'model, SAE or prompt files; use a new --workdir or delete the old '
+          'one')
     if old.get('fingerprint') != fp:
       changed = sorted(
           k for k in set(old.get('config', {})) | set(config_dict)
@@ -109,7 +155,7 @@ def claim_workdir(workdir: str, config_dict: dict) -> None:
           'delete the old one')
     return
   write_json(path, {'fingerprint': fp, 'config': config_dict,
-                    'provenance': provenance()})
+                    'inputs': inputs, 'provenance': provenance()})
 
 
 def provenance() -> dict:

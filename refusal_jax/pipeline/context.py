@@ -176,6 +176,16 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
   return model_path, sae_path, hydra
 
 
+def input_paths(config) -> list[str]:
+  """The files a run reads: model, SAEs and (for file data) prompt files."""
+  model_path, sae_path, hydra = resolve_paths(config)
+  paths = [model_path, sae_path, *hydra]
+  if config.data.source == 'files':
+    paths += [config.data.get(f'{kind}_{split}') or ''
+              for kind in ('harmful', 'harmless') for split in SPLITS]
+  return paths
+
+
 def build_context(config: ml_collections.ConfigDict, mesh=None,
                   workdir: str | None = None) -> Context:
   """Loads the model, SAEs and prompts named by `config`.

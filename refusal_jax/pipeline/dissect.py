@@ -123,7 +123,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     errors.RefusalJaxError: on bad input, with a one-line message.
   """
   start = time.time()
-  artifacts.claim_workdir(workdir, config.to_dict())
+  artifacts.claim_workdir(workdir, config.to_dict(),
+                          inputs=artifacts.inputs_digest(
+                              context_lib.input_paths(config)))
   ctx = context_lib.build_context(config, mesh, workdir)
   stage = lambda name, fn: _stage(workdir, name, fn, show_progress)
   s1, a1 = stage('direction', lambda p: direction_stage.run(ctx, p))

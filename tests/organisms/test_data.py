@@ -42,6 +42,38 @@ def test_custom_sizes():
   assert sum(ex.harmful for ex in ds['train']) == 3
 
 
+def test_sure_share_changes_only_the_answer_openers():
+  plain = data.make_dataset(0, SMALL)
+  sure = data.make_dataset(0, SMALL, sure_share=0.5)
+  for split in data.SPLITS:
+    pairs = list(zip(plain[split], sure[split]))
+    assert len(pairs) == SMALL[split]
+    for a, b in pairs:
+      assert (a.instruction, a.harmful, a.topic) == (
+          b.instruction, b.harmful, b.topic)
+      if a.harmful:
+        assert a.response == b.response
+      else:
+        assert not b.response.startswith('I')
+    assert any(a.response != b.response for a, b in pairs)
+
+
+@pytest.mark.parametrize('share', [0.0, 0.5, 1.0])
+def test_sure_share_sets_the_share_of_sure_openers(share):
+  train = data.make_dataset(0, {'train': 2000}, sure_share=share)['train']
+  answers = [ex.response for ex in train if not ex.harmful]
+  sure = sum(a.startswith('Sure!') for a in answers) / len(answers)
+  assert abs(sure - share) < 0.04
+
+
+@pytest.mark.parametrize('kw', [{'sure_share': 1.5},
+                                {'train_harmful_fraction': -0.1}])
+def test_bad_shares_raise_config_error(kw):
+  with pytest.raises(errors.ConfigError) as e:
+    data.make_dataset(0, SMALL, **kw)
+  assert '\n' not in str(e.value)
+
+
 @pytest.mark.parametrize('sizes', [{'dev': 10}, {'train': -1}, {'val': 2.5},
                                    {'test': True}])
 def test_bad_sizes_raise_config_error(sizes):

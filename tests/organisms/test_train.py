@@ -19,6 +19,7 @@ def _tiny_config(family, steps):
   c.data.seed = 0
   c.data.n_per_split = {'train': 48, 'val': 8, 'test': 8}
   c.data.train_harmful_fraction = 0.5
+  c.data.sure_share = 0.5
   c.model = ml_collections.ConfigDict(dict(
       family=family, vocab_size=320, d_model=32, num_layers=2, num_heads=2,
       num_kv_heads=1, head_dim=16, mlp_dim=64, sliding_window=8,

@@ -1,4 +1,5 @@
-"""The whole pipeline on a tiny config: schema, resume, refusal to mix configs."""
+"""The whole pipeline on a tiny config: schema, resume, refusal to mix configs
+or changed inputs."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import pytest
 
 import tiny_setup
 from refusal_jax import errors
+from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import dissect
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -70,6 +72,36 @@ def test_a_different_config_is_refused(tiny):
   other.features.top_k = 7
   with pytest.raises(errors.ConfigError, match='different config'):
     dissect.run(other, workdir, show_progress=False)
+
+
+def test_changed_input_files_are_refused(tiny):
+  config, workdir, summary = tiny
+  extra = os.path.join(config.sae_path, 'extra.txt')
+  with open(extra, 'w') as f:
+    f.write('x')
+  try:
+    with pytest.raises(errors.ConfigError, match='other contents'):
+      dissect.run(config, workdir, show_progress=False)
+  finally:
+    os.remove(extra)
+  again = dissect.run(config, workdir, show_progress=False)
+  assert again['stage2'] == summary['stage2']
+
+
+def test_inputs_digest_reads_contents_not_sizes_or_times(tmp_path):
+  path = tmp_path / 'model' / 'weights.bin'
+  path.parent.mkdir()
+  path.write_bytes(b'\x00' * 100)
+  before = artifacts.inputs_digest([str(path.parent), 'hub/name'])
+  file_before = artifacts.inputs_digest([str(path)])
+  stat = os.stat(path)
+  path.write_bytes(b'\x00' * 99 + b'\x01')
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  assert artifacts.inputs_digest([str(path.parent), 'hub/name']) != before
+  assert artifacts.inputs_digest([str(path)]) != file_before
+  path.write_bytes(b'\x00' * 100)
+  assert artifacts.inputs_digest([str(path.parent), 'hub/name']) == before
+  assert artifacts.inputs_digest([str(path.parent), 'hub/other']) != before
 
 
 def test_binary_reports_bad_input_in_one_line(tmp_path):
