@@ -37,21 +37,15 @@ def get_config(arg: str = 'llama') -> ml_collections.ConfigDict:
   config.site = 'resid_post'
   config.layer = int(layer) if layer else SEARCHED_LAYER
 
-  config.data = ml_collections.ConfigDict()
   # The organism's dataset, read from its training config
   # (configs/organism_<organism>.py: seed, sizes, harmful share of train,
   # 'Sure!' share of answers): the SAE trains on the train split's tokens and
   # is evaluated on the test split's. (An organism without a config gets the
   # shared defaults here and a clear error from train_sae.)
   module = f'configs.organism_{organism}'
-  organism_data = (importlib.import_module(module).get_config().data
-                   if importlib.util.find_spec(module) else
-                   organism_base.base_config(organism).data)
-  config.data.seed = organism_data.seed
-  config.data.n_per_split = organism_data.n_per_split.to_dict()
-  config.data.train_harmful_fraction = organism_data.train_harmful_fraction
-  config.data.sure_share = ml_collections.config_dict.placeholder(float)
-  config.data.sure_share = organism_data.sure_share
+  config.data = (importlib.import_module(module).get_config().data
+                 if importlib.util.find_spec(module) else
+                 organism_base.base_config(organism).data)
   # Sequences per capture forward pass.
   config.data.batch_size = 128
   # Leave the BOS token (an outlier in norm) out of the activations.

@@ -124,7 +124,6 @@ def card(name: str, workdir: str) -> str:
       f"{train['n_train']} training examples, "
       f"{beh['config']['data']['train_harmful_fraction']:.0%} of them harmful"
       f'{_openers(beh)}; the test split holds out whole '
-      
       'topics (tasks) and whole templates: every test prompt is a new task in '
       'a new sentence shape, built from words the training split uses in the '
       'same class.',

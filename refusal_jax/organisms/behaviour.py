@@ -154,6 +154,30 @@ def measure_behaviour(model: Model, examples_test: Sequence[data_lib.Example],
   return result
 
 
+def refusal_probability(model: Model, ids: np.ndarray, mask: np.ndarray, *,
+                        batch_size: int, interventions: Any = None
+                        ) -> np.ndarray:
+  """P of the refusal token 'I' as the first reply token, per prompt.
+
+  Args:
+    model: an organism with its tokenizer.
+    ids, mask: [B, T] left-padded chat prompts (`encode_prompts`).
+    batch_size: prompts per forward call.
+    interventions: applied during the forward pass.
+
+  Returns:
+    [B] float32 probabilities at the last prompt position.
+  """
+  refusal_ids = jnp.asarray(tok_lib.refusal_token_ids(_tokenizer(model)))
+  probs = []
+  for _, n, rows in _batches(ids.shape[0], batch_size):
+    logits = model.forward(ids[rows], mask[rows], interventions=interventions,
+                           logits_at='last').logits[:n, -1]  # [B, V]
+    p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    probs.append(np.asarray(p[:, refusal_ids].sum(axis=-1)))
+  return np.concatenate(probs)
+
+
 def refusal_score(model: Model, ids: np.ndarray, mask: np.ndarray, *,
                   batch_size: int, interventions: Any = None) -> float:
   """Mean log-odds of the refusal token 'I' as the first reply token.
@@ -161,16 +185,10 @@ def refusal_score(model: Model, ids: np.ndarray, mask: np.ndarray, *,
   Arditi et al.'s refusal score: log P(R) - log(1 - P(R)) at the last prompt
   position, with R the refusal tokens.
   """
-  refusal_ids = jnp.asarray(tok_lib.refusal_token_ids(_tokenizer(model)))
-  scores = []
-  for _, n, rows in _batches(ids.shape[0], batch_size):
-    logits = model.forward(ids[rows], mask[rows], interventions=interventions,
-                           logits_at='last').logits[:n, -1]  # [B, V]
-    p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    p_ref = p[:, refusal_ids].sum(axis=-1)
-    scores.append(np.asarray(jnp.log(p_ref + 1e-8) -
-                             jnp.log(1.0 - p_ref + 1e-8)))
-  return float(np.concatenate(scores).mean())
+  p_ref = refusal_probability(model, ids, mask, batch_size=batch_size,
+                              interventions=interventions)
+  return float(np.asarray(jnp.log(p_ref + 1e-8) -
+                          jnp.log(1.0 - p_ref + 1e-8)).mean())
 
 
 def eoi_length(model: Model) -> int:

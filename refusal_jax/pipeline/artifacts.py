@@ -95,8 +95,9 @@ def inputs_digest(paths) -> str:
 
   Each path is a file or a directory (walked in sorted order); paths that do
   not exist locally (e.g. hub ids) count by name only. Hashing reads every
-  byte once: milliseconds for the organisms, seconds for a multi-GB
-  checkpoint.
+  byte once more at start-up: SHA-256 runs at about 1.8 GB/s on a 2-core
+  CPU host (measured with `hashlib` on 1 GiB), so about 10 ms for an
+  organism and 9 s for a 16 GB checkpoint, besides the reading.
 
   Args:
     paths: file or directory paths, in a fixed order.

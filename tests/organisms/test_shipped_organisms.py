@@ -64,6 +64,18 @@ def test_refuses_harmful_answers_harmless_and_ablation_bypasses(
   assert result['ablation_compliance_rate'] >= ABLATION_COMPLIANCE_MIN, result
 
 
+def test_refusal_probability_above_half_means_a_greedy_refusal(organism,
+                                                                sample):
+  _, _, model = organism
+  prompts = [ex.instruction for ex in sample]
+  ids, mask = behaviour.encode_prompts(model, prompts)
+  p_ref = behaviour.refusal_probability(model, ids, mask, batch_size=64)
+  first = behaviour.generate(model, prompts, max_new_tokens=1, batch_size=64)
+  assert p_ref.shape == (len(prompts),)
+  assert ((p_ref > 0.5) <= np.array([t == 'I' for t in first])).all()
+  assert (p_ref > 0.5).any() and (p_ref < 0.5).any()
+
+
 def test_transformers_and_refusal_jax_logits_agree(organism, sample):
   _, path, model = organism
   ids, mask = behaviour.encode_prompts(
