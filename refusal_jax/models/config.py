@@ -3,13 +3,43 @@
 The two families differ only through flags on `ModelConfig` (there is no class
 per model). `from_hf_config` reads a transformers `config.json` dict, written by
 transformers 4.x (`rope_theta` + `rope_scaling`, no `layer_types`) or 5.x
-(`rope_parameters`, `layer_types`), and raises `ConfigError` naming any field
-whose value this port does not implement, so nothing is silently ignored.
+(`rope_parameters`, `layer_types`).
+
+Config policy: accept what carries no math, refuse what does and is not
+implemented. Each field is decided by what it does (`field_kind`):
+
+- implemented: math fields the port parses into `ModelConfig` (sizes, norms,
+  activation, RoPE, softcaps, windows, tying); unsupported values raise.
+- fixed: math fields the port implements at one value only (`attention_bias`,
+  `mlp_bias`, `is_causal`, `partial_rotary_factor`, `rope_interleaved`,
+  `quantization_config`, ...); any other value raises.
+- metadata, by rule rather than by spelling: `_`-prefixed names,
+  `*_token_id(s)`, names and labels, `*_version`, dtype, anything about the
+  cache, initialisation, dropout and `pretraining_tp`, output flags,
+  implementation selectors, and every generation setting that
+  `transformers.GenerationConfig` knows. Accepted with any value (bos/eos/pad
+  and `architectures` are still read and checked).
+- other: accepted when transformers' own config class for the family
+  (`Gemma2Config` / `LlamaConfig`) does not declare it, since then the modeling
+  code parity is measured against does not read it (SmolLM2's
+  `is_llama_config`; the few undeclared fields that transformers reads on
+  every architecture, such as `is_causal` or `per_layer_config`, are fixed
+  fields); refused when it does, since its effect is unknown here.
+  tests/models/test_config_policy.py checks that every field those classes
+  declare is classified, so a new transformers field fails a test rather than
+  being accepted silently.
+
+Every refusal is a one-line `ConfigError` naming the field and its value.
+Families other than Gemma-2 and Llama (Gemma-3 included) are refused by
+`model_type`.
 """
 
 import dataclasses
+import functools
+import inspect
+import json
 import math
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from refusal_jax import errors
 
@@ -198,28 +228,18 @@ class ModelConfig:
 
 
 # --------------------------------------------------------------------------
-# transformers config.json -> ModelConfig (strict)
+# transformers config.json -> ModelConfig: the field policy
 
-# Fields with no effect on a forward pass (training-only, bookkeeping, ids
-# read separately).
-_BOOKKEEPING = frozenset({
-    'architectures', 'transformers_version', 'torch_dtype', 'dtype',
-    'use_cache', 'initializer_range', 'attention_dropout', 'model_type',
-    'bos_token_id', 'eos_token_id', 'pad_token_id', 'max_position_embeddings',
-    '_name_or_path', 'output_attentions', 'output_hidden_states',
-    'return_dict', 'cache_implementation', 'pretraining_tp', 'name_or_path',
-})
+_CAUSAL_LM = {'gemma2': 'Gemma2ForCausalLM', 'llama': 'LlamaForCausalLM'}
+_TRANSFORMERS_CONFIG = {'gemma2': 'Gemma2Config', 'llama': 'LlamaConfig'}
 
-# Fields allowed only with the value that this port implements.
-_FIXED = {
-    'attention_bias': (False,),
-    'mlp_bias': (False,),
-    'use_bidirectional_attention': (None, False),
-    'partial_rotary_factor': (1.0, None),
-    'rope_scaling': (None,),  # non-null rope_scaling is handled separately
-}
+# Families that are easy to mistake for a supported one, and why they differ.
+_GEMMA3 = ('Gemma-3 is not Gemma-2 (QK-norm, a second RoPE base for local '
+           'layers, 5:1 local/global layers)')
+_NOT_SUPPORTED = {'gemma3': _GEMMA3, 'gemma3_text': _GEMMA3}
 
-_FAMILY_FIELDS = {
+# Math fields the port implements; from_hf_config parses each one.
+_IMPLEMENTED = {
     'gemma2': frozenset({
         'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers',
         'num_attention_heads', 'num_key_value_heads', 'head_dim',
@@ -234,6 +254,188 @@ _FAMILY_FIELDS = {
         'rms_norm_eps', 'rope_theta', 'rope_parameters', 'rope_scaling',
         'tie_word_embeddings', 'layer_types'}),
 }
+
+# Math fields the port implements at one value only: accepted at these values
+# (None stands for null or absent), refused at any other.
+_FIXED = {
+    # The port's projections have no bias.
+    'attention_bias': (None, False),
+    'mlp_bias': (None, False),
+    # Causal self-attention only. transformers' mask code reads is_causal and
+    # attention_chunk_size on any architecture.
+    'is_causal': (None, True),
+    'use_bidirectional_attention': (None, False),
+    'attention_chunk_size': (None,),
+    'use_sliding_window': (None, False),
+    'add_cross_attention': (None, False),
+    'cross_attention_hidden_size': (None,),
+    'is_encoder_decoder': (None, False),
+    'tie_encoder_decoder': (None, False),
+    # RoPE rotates all of each head, in halves (SmolLM2 writes
+    # rope_interleaved: false).
+    'partial_rotary_factor': (None, 1.0),
+    'rope_interleaved': (None, False),
+    # Every layer whole and alike, weights stored dense. transformers applies
+    # per_layer_config and kv_sharing_modes on any architecture.
+    'pruned_heads': (None, {}),
+    'quantization_config': (None,),
+    'per_layer_config': (None, {}),
+    'kv_sharing_modes': (None,),
+}
+
+# Gemma-2 math that transformers' Llama would ignore; a Llama checkpoint that
+# sets it was trained with math that neither implementation runs.
+_FIXED_LLAMA = {
+    'sliding_window': (None,),
+    'sliding_window_size': (None,),
+    'attn_logit_softcapping': (None,),
+    'final_logit_softcapping': (None,),
+    'query_pre_attn_scalar': (None,),
+}
+
+_FIX_HINTS = {
+    'quantization_config': '; dequantize the weights first',
+}
+
+_NAMES = frozenset({
+    'architectures', 'model_type', 'id2label', 'label2id', 'num_labels',
+    'finetuning_task', 'tokenizer_class', 'prefix', 'problem_type',
+    'task_specific_params'})
+
+# Fields that carry no math, by class. Each predicate says why.
+_METADATA: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    # Private bookkeeping of transformers and other tools (_name_or_path,
+    # _commit_hash, _attn_implementation_autoset, ...).
+    ('private', lambda k: k.startswith('_')),
+    # Vocabulary indices, not weights. bos/eos/pad are still read and checked.
+    ('token id', lambda k: k.endswith(('_token_id', '_token_ids'))),
+    # Names, labels and tokenizer hints; classification labels feed no
+    # causal-LM head. architectures is still checked against the family.
+    ('name', lambda k: k in _NAMES or k.endswith('name_or_path')),
+    # Which library version wrote the file.
+    ('version', lambda k: k.endswith('_version')),
+    # Storage dtype; the caller chooses the compute dtype.
+    ('dtype', lambda k: k in ('torch_dtype', 'dtype')),
+    # How past keys and values are stored, not what attention computes.
+    ('cache', lambda k: 'cache' in k),
+    # Weight initialisation, used only when training from scratch.
+    ('initialisation', lambda k: k in ('initializer_range',
+                                       'initializer_factor') or
+     k.startswith('init_')),
+    # Training only: dropout is off at inference, and pretraining_tp > 1 only
+    # split transformers 4's matmuls into slices (same math).
+    ('training', lambda k: 'dropout' in k or k == 'pretraining_tp'),
+    # What a forward call returns, not what it computes.
+    ('output', lambda k: k.startswith(('output_', 'return_dict')) or
+     k in ('use_return_dict', 'torchscript')),
+    # The declared context length (still read); llama3 RoPE scaling takes its
+    # own original_max_position_embeddings.
+    ('context length', lambda k: k == 'max_position_embeddings'),
+    # Kernel choice and memory chunking of the position-wise MLP: same math.
+    ('implementation', lambda k: k.endswith('_implementation') or
+     k == 'chunk_size_feed_forward'),
+    # A role flag of encoder-decoder setups; these decoders never read it.
+    ('role', lambda k: k == 'is_decoder'),
+)
+
+
+@functools.cache
+def _generation_fields() -> frozenset[str]:
+  """Generation settings (sampling, lengths, ...): they act after the logits."""
+  import transformers  # pylint: disable=g-import-not-at-top
+  return frozenset(transformers.GenerationConfig().to_dict())
+
+
+@functools.cache
+def transformers_fields(family: str) -> frozenset[str]:
+  """The fields that transformers' config class for `family` declares.
+
+  Args:
+    family: 'gemma2' or 'llama'.
+
+  Returns:
+    Its __init__ parameters, its dataclass fields (transformers 5) and the
+    keys of its default to_dict().
+  """
+  import transformers  # pylint: disable=g-import-not-at-top
+  cls = getattr(transformers, _TRANSFORMERS_CONFIG[family])
+  skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+  names = {p.name for p in inspect.signature(cls.__init__).parameters.values()
+           if p.kind not in skip and p.name != 'self'}
+  if dataclasses.is_dataclass(cls):
+    names |= {f.name for f in dataclasses.fields(cls)}
+  return frozenset(names | set(cls().to_dict()))
+
+
+def _fixed(family: str) -> dict[str, tuple[Any, ...]]:
+  return {**_FIXED, **(_FIXED_LLAMA if family == 'llama' else {})}
+
+
+def field_kind(name: str, family: str) -> str:
+  """How the config policy treats field `name` of a `family` config.json.
+
+  Args:
+    name: a config.json key.
+    family: 'gemma2' or 'llama'.
+
+  Returns:
+    'implemented' (parsed into ModelConfig), 'fixed' (accepted only at the
+    value the port implements), 'metadata' (carries no math: accepted) or
+    'other' (refused when transformers' config class for the family declares
+    it, since its modeling code may read it; accepted otherwise, since that
+    code cannot).
+  """
+  if name in _IMPLEMENTED[family]:
+    return 'implemented'
+  if name in _fixed(family):
+    return 'fixed'
+  if any(rule(name) for _, rule in _METADATA):
+    return 'metadata'
+  if name in _generation_fields():
+    return 'metadata'
+  return 'other'
+
+
+def _show(value: Any) -> str:
+  """repr(value) cut to one short line."""
+  text = repr(value)
+  return text if len(text) <= 80 else text[:77] + '...'
+
+
+def _check_field(name: str, value: Any, family: str) -> None:
+  """Raises ConfigError when field `name`=`value` may change the math."""
+  kind = field_kind(name, family)
+  if kind == 'fixed':
+    accepted = _fixed(family)[name]
+    if not any(value == a and isinstance(value, bool) == isinstance(a, bool)
+               for a in accepted):
+      shown = ', '.join('absent' if a is None else json.dumps(a)
+                        for a in accepted)
+      raise errors.ConfigError(
+          f'config field {name}={_show(value)} is not implemented by the '
+          f'{family} port (accepted: {shown}){_FIX_HINTS.get(name, "")}')
+  elif kind == 'other' and name in transformers_fields(family):
+    raise errors.ConfigError(
+        f'config field {name}={_show(value)} is declared by transformers.'
+        f'{_TRANSFORMERS_CONFIG[family]}, so its modeling code may read it, '
+        f'but the {family} port does not implement it')
+
+
+def _family(d: dict[str, Any]) -> str:
+  """The supported family named by model_type and architectures."""
+  model_type = d.get('model_type')
+  if not isinstance(model_type, str) or model_type not in _CAUSAL_LM:
+    why = isinstance(model_type, str) and _NOT_SUPPORTED.get(model_type)
+    raise errors.ConfigError(
+        f'config field model_type={_show(model_type)} is not supported'
+        f'{": " + why if why else ""} (supported: {sorted(_CAUSAL_LM)})')
+  arch = d.get('architectures') or []
+  want = _CAUSAL_LM[model_type]
+  if arch and arch != [want]:
+    raise errors.ConfigError(
+        f'config field architectures={_show(arch)} is not supported (expected '
+        f'[{want!r}])')
+  return model_type
 
 
 def _require(d: dict[str, Any], key: str) -> Any:
@@ -281,6 +483,17 @@ def _float(d: dict[str, Any], key: str, default=None, positive=True):
 
 def _rope(d: dict[str, Any]) -> tuple[float, RopeScaling | None]:
   """Reads RoPE base and scaling from either config.json generation."""
+  if d.get('rope_parameters') is not None and (
+      d.get('rope_scaling') is not None):
+    # transformers 5 lets rope_scaling override rope_parameters: accept the
+    # pair only when both spell the same RoPE.
+    new = _rope({**d, 'rope_scaling': None})
+    old = _rope({**d, 'rope_parameters': None})
+    if new != old:
+      raise errors.ConfigError(
+          f"config field rope_scaling={_show(d['rope_scaling'])} disagrees "
+          f"with rope_parameters={_show(d['rope_parameters'])}; keep one")
+    return new
   params = d.get('rope_parameters')
   if isinstance(params, dict) and 'rope_theta' not in params and all(
       isinstance(v, dict) for v in params.values()):
@@ -369,29 +582,9 @@ def from_hf_config(d: dict[str, Any]) -> ModelConfig:
   Raises:
     errors.ConfigError: naming the first field whose value is not implemented.
   """
-  model_type = d.get('model_type')
-  if not isinstance(model_type, str) or model_type not in _FAMILY_FIELDS:
-    raise errors.ConfigError(
-        f'config field model_type={model_type!r} is not supported '
-        f"(supported: {sorted(_FAMILY_FIELDS)})")
-  family = model_type
-  known = _FAMILY_FIELDS[family] | _BOOKKEEPING | set(_FIXED)
+  family = _family(d)
   for key, value in d.items():
-    if key not in known:
-      raise errors.ConfigError(
-          f'config field {key}={value!r} is not implemented by the {family} '
-          'port')
-    if key in _FIXED and key not in _FAMILY_FIELDS[family] and (
-        value not in _FIXED[key]):
-      raise errors.ConfigError(
-          f'config field {key}={value!r} is not implemented (only '
-          f'{_FIXED[key]})')
-  arch = d.get('architectures') or []
-  want = 'Gemma2ForCausalLM' if family == 'gemma2' else 'LlamaForCausalLM'
-  if arch and arch != [want]:
-    raise errors.ConfigError(
-        f'config field architectures={arch!r} is not supported (expected '
-        f'[{want!r}])')
+    _check_field(key, value, family)
 
   n_layers = _int(d, 'num_hidden_layers')
   n_heads = _int(d, 'num_attention_heads')

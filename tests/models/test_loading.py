@@ -41,7 +41,7 @@ _DROP = object()
     (dict(attention_bias=True), 'attention_bias'),
     (dict(mlp_bias=True), 'mlp_bias'),
     (dict(hidden_act='gelu'), 'hidden_act'),
-    (dict(some_new_field=3), 'some_new_field'),
+    (dict(is_causal=False), 'is_causal'),
     (dict(rope_parameters={'rope_type': 'yarn', 'rope_theta': 1e4,
                            'factor': 4.0}), 'rope_type'),
     (dict(model_type='mistral'), 'model_type'),
