@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
+import numerics
 from refusal_jax import fm
 
 
@@ -20,8 +21,14 @@ def test_prediction_equals_the_pairwise_sum():
   params = {'w0': np.float32(0.3), 'w': rng.randn(7).astype(np.float32),
             'v': rng.randn(7, 3).astype(np.float32)}
   x = (rng.rand(20, 7) < 0.5).astype(np.float32)
-  np.testing.assert_allclose(np.asarray(fm.predict(params, jnp.asarray(x))),
-                             _pairwise_bruteforce(params, x), atol=1e-4)
+  # predict uses ((sum v x)^2 - sum v^2 x^2) / 2: its rounding scales with
+  # the squared sums of |v x|, not with the pairwise terms themselves
+  terms = (abs(params['w0']) + np.abs(x) @ np.abs(params['w'])
+           + ((np.abs(x) @ np.abs(params['v'])) ** 2).sum(-1))
+  numerics.assert_within(fm.predict(params, jnp.asarray(x)),
+                         _pairwise_bruteforce(params, x),
+                         numerics.sum_bound(terms, 4 * x.shape[1] + 1),
+                         'FM prediction')
 
 
 def test_fm_finds_an_and_interaction_the_probe_cannot():

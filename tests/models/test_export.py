@@ -4,6 +4,7 @@ import numpy as np
 import torch
 import transformers
 
+import numerics
 from refusal_jax.checkpoints import export
 from refusal_jax.models import model as model_lib
 from refusal_jax.models import transformer
@@ -28,9 +29,9 @@ def test_export_loads_in_transformers_with_equal_logits(tmp_path):
     d = export.save_hf_checkpoint(params, cfg, str(tmp_path / cfg.family))
     ours = np.asarray(model_lib.load_model(d).forward(ids).logits)
     direct = np.asarray(transformer.forward(params, cfg, ids).logits)
-    np.testing.assert_allclose(ours, direct, atol=1e-5)  # jit vs eager
+    numerics.assert_close(ours, direct, ulps=numerics.FORWARD_ULPS)  # jit vs eager
     hf = transformers.AutoModelForCausalLM.from_pretrained(
         d, attn_implementation='eager').eval()
     with torch.no_grad():
       ref = hf(torch.tensor(ids)).logits.numpy()
-    assert np.abs(ref - ours).max() < 1e-4, cfg.family
+    numerics.assert_close(ours, ref, ulps=numerics.FORWARD_ULPS, what=cfg.family)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import numerics
 from refusal_jax import errors
 from refusal_jax.models import layers
 from refusal_jax.models import transformer
@@ -57,8 +58,8 @@ def test_capture_is_selective_and_positions_gathered(setup):
                             capture=[('resid_pre', 2)], capture_positions=pos)
   full = np.asarray(out.captured[('resid_pre', 2)])
   got = np.asarray(sub.captured[('resid_pre', 2)])
-  np.testing.assert_allclose(got[0], full[0, [8, 5]], atol=1e-6)
-  np.testing.assert_allclose(got[1], full[1, [0, 8]], atol=1e-6)
+  numerics.assert_close(got[0], full[0, [8, 5]], ulps=numerics.FORWARD_ULPS)
+  numerics.assert_close(got[1], full[1, [0, 8]], ulps=numerics.FORWARD_ULPS)
   # resid_pre[l + 1] is resid_post[l].
   both = transformer.forward(params, CFG, ids, attention_mask=mask,
                              capture=[('resid_post', 1), ('resid_pre', 2)])
@@ -73,11 +74,11 @@ def test_logits_at_last_and_positions(setup):
   last = np.asarray(transformer.forward(params, CFG, ids, attention_mask=mask,
                                         logits_at='last').logits)
   assert last.shape == (2, 1, 31)
-  np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-6)
+  numerics.assert_close(last[:, 0], full[:, -1], ulps=numerics.FORWARD_ULPS)
   pos = jnp.array([[3, 4], [1, 2]])
   some = np.asarray(transformer.forward(params, CFG, ids, attention_mask=mask,
                                         logits_at=pos).logits)
-  np.testing.assert_allclose(some[1], full[1, [1, 2]], atol=1e-6)
+  numerics.assert_close(some[1], full[1, [1, 2]], ulps=numerics.FORWARD_ULPS)
 
 
 @pytest.mark.parametrize('layer', [0, 1])  # sliding, then global
@@ -96,16 +97,15 @@ def test_block_at_query_slots_equals_full_block(setup, layer):
                                    token_mask, query_index=index)
   assert sub.shape == (2, 3, CFG.d_model)
   for row in range(2):
-    np.testing.assert_allclose(np.asarray(sub[row]),
-                               np.asarray(full[row, index[row]]), atol=1e-6)
+    numerics.assert_close(sub[row], full[row, index[row]], ulps=numerics.FORWARD_ULPS)
 
 
 def test_padding_does_not_change_real_tokens(setup):
   params, ids, mask = setup
   alone = transformer.forward(params, CFG, ids[0:1, 3:])
   padded = transformer.forward(params, CFG, ids[0:1], attention_mask=mask[0:1])
-  np.testing.assert_allclose(np.asarray(padded.logits)[0, 3:],
-                             np.asarray(alone.logits)[0], atol=1e-5)
+  numerics.assert_close(np.asarray(padded.logits)[0, 3:],
+                        alone.logits[0], ulps=numerics.FORWARD_ULPS)
 
 
 def test_bad_layer_ranges_raise(setup):

@@ -16,6 +16,7 @@ import torch
 import transformers
 
 import refusal_jax
+import numerics
 from refusal_jax import errors
 from refusal_jax import sae as sae_lib
 from refusal_jax.organisms import assets
@@ -90,7 +91,8 @@ def test_transformers_and_refusal_jax_logits_agree(organism, sample):
              position_ids=torch.tensor(positions, dtype=torch.long)
              ).logits.numpy()
   real = mask.astype(bool)
-  assert np.abs(ref[real] - ours[real]).max() < 1e-4
+  numerics.assert_close(ours[real], ref[real], ulps=numerics.FORWARD_ULPS,
+                        what='organism logits vs transformers')
 
 
 def test_sae_fits_and_reconstructs(organism, test_split):

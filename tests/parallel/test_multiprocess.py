@@ -6,7 +6,6 @@ localhost; only process 0 writes into it.
 """
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import jax
 import numpy as np
 
+import numerics
 import tiny_setup
 from refusal_jax.pipeline import artifacts
 
@@ -76,10 +76,22 @@ def _files(workdir):
                 for d, _, fs in os.walk(workdir) for f in fs)
 
 
-def _assert_same(a, b, path='summary'):
-  """Equal up to float rounding (the sharded sums may be ordered otherwise)."""
+def _assert_same(a, b, path='summary', scale=None):
+  """Equal up to float rounding (the sharded sums may be ordered otherwise).
+
+  A float may differ by FORWARD_ULPS epsilons of its scale: the largest
+  magnitude in the list it belongs to, or its own (tests/numerics.py).
+  """
   if isinstance(a, float) or isinstance(b, float):
-    assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), (path, a, b)
+    scale = max(abs(a), abs(b)) if scale is None else scale
+    assert abs(a - b) <= numerics.FORWARD_ULPS * numerics.EPS32 * scale, (
+        path, a, b)
+  elif isinstance(a, list) and a and all(
+      isinstance(x, (int, float)) and not isinstance(x, bool) for x in a):
+    assert isinstance(b, list) and len(a) == len(b), (path, a, b)
+    scale = max(abs(x) for x in a + b)
+    for i, (x, y) in enumerate(zip(a, b)):
+      _assert_same(x, y, f'{path}[{i}]', scale)
   elif isinstance(a, dict) and isinstance(b, dict):
     assert set(a) == set(b), (path, sorted(set(a) ^ set(b)))
     for k in a:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import numerics
 from refusal_jax import errors
 from refusal_jax.data import chat
 from refusal_jax.models import transformer
@@ -39,7 +40,7 @@ def test_diff_in_means_matches_numpy():
           _numpy_means(params, *harmless, layers, n_pos))
   assert got.shape == (n_pos, len(layers), CFG.d_model)
   assert got.dtype == np.float32
-  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  numerics.assert_close(got, want, ulps=numerics.FORWARD_ULPS)
 
 
 def test_mean_activations_rejects_padding_in_the_last_positions():

@@ -15,6 +15,7 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
+import numerics
 from refusal_jax import errors
 from refusal_jax.sae import check_sae_fits
 from refusal_jax.sae import load_sae
@@ -27,17 +28,35 @@ MEASURED = {}
 def _report_table():
   yield
   if MEASURED:
-    print('\n\n| format | encode max abs err | decode max abs err | mean L0 |')
-    print('|---|---|---|---|')
-    for name, (enc, dec, l0) in MEASURED.items():
-      print(f'| {name} | {enc:.2e} | {dec:.2e} | {l0:.1f} |')
+    print('\n\n| format | encode max abs err | decode max abs err | '
+          'worst error / rounding bound | mean L0 |')
+    print('|---|---|---|---|---|')
+    for name, (enc, dec, ratio, l0) in MEASURED.items():
+      print(f'| {name} | {enc:.2e} | {dec:.2e} | {ratio:.3f} | {l0:.1f} |')
 
 
-def _record(name, f, ref_f, x_hat, ref_x_hat):
-  enc = float(np.max(np.abs(np.asarray(f, np.float64) - ref_f)))
-  dec = float(np.max(np.abs(np.asarray(x_hat, np.float64) - ref_x_hat)))
-  MEASURED[name] = (enc, dec, float((ref_f > 0).sum(-1).mean()))
-  return enc, dec
+def _check(name, f, ref_f, enc_terms, n_enc, x_hat, ref_x_hat, dec_terms,
+           n_dec):
+  """Encode and decode within the rounding bound of their sums (numerics.py).
+
+  Args:
+    name: row name in the printed table.
+    f, ref_f: latents, ours and the float64 reference.
+    enc_terms, n_enc: sum |terms| of each pre-activation, and how many terms.
+    x_hat, ref_x_hat: reconstructions, ours and the reference.
+    dec_terms, n_dec: the same for each reconstruction element.
+  """
+  enc_bound = numerics.sum_bound(enc_terms, n_enc)
+  dec_bound = numerics.sum_bound(dec_terms, n_dec)
+  f = np.asarray(f, np.float64)
+  x_hat = np.asarray(x_hat, np.float64)
+  ratio = max(float(np.max(np.abs(f - ref_f) / enc_bound)),
+              float(np.max(np.abs(x_hat - ref_x_hat) / dec_bound)))
+  MEASURED[name] = (float(np.max(np.abs(f - ref_f))),
+                    float(np.max(np.abs(x_hat - ref_x_hat))), ratio,
+                    float((ref_f > 0).sum(-1).mean()))
+  numerics.assert_within(f, ref_f, enc_bound, f'{name} encode')
+  numerics.assert_within(x_hat, ref_x_hat, dec_bound, f'{name} decode')
 
 
 def _r32(a):
@@ -189,8 +208,10 @@ def test_gemma_scope_matches_published_formula(tmp_path):
                                    a['b_dec'], a['threshold'], False)
   f = sae.encode(jnp.asarray(x, jnp.float32))
   x_hat = sae.decode(jnp.asarray(ref_f, jnp.float32))
-  enc, dec = _record('Gemma Scope (params.npz)', f, ref_f, x_hat, ref_x_hat)
-  assert enc <= 1e-5 and dec <= 1e-5
+  _check('Gemma Scope (params.npz)',
+         f, ref_f, numerics.abs_matmul(x, a['W_enc'], a['b_enc']), 8 + 1,
+         x_hat, ref_x_hat, numerics.abs_matmul(ref_f, a['W_dec'], a['b_dec']),
+         16384 + 1)
   assert 0 < (ref_f > 0).sum(-1).mean() < 16384
   # subtracting b_dec (the SAELens default) would give a different answer
   wrong, _ = _jumprelu_ref(x, a['W_enc'], a['b_enc'], a['W_dec'], a['b_dec'],
@@ -208,9 +229,13 @@ def test_gemma_scope_canonical_lowercase_keys_and_scaling_factor(tmp_path):
   sae = load_sae(_write_gemma(tmp_path, stored, leaf='canonical', layer=20))
   assert sae.layer == 20
   f = np.random.default_rng(2).uniform(0, 1, size=(4, 16384))
+  f = _r32(f)
   ref = (f * scaling) @ arrays['W_dec'].astype(np.float64) + arrays['b_dec']
-  assert np.max(np.abs(np.asarray(sae.decode(jnp.asarray(
-      f, jnp.float32))) - ref)) <= 1e-4
+  numerics.assert_within(
+      sae.decode(jnp.asarray(f, jnp.float32)), ref,
+      numerics.sum_bound(numerics.abs_matmul(
+          f * scaling, arrays['W_dec'], arrays['b_dec']), 16384 + 1),
+      'decode with scaling_factor')
 
 
 def test_gemma_scope_bf16_keeps_float32_threshold(tmp_path):
@@ -268,8 +293,15 @@ def test_llama_scope_matches_openmoss_semantics(tmp_path, include_decoder_norm,
           f'{str(include_decoder_norm).lower()}')
   if pre_bias:
     name += ', apply_decoder_bias_to_pre_encoder=true'
-  enc, dec = _record(name, f, ref_f, x_hat, ref_x_hat)
-  assert enc <= 1e-5 and dec <= 1e-5
+  s_in = 8.0 / 6.3125  # sqrt(d_model) / dataset_average_activation_norm
+  b_dec = tensors['decoder.bias'].double().numpy()
+  enc_in = s_in * np.abs(x) + (np.abs(b_dec) if pre_bias else 0)
+  _check(name, f, ref_f,
+         numerics.abs_matmul(enc_in, tensors['encoder.weight'].double().numpy().T,
+                             tensors['encoder.bias'].double().numpy()), 64 + 2,
+         x_hat, ref_x_hat,
+         numerics.abs_matmul(ref_f, tensors['decoder.weight'].double().numpy().T,
+                             b_dec) / s_in, 512 + 1)
   l0 = (ref_f > 0).sum(-1).mean()
   assert 5 < l0 < 500
   # the decoder-norm rule changes which latents fire in this fixture
@@ -310,8 +342,11 @@ def test_saelens_6x_jumprelu(tmp_path):
                                    a['b_dec'], a['threshold'], True)
   f = sae.encode(jnp.asarray(x, jnp.float32))
   x_hat = sae.decode(jnp.asarray(ref_f, jnp.float32))
-  enc, dec = _record('SAELens 6.x jumprelu', f, ref_f, x_hat, ref_x_hat)
-  assert enc <= 1e-5 and dec <= 1e-5
+  _check('SAELens 6.x jumprelu', f, ref_f,
+         numerics.abs_matmul(np.abs(x) + np.abs(a['b_dec']), a['W_enc'],
+                             a['b_enc']), 16 + 2,
+         x_hat, ref_x_hat, numerics.abs_matmul(ref_f, a['W_dec'], a['b_dec']),
+         96 + 1)
   assert 0 < (ref_f > 0).sum(-1).mean() < 96
 
 
@@ -333,9 +368,11 @@ def test_saelens_6x_topk_rescaled(tmp_path):
   ref_x_hat = (_r32(ref_f) / norms) @ a['W_dec'] + a['b_dec']
   f = sae.encode(jnp.asarray(x, jnp.float32))
   x_hat = sae.decode(jnp.asarray(ref_f, jnp.float32))
-  enc, dec = _record('SAELens 6.x topk (rescale_acts_by_decoder_norm)', f,
-                     ref_f, x_hat, ref_x_hat)
-  assert enc <= 1e-5 and dec <= 1e-5
+  _check('SAELens 6.x topk (rescale_acts_by_decoder_norm)', f, ref_f,
+         numerics.abs_matmul(np.abs(x) + np.abs(a['b_dec']), a['W_enc'],
+                             a['b_enc']) * norms, 16 + 2,
+         x_hat, ref_x_hat,
+         numerics.abs_matmul(ref_f / norms, a['W_dec'], a['b_dec']), 96 + 1)
 
 
 def test_saelens_pre6_relu(tmp_path):
@@ -349,10 +386,12 @@ def test_saelens_pre6_relu(tmp_path):
   a = {k: v.astype(np.float64) for k, v in arrays.items()}
   ref_f = np.maximum((x - a['b_dec']) @ a['W_enc'] + a['b_enc'], 0)
   ref_x_hat = _r32(ref_f) @ a['W_dec'] + a['b_dec']
-  enc, dec = _record('SAELens pre-6.0 standard (relu)',
-                     sae.encode(jnp.asarray(x, jnp.float32)), ref_f,
-                     sae.decode(jnp.asarray(ref_f, jnp.float32)), ref_x_hat)
-  assert enc <= 1e-5 and dec <= 1e-5
+  _check('SAELens pre-6.0 standard (relu)',
+         sae.encode(jnp.asarray(x, jnp.float32)), ref_f,
+         numerics.abs_matmul(np.abs(x) + np.abs(a['b_dec']), a['W_enc'],
+                             a['b_enc']), 16 + 2,
+         sae.decode(jnp.asarray(ref_f, jnp.float32)), ref_x_hat,
+         numerics.abs_matmul(ref_f, a['W_dec'], a['b_dec']), 96 + 1)
 
 
 def test_saelens_pre6_topk_with_normalisation_folded(tmp_path):
@@ -374,10 +413,12 @@ def test_saelens_pre6_topk_with_normalisation_folded(tmp_path):
     top = np.argsort(-row)[:5]
     ref_f[i, top] = np.maximum(row[top], 0)
   ref_x_hat = (_r32(ref_f) @ a['W_dec'] + a['b_dec']) / s
-  enc, dec = _record('SAELens pre-6.0 topk, expected_average_only_in folded',
-                     sae.encode(jnp.asarray(x, jnp.float32)), ref_f,
-                     sae.decode(jnp.asarray(ref_f, jnp.float32)), ref_x_hat)
-  assert enc <= 1e-5 and dec <= 1e-4
+  _check('SAELens pre-6.0 topk, expected_average_only_in folded',
+         sae.encode(jnp.asarray(x, jnp.float32)), ref_f,
+         numerics.abs_matmul(s * np.abs(x) + np.abs(a['b_dec']), a['W_enc'],
+                             a['b_enc']), 16 + 2,
+         sae.decode(jnp.asarray(ref_f, jnp.float32)), ref_x_hat,
+         numerics.abs_matmul(ref_f, a['W_dec'], a['b_dec']) / s, 96 + 1)
 
 
 def test_saelens_bf16_cfg(tmp_path):

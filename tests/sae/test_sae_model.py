@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import numerics
 from refusal_jax.sae import SAE
 from refusal_jax.sae.model import fold_input_scaling
 
@@ -64,6 +65,21 @@ def _ref_decode(p, f, *, rescale=False):
   return f @ p['W_dec'] + p['b_dec']
 
 
+def _encode_bound(p, x, *, apply_b_dec=True, rescale=False, scale=1.0, **_):
+  """Rounding bound of each pre-activation sum (tests/numerics.py)."""
+  sae_in = scale * np.abs(x) + (np.abs(p['b_dec']) if apply_b_dec else 0)
+  bound = numerics.sum_bound(
+      numerics.abs_matmul(sae_in, p['W_enc'], p['b_enc']), D + 2)
+  return bound * np.linalg.norm(p['W_dec'], axis=1) if rescale else bound
+
+
+def _decode_terms(p, f, *, rescale=False, **_):
+  """sum |terms| of each reconstruction element."""
+  if rescale:
+    f = f / np.linalg.norm(p['W_dec'], axis=1)
+  return numerics.abs_matmul(f, p['W_dec'], p['b_dec'])
+
+
 CASES = [
     dict(architecture='jumprelu', apply_b_dec=True),
     dict(architecture='jumprelu', apply_b_dec=False),
@@ -82,12 +98,16 @@ def test_encode_decode_match_numpy_reference(case):
   ref_f = _ref_encode(p, x, **case)
   f = np.asarray(sae.encode(jnp.asarray(x, jnp.float32)))
   assert f.dtype == np.float32
-  assert np.max(np.abs(f - ref_f)) <= 1e-5
+  enc_bound = _encode_bound(p, x, **case)
+  numerics.assert_within(f, ref_f, enc_bound, 'encode')
   ref_x_hat = _ref_decode(p, ref_f, rescale=case.get('rescale', False))
   x_hat = np.asarray(sae.decode(jnp.asarray(ref_f, jnp.float32)))
-  assert np.max(np.abs(x_hat - ref_x_hat)) <= 1e-5
-  assert np.max(np.abs(np.asarray(
-      sae.reconstruct(jnp.asarray(x, jnp.float32))) - ref_x_hat)) <= 1e-5
+  dec_bound = numerics.sum_bound(_decode_terms(p, ref_f, **case), A + 1)
+  numerics.assert_within(x_hat, ref_x_hat, dec_bound, 'decode')
+  # reconstruct: the decode bound plus the encode error carried through W_dec
+  carried = _decode_terms(p, enc_bound, **case) - np.abs(p['b_dec'])
+  numerics.assert_within(sae.reconstruct(jnp.asarray(x, jnp.float32)),
+                         ref_x_hat, dec_bound + carried, 'reconstruct')
   fired = (ref_f > 0).sum(-1)
   assert 0 < fired.mean() < A  # the case exercises sparsity
   if case['architecture'] == 'topk':
@@ -101,7 +121,7 @@ def test_encode_pre_is_float32_and_matches_reference():
   assert pre.dtype == jnp.float32 and pre.shape == (2, 5, A)
   x_bf = np.asarray(jnp.asarray(x, jnp.bfloat16), np.float64)
   ref = (x_bf - p['b_dec']) @ p['W_enc'] + p['b_enc']
-  assert np.max(np.abs(np.asarray(pre) - ref)) <= 1e-5
+  numerics.assert_within(pre, ref, _encode_bound(p, x_bf), 'encode_pre')
 
 
 def test_bf16_weights_keep_float32_threshold():
@@ -126,17 +146,21 @@ def test_bf16_weights_keep_float32_threshold():
 @pytest.mark.parametrize('architecture,k', [('jumprelu', None), ('topk', 4),
                                             ('relu', None)])
 def test_jit_and_vmap(architecture, k):
-  sae = _sae(_params(7), architecture, k=k)
+  p = _params(7)
+  sae = _sae(p, architecture, k=k)
   x = jnp.asarray(np.random.default_rng(8).normal(size=(3, 6, D)),
                   jnp.float32)
+  # two float32 evaluations of the same sums: each within the bound of exact
+  bound = 2 * _encode_bound(p, np.asarray(x))
   direct = sae.encode(x)
   jitted = jax.jit(lambda s, v: s.encode(v))(sae, x)
   vmapped = jax.vmap(sae.encode)(x)
   vmapped_over_saes = jax.vmap(lambda s: s.encode(x[0]))(
       jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), sae))
-  np.testing.assert_allclose(jitted, direct, atol=1e-6)
-  np.testing.assert_allclose(vmapped, direct, atol=1e-6)
-  np.testing.assert_allclose(vmapped_over_saes[1], direct[0], atol=1e-6)
+  numerics.assert_within(jitted, direct, bound, 'jit')
+  numerics.assert_within(vmapped, direct, bound, 'vmap')
+  numerics.assert_within(vmapped_over_saes[1], direct[0], bound[0],
+                         'vmap over SAEs')
   recon = jax.jit(lambda s, v: s.reconstruct(v))(sae, x)
   assert recon.shape == x.shape
 
@@ -144,7 +168,9 @@ def test_jit_and_vmap(architecture, k):
 def test_properties():
   sae = _sae(_params(9), 'relu')
   assert (sae.d_in, sae.d_sae) == (D, A)
-  np.testing.assert_allclose(sae.decoder_norms(), np.ones(A), atol=1e-6)
+  # a root of a sum of D squares that add up to 1 (rows rounded to float32)
+  numerics.assert_within(sae.decoder_norms(), np.ones(A),
+                         numerics.sum_bound(np.ones(A), D), 'decoder norms')
 
 
 def test_fold_input_scaling_equals_scaled_inputs():
@@ -158,7 +184,12 @@ def test_fold_input_scaling_equals_scaled_inputs():
                 apply_b_dec=True)
   f_ref = plain.encode(jnp.asarray(s * x, jnp.float32))
   f = folded.encode(jnp.asarray(x, jnp.float32))
-  assert np.max(np.abs(np.asarray(f - f_ref))) <= 1e-5
+  # both sides are float32 sums of the same terms (folded weights rounded)
+  enc_bound = 2 * _encode_bound(p, x, scale=s)
+  numerics.assert_within(f, f_ref, enc_bound, 'folded encode')
   assert 0 < float(jnp.mean(jnp.sum(f > 0, -1))) < A
   x_hat_ref = plain.decode(f_ref) / s
-  assert np.max(np.abs(np.asarray(folded.decode(f) - x_hat_ref))) <= 1e-4
+  dec_bound = (2 * numerics.sum_bound(_decode_terms(p, np.asarray(f)), A + 1)
+               + _decode_terms(p, enc_bound) - np.abs(p['b_dec'])) / s
+  numerics.assert_within(folded.decode(f), x_hat_ref, dec_bound,
+                         'folded decode')
