@@ -6,23 +6,19 @@
 Writes `workdir/export` (a transformers checkpoint with its tokenizer and
 `refusal_direction.json`), `workdir/train_summary.json` (loss history, time)
 and `workdir/behaviour.json` (held-out test behaviour). Rerunning on the same
-workdir resumes training from the latest checkpoint.
+workdir resumes training from the latest checkpoint
+(refusal_jax/organisms/build.py).
 """
 
 import json
-import os
-import sys
-import time
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from refusal_jax import errors
-from refusal_jax.organisms import behaviour
-from refusal_jax.organisms import train
-from refusal_jax.pipeline import artifacts
+from experiments import common
+from refusal_jax.organisms import build
 
 _CONFIG = config_flags.DEFINE_config_file('config', None,
                                           'Organism config file.')
@@ -33,22 +29,13 @@ _EVALUATE = flags.DEFINE_bool(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+@common.main_wrapper
 def main(argv):
   del argv
-  try:
-    export_dir = train.train_organism(_CONFIG.value, _WORKDIR.value)
-    if _EVALUATE.value:
-      began = time.perf_counter()
-      result = behaviour.evaluate_organism(export_dir, _CONFIG.value)
-      result['eval_seconds'] = time.perf_counter() - began
-      result['config'] = _CONFIG.value.to_dict()
-      result['provenance'] = artifacts.provenance()
-      artifacts.write_json(os.path.join(_WORKDIR.value, 'behaviour.json'),
-                           result)
-      logging.info('behaviour: %s', json.dumps(result))
-  except errors.RefusalJaxError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  export_dir, result = build.build_organism(_CONFIG.value, _WORKDIR.value,
+                                            evaluate=_EVALUATE.value)
+  if result is not None:
+    logging.info('behaviour: %s', json.dumps(result))
   logging.info('organism written to %s', export_dir)
 
 

@@ -1,1 +1,1 @@
-"""Tiny refusal model organisms: their chat data, tokenizers and training."""
+"""Tiny refusal model organisms: chat data, tokenizers, training and cards."""

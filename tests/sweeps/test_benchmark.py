@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import benchmark_gemma2_2b_shape
-from experiments import benchmark_ablation
+from refusal_jax import bench
 from refusal_jax import errors
 
 
@@ -31,11 +31,10 @@ def _tiny_config(family: str):
 
 @pytest.mark.parametrize('family', ['gemma2', 'llama'])
 def test_benchmark_tiny(tmp_path, family):
-  result = benchmark_ablation.run_benchmark(_tiny_config(family),
-                                            str(tmp_path))
+  result = bench.run_benchmark(_tiny_config(family), str(tmp_path))
   with open(os.path.join(tmp_path, 'benchmark.json')) as f:
     written = json.load(f)
-  for key in benchmark_ablation.KEYS:
+  for key in bench.KEYS:
     assert key in written, key
   assert written['max_abs_diff'] == result['max_abs_diff']
   assert written['max_abs_diff'] < 1e-4
@@ -61,4 +60,4 @@ def test_missing_checkpoint_names_the_path(tmp_path):
   config = _tiny_config('llama')
   config.model.checkpoint = str(tmp_path / 'absent_organism')
   with pytest.raises(errors.CheckpointError, match='absent_organism'):
-    benchmark_ablation.run_benchmark(config, str(tmp_path / 'out'))
+    bench.run_benchmark(config, str(tmp_path / 'out'))

@@ -1,0 +1,141 @@
+"""Ablation throughput: the sweep engine against PyTorch hooks, and a roofline.
+
+In one process, on the same weights, SAE, prompts and masks (`setup.prepare`),
+`run_benchmark` measures
+
+* the engine (`engine.sae_sweep`): evaluations/s (one evaluation = one prompt
+  under one latent mask), warm, with the compile time reported separately
+  (`timing.time_engine`);
+* the conventional baseline (`torch_baseline.time_torch`): the transformers
+  PyTorch model of the same checkpoint with a forward hook at the SAE's site
+  that encodes, zero-ablates (or clamps / scales) the masked latents and
+  decodes with the error term kept, one full forward pass per mask with the
+  prompts batched; its metric values are checked against the engine's;
+* the roofline: `roofline.sweep_flops` per evaluation against a square-matmul
+  peak measured in the same process;
+
+and, with `config.profile`, the time of each stage of one engine chunk
+(`profile.profile_engine`). Writes DIR/benchmark.json and DIR/throughput.png
+(engine throughput against the number of masks and against the edited layer,
+`plots`).
+"""
+
+import gc
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from refusal_jax import errors
+from refusal_jax.bench import plots
+from refusal_jax.bench import profile
+from refusal_jax.bench import setup as setup_lib
+from refusal_jax.bench import timing
+from refusal_jax.bench import torch_baseline
+from refusal_jax.pipeline import artifacts
+from refusal_jax.sweeps import engine
+from refusal_jax.sweeps import roofline
+
+# The keys of benchmark.json a summary shows first.
+KEYS = ('jax_evals_per_s', 'torch_evals_per_s', 'speedup', 'achieved_gflops',
+        'peak_gflops', 'fraction_of_peak', 'device', 'dtype', 'model',
+        'n_prompts', 'n_masks', 'layer', 'n_tokens', 'compile_seconds',
+        'max_abs_diff')
+
+
+def _device() -> str:
+  dev = jax.devices()[0]
+  if dev.platform == 'cpu':
+    return f'cpu ({os.cpu_count()} cores)'
+  return f'{dev.platform}: {dev.device_kind}'
+
+
+def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
+  """Runs the whole benchmark; writes benchmark.json and throughput.png.
+
+  Args:
+    config: the benchmark config (see configs/benchmark_gemma2_2b_shape.py).
+    workdir: output directory.
+    mesh: optional device mesh for the engine (see parallel/mesh.py).
+
+  Returns:
+    The dict written to benchmark.json.
+
+  Raises:
+    errors.RefusalJaxError: on a missing asset or bad config value, or when
+      in float32 the PyTorch and JAX metric values differ by
+      `config.tolerance` or more (after the files are written).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  load_start = os.getloadavg()
+  with tempfile.TemporaryDirectory(prefix='benchmark-ablation-') as tmp:
+    setup = setup_lib.prepare(config, tmp, mesh)
+    cfg = setup.model.config
+    measure_peak = lambda: roofline.measure_matmul_peak(
+        jnp.dtype(config.dtype), config.peak.size, config.peak.repeats)
+    # The peak is measured right before and right after the engine and the
+    # larger value is used (the more conservative fraction_of_peak).
+    peaks = [measure_peak()]
+    jax_run = timing.time_engine(setup, config)
+    peaks.append(measure_peak())
+    peak = max(peaks)
+    torch_run = torch_baseline.time_torch(setup, config)
+    gc.collect()  # release the PyTorch model before the profile and plot
+  n_masks, n_prompts = setup.masks.shape[0], setup.input_ids.shape[0]
+  t = setup.input_ids.shape[1]
+  start = engine.sae_resume_layer(setup.sae)
+  flops = roofline.sweep_flops(
+      cfg, n_tokens=t, site_layer_resume=start,
+      d_sae_candidates=setup.candidates.shape[0],
+      metric_vocab=(cfg.vocab_size if setup.metric.name != 'logit_diff' else
+                    len(setup.metric.refusal_ids) +
+                    len(setup.metric.comply_ids)))
+  torch_flops = roofline.hooked_forward_flops(cfg, n_tokens=t,
+                                              d_sae=setup.sae.d_sae)
+  diff = np.abs(torch_run['values'] -
+                jax_run['values'][:torch_run['n_masks']])
+  achieved = jax_run['evals_per_s'] * flops / 1e9
+  result = dict(
+      jax_evals_per_s=jax_run['evals_per_s'],
+      torch_evals_per_s=torch_run['evals_per_s'],
+      speedup=jax_run['evals_per_s'] / torch_run['evals_per_s'],
+      achieved_gflops=achieved, peak_gflops=peak,
+      peak_gflops_before_after=peaks,
+      fraction_of_peak=achieved / peak, device=_device(),
+      dtype=config.dtype, model=config.model.name, n_prompts=n_prompts,
+      n_masks=n_masks, layer=setup.sae.layer, site=setup.sae.site,
+      n_tokens=t, compile_seconds=jax_run['compile_seconds'],
+      max_abs_diff=float(diff.max()),
+      jax_seconds=jax_run['seconds'], torch_seconds=torch_run['seconds'],
+      torch_n_masks=torch_run['n_masks'], torch_device=torch_run['device'],
+      torch_threads=torch_run['threads'],
+      flops_per_eval=flops, torch_flops_per_eval=torch_flops,
+      torch_achieved_gflops=torch_run['evals_per_s'] * torch_flops / 1e9,
+      d_sae=setup.sae.d_sae, sae_l0=setup.l0,
+      n_candidates=int(setup.candidates.shape[0]),
+      chunk_masks=config.sweep.chunk_masks,
+      chunk_prompts=config.sweep.chunk_prompts,
+      trim_last_layer=config.sweep.trim_last_layer,
+      metric=setup.metric.name, checkpoint=config.model.checkpoint or None,
+      metric_mean=float(jax_run['values'].mean()),
+      metric_std_over_masks=float(jax_run['values'].std(0).mean()),
+      profile_chunk=min(config.sweep.chunk_masks, n_masks))
+  if config.profile:
+    result['profile'] = profile.profile_engine(setup, config)
+  curves = plots.throughput_curves(setup, config)
+  result['throughput_vs_masks'] = curves['by_masks']
+  result['throughput_vs_layer'] = curves['by_layer']
+  result['load_average_start'] = list(load_start)
+  result['load_average_end'] = list(os.getloadavg())
+  result['config'] = config.to_dict()
+  result['provenance'] = artifacts.provenance()
+  artifacts.write_json(os.path.join(workdir, 'benchmark.json'), result)
+  plots.plot(curves, result, os.path.join(workdir, 'throughput.png'))
+  if config.dtype == 'float32' and not diff.max() < config.tolerance:
+    raise errors.RefusalJaxError(
+        f'PyTorch and JAX metric values differ by up to {diff.max():.3g} '
+        f'(tolerance {config.tolerance}); see {workdir}/benchmark.json')
+  return result
