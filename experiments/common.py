@@ -8,10 +8,15 @@
 * `--mesh_data`, `--mesh_fsdp`, `--mesh_tensor` size the device mesh
   (-1 = all remaining devices);
 * `main_wrapper(fn)` prints a `RefusalJaxError` as one line on stderr and
-  exits 1, with the traceback only under `--debug` (or `--verbosity=1`).
+  exits 1, with the traceback only under `--debug` (or `--verbosity=1`);
+  it also keeps other libraries' INFO lines (JAX's "Unable to initialize
+  backend 'tpu'" on a machine without one, orbax's progress) off stderr:
+  only this project's log lines, progress bars and warnings or worse from
+  anyone are shown, unless `--debug` or `--verbosity=1` asks for everything.
 """
 
 import functools
+import logging as std_logging
 import os
 import sys
 
@@ -89,11 +94,36 @@ def mesh_from_flags():
   return mesh
 
 
+# Source folders whose INFO log lines are the user's business: experiments/
+# and the refusal_jax package.
+_OWN_SOURCES = tuple(
+    os.path.join(os.path.dirname(os.path.abspath(f)), '')
+    for f in (__file__, errors.__file__))
+
+
+class _OwnInfoOnly(std_logging.Filter):
+  """Passes warnings and worse from anyone, INFO only from this project."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return (record.levelno >= std_logging.WARNING or
+            os.path.abspath(record.pathname).startswith(_OWN_SOURCES))
+
+
+def quiet_foreign_info() -> None:
+  """Drops other libraries' INFO lines unless --debug / --verbosity >= 1."""
+  if _DEBUG.value or logging.get_verbosity() >= logging.DEBUG:
+    return
+  handler = logging.get_absl_handler()
+  if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
+    handler.addFilter(_OwnInfoOnly())
+
+
 def main_wrapper(fn):
   """Wraps an absl main: one-line errors, non-zero exit, no traceback."""
 
   @functools.wraps(fn)
   def main(argv):
+    quiet_foreign_info()
     try:
       init_distributed()
       return fn(argv)

@@ -43,7 +43,7 @@ from refusal_jax.sweeps import roofline
 KEYS = ('jax_evals_per_s', 'torch_evals_per_s', 'speedup', 'achieved_gflops',
         'peak_gflops', 'fraction_of_peak', 'device', 'dtype', 'model',
         'n_prompts', 'n_masks', 'layer', 'n_tokens', 'compile_seconds',
-        'max_abs_diff')
+        'max_abs_diff', 'max_abs_metric')
 
 
 def _device() -> str:
@@ -109,6 +109,7 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
       n_masks=n_masks, layer=setup.sae.layer, site=setup.sae.site,
       n_tokens=t, compile_seconds=jax_run['compile_seconds'],
       max_abs_diff=float(diff.max()),
+      max_abs_metric=float(np.abs(torch_run['values']).max()),
       jax_seconds=jax_run['seconds'], torch_seconds=torch_run['seconds'],
       torch_n_masks=torch_run['n_masks'], torch_device=torch_run['device'],
       torch_threads=torch_run['threads'],

@@ -15,6 +15,7 @@ import tempfile
 import numpy as np
 from safetensors.numpy import save_file
 
+from refusal_jax import permissions
 from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.models import config as config_lib
 
@@ -52,6 +53,7 @@ def save_hf_checkpoint(params, config: config_lib.ModelConfig, path: str, *,
       json.dump(gen, f, indent=2)
     if tokenizer is not None:
       tokenizer.save_pretrained(tmp)
+    permissions.as_new_dir(tmp)
     if os.path.exists(path):
       shutil.rmtree(path)
     os.rename(tmp, path)

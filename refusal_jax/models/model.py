@@ -82,9 +82,18 @@ class Model:
               as_array(positions), interventions, as_array(capture_positions),
               as_array(resid), None if mode != 'array' else as_array(logits_at))
 
-  def generate(self, input_ids, attention_mask, *, max_new_tokens: int,
-               interventions=None) -> np.ndarray:
-    """Greedy generation; returns [B, max_new_tokens] ids (pad after EOS)."""
+  def generate(self, input_ids, attention_mask=None, *,
+               max_new_tokens: int, interventions=None) -> np.ndarray:
+    """Greedy generation; returns [B, max_new_tokens] ids (pad after EOS).
+
+    Args:
+      input_ids: [B, T] left-padded prompt ids.
+      attention_mask: [B, T], 1 at real tokens; default all 1 (no padding).
+      max_new_tokens: tokens to generate.
+      interventions: applied to the prompt and every generated token.
+    """
+    if attention_mask is None:
+      attention_mask = jnp.ones(jnp.shape(input_ids), jnp.int32)
     cfg = self.config
     pad = cfg.pad_token_id
     if pad is None:

@@ -2,7 +2,9 @@
 
 Only process 0 writes (every process of a multi-host run computes the same
 gathered results). Every artifact is written to a temporary file in the same directory and
-renamed into place, so a killed run never leaves a half-written file. The
+renamed into place, so a killed run never leaves a half-written file; it
+gets the mode a plain `open()` would give (0644 under umask 022), so others
+can read the workdir. The
 workdir remembers the fingerprint of the config that created it and a digest
 of the contents of its input files (model, SAEs, prompt files); a rerun with
 a different config, or on inputs that changed since (a retrained organism, a
@@ -21,6 +23,7 @@ import jax
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax import permissions
 
 CONFIG_FILE = 'config.json'
 
@@ -37,6 +40,7 @@ def write_text(path: str, text: str) -> None:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())
+    permissions.as_new_file(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
@@ -60,6 +64,7 @@ def write_npz(path: str, **arrays) -> None:
   os.close(fd)
   try:
     np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    permissions.as_new_file(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -51,6 +51,7 @@ import numpy as np
 from safetensors import numpy as st_numpy
 
 from refusal_jax import errors
+from refusal_jax import permissions
 from refusal_jax.models import sites
 from refusal_jax.sae.model import ARCHITECTURES
 from refusal_jax.sae.model import SAE
@@ -162,6 +163,7 @@ def save_sae(sae: SAE, path: str | os.PathLike, *,
     if sae.architecture == 'jumprelu':
       tensors['threshold'] = np.asarray(sae.threshold, np.float32)
     st_numpy.save_file(tensors, str(tmp / SAELENS_WEIGHTS))
+    permissions.as_new_dir(tmp)
     if dest.exists():
       old = pathlib.Path(tempfile.mkdtemp(prefix=f'.{dest.name}.old.',
                                           dir=dest.parent))

@@ -3,6 +3,7 @@ or changed inputs."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -193,3 +194,65 @@ def test_every_artifact_records_its_provenance(tiny):
   for name in (f for f in os.listdir(workdir) if f.endswith('.npz')):
     with np.load(os.path.join(workdir, name)) as arrays:
       assert 'provenance' in arrays.files, name
+
+
+# A Python start-up hook that hides torch from transformers, as on a runtime
+# install (the test environment has torch for the baselines).
+_HIDE_TORCH = """
+import importlib.util
+_find_spec = importlib.util.find_spec
+def _without_torch(name, package=None):
+  if name == 'torch' or name.startswith('torch.'):
+    return None
+  return _find_spec(name, package)
+importlib.util.find_spec = _without_torch
+"""
+_ABSL_LINE = re.compile(r'^[IWEF]\d{4} [\d:.]+ +\d+ ([\w.]+):\d+\] ')
+_PROGRESS = re.compile(r'^\w+: +(\d+%\|.*|\d+eval .*)$')
+
+
+def _own_sources():
+  names = set()
+  for folder in ('refusal_jax', 'experiments'):
+    for _, _, files in os.walk(os.path.join(REPO, folder)):
+      names.update(f for f in files if f.endswith('.py'))
+  return names
+
+
+def test_binary_stderr_has_only_our_lines_and_progress(tiny, tmp_path):
+  """No foreign start-up lines (JAX's TPU probe, transformers' torch advice);
+  stage lines, progress bars and warnings stay; readable artifact modes."""
+  config, _, _ = tiny
+  root = os.path.dirname(config.model_path)
+  (tmp_path / 'hook').mkdir()
+  (tmp_path / 'hook' / 'sitecustomize.py').write_text(_HIDE_TORCH)
+  workdir = str(tmp_path / 'run')
+  cmd = [sys.executable, '-m', 'experiments.dissect',
+         f'--config=tests/pipeline/tiny_config.py:{root}',
+         f'--workdir={workdir}']
+  env = dict(os.environ, PYTHONPATH=str(tmp_path / 'hook'))
+  env.pop('TRANSFORMERS_NO_ADVISORY_WARNINGS', None)
+  res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                       timeout=600, env=env)
+  assert res.returncode == 0, res.stderr[-3000:]
+  own = _own_sources()
+  lines = [l.strip() for l in re.split(r'[\r\n]', res.stderr) if l.strip()]
+  stages = 0
+  for line in lines:
+    absl = _ABSL_LINE.match(line)
+    if absl:
+      assert absl.group(1) in own, f'foreign log line: {line}'
+      stages += 'stage' in line
+    else:
+      assert _PROGRESS.match(line), f'foreign stderr line: {line}'
+  assert stages >= 10  # "running" and "done" for each of the five stages
+  # Outputs are readable by others: the modes a plain open() would give.
+  mask = os.umask(0o022)
+  os.umask(mask)
+  for dirpath, dirs, files in os.walk(workdir):
+    for d in dirs:
+      assert os.stat(os.path.join(dirpath, d)).st_mode & 0o777 == (
+          0o777 & ~mask), d
+    for f in files:
+      assert os.stat(os.path.join(dirpath, f)).st_mode & 0o777 == (
+          0o666 & ~mask), f

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+import numerics
 import refusal_jax
 from refusal_jax import sae as sae_lib
 from refusal_jax.organisms import assets
@@ -25,9 +26,9 @@ def test_capture_and_evaluate_the_shipped_sae():
   assert acts.shape == (sum(len(e.ids) for e in encoded) - n_bos,
                         model.config.d_model)
   # The batch size only groups rows (padding is left out).
-  np.testing.assert_allclose(
+  numerics.assert_close(
       organism.capture_activations(model, examples, batch_size=6, **kw),
-      acts, atol=1e-5)
+      acts, ulps=numerics.FORWARD_ULPS)
   got = sae_lib.evaluate_sae(sae, acts, batch_size=50)
   assert got['n_tokens'] == acts.shape[0]
   assert 5 < got['l0'] < 200

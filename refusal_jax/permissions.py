@@ -1,0 +1,33 @@
+"""File modes for atomically written outputs.
+
+Atomic writes go through `tempfile.mkstemp` (mode 0600) and
+`tempfile.mkdtemp` (mode 0700), which are private on purpose. Renamed into
+place, they would keep those modes, and colleagues on a shared filesystem
+could not read a report, a summary or an exported SAE. Before the rename,
+`as_new_file` / `as_new_dir` give them the mode `open()` / `os.makedirs()`
+would have: 0666 / 0777 minus the process umask (0644 / 0755 under the usual
+umask 022).
+"""
+
+import os
+import threading
+
+_LOCK = threading.Lock()
+
+
+def umask() -> int:
+  """The process umask (read by setting and restoring it)."""
+  with _LOCK:
+    mask = os.umask(0o022)
+    os.umask(mask)
+  return mask
+
+
+def as_new_file(path: str | os.PathLike) -> None:
+  """Gives `path` the mode a newly created file would have."""
+  os.chmod(path, 0o666 & ~umask())
+
+
+def as_new_dir(path: str | os.PathLike) -> None:
+  """Gives directory `path` the mode a newly created directory would have."""
+  os.chmod(path, 0o777 & ~umask())
