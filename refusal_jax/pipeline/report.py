@@ -268,8 +268,29 @@ def decoder_cosines(sae, direction, feats: list[int]) -> np.ndarray | None:
 # Header and the paper's tables
 
 
-def header(summary: dict, arts: dict) -> str:
-  """Title, run facts, stage timings and provenance."""
+def header(summary: dict) -> str:
+  """Title and the one line that says what was dissected."""
+  return (f'<h1>Refusal dissection: {esc(summary.get("model"))}</h1>'
+          + para(f'SAE {esc(summary.get("sae"))} at '
+                 f'{esc(summary.get("sae_hook"))}; run details at the '
+                 '<a href="#run">end</a>.', 'muted'))
+
+
+def chosen_sets(summary: dict, sets: dict[str, list[int]]) -> str:
+  """The feature sets the pipeline chose, with their sizes and ASR."""
+  s2 = summary.get('stage2') or {}
+  s3 = summary.get('stage3') or {}
+  asr = {'stage2': s2.get('asr'), 'fm': s3.get('fm_asr'),
+         'linear_probe': s3.get('linear_probe_asr')}
+  rows = [[SET_LABELS[k], len(sets[k]), asr[k],
+           ', '.join(str(a) for a in sets[k]) or '\u2013']
+          for k in SET_LABELS]
+  return section('Chosen feature sets', 'chosen', table(
+      ('set', 'features', 'ASR', 'SAE latents'), rows, 'chosen-sets'))
+
+
+def run_details(summary: dict, arts: dict) -> str:
+  """Run facts, prompt counts, stage timings and provenance (at the end)."""
   facts = [
       ('model', summary.get('model')),
       ('model path', summary.get('model_path')),
@@ -282,15 +303,13 @@ def header(summary: dict, arts: dict) -> str:
       'direction', 'greedy', 'interactions', 'hydra', 'evaluation')
                 if arts[name]]
   prov = summary.get('provenance') or {}
-  return (
-      f'<h1>Refusal dissection: {esc(summary.get("model"))}</h1>'
-      + facts_table(facts, 'run-facts')
-      + '<h3>Prompts</h3>'
-      + table(('set', 'prompts'), sorted(counts.items()), 'prompt-counts')
-      + ('<h3>Stage timings (s)</h3>'
-         + table(('stage', 'seconds'), stage_secs) if stage_secs else '')
-      + '<h3>Provenance</h3>'
-      + facts_table(sorted(prov.items()), 'provenance'))
+  return section(
+      'Run details', 'run', facts_table(facts, 'run-facts'),
+      '<h3>Prompts</h3>'
+      + table(('set', 'prompts'), sorted(counts.items()), 'prompt-counts'),
+      ('<h3>Stage timings (s)</h3>'
+       + table(('stage', 'seconds'), stage_secs) if stage_secs else ''),
+      '<h3>Provenance</h3>' + facts_table(sorted(prov.items()), 'provenance'))
 
 
 def asr_table(summary: dict, arts: dict, sets: dict) -> str:
@@ -795,15 +814,17 @@ def render(workdir: str, summary: dict, ctx: Context) -> str:
   feats = reported_features(sets)
   harmful, prompts = prompt_activations(ctx, 'harmful_train', feats)
   harmless, _ = prompt_activations(ctx, 'harmless_train', feats)
-  body = [
-      header(summary, arts),
+  body = [  # the answer first, how it was obtained next, run metadata last
+      header(summary),
       section('Results', 'tables', asr_table(summary, arts, sets),
               ce_table(summary, arts)),
+      chosen_sets(summary, sets),
       stage1(arts), stage2(arts, sets), stage3(arts, sets),
       activations_section(ctx, sets, feats, harmful, prompts),
       cards_section(ctx, feats, sets, arts, harmful, harmless),
       hydra_section(summary, arts),
       completions_section(arts),
+      run_details(summary, arts),
   ]
   title = f'Refusal dissection: {summary.get("model")}'
   return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

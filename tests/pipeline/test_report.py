@@ -179,7 +179,7 @@ def test_report_is_complete_and_self_contained(ctx, tmp_path):
   assert '<script' not in text
   assert '&lt;script&gt;' in text  # completions are escaped
   assert 'http://' not in text and 'https://' not in text
-  assert not re.search(r'(src|href)\s*=\s*"(?!data:)', text)
+  assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', text)  # in-page only
   assert not re.search(r'@import|url\(', text)
 
   for latent in STAGE2:
@@ -204,3 +204,25 @@ def test_report_survives_empty_sets_and_missing_artifacts(ctx, tmp_path):
   assert 'no SAE downstream of the searched site' in text
   assert 'class="card"' not in text
   assert f'{ASR["baseline"]:.3f}' in _table(text, 'asr-table')
+
+
+def test_report_leads_with_the_answer(ctx, tmp_path):
+  """Results and the chosen sets first, how they were found next, run
+  metadata (paths, counts, timings, provenance) last."""
+  workdir = str(tmp_path / 'order')
+  os.makedirs(workdir)
+  _write_artifacts(workdir)
+  with open(report.write_report(workdir, _summary(), ctx),
+            encoding='utf-8') as f:
+    text = f.read()
+  sections = re.findall(r'<section id="([\w-]+)">', text)
+  assert sections[:2] == ['tables', 'chosen'], sections
+  assert sections[-1] == 'run', sections
+  assert sections.index('stage1') < sections.index('stage2') < sections.index(
+      'stage3')
+  first_table = re.search(r'<table id="([\w-]+)"', text).group(1)
+  assert first_table == 'asr-table'
+  for late in ('run-facts', 'prompt-counts', 'provenance'):
+    assert text.index(f'id="{late}"') > text.index('<section id="completions"')
+  chosen = _table(text, 'chosen-sets')
+  assert ', '.join(str(a) for a in STAGE2) in chosen
