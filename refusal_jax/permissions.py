@@ -6,7 +6,8 @@ place, they would keep those modes, and colleagues on a shared filesystem
 could not read a report, a summary or an exported SAE. Before the rename,
 `as_new_file` / `as_new_dir` give them the mode `open()` / `os.makedirs()`
 would have: 0666 / 0777 minus the process umask (0644 / 0755 under the usual
-umask 022).
+umask 022). Some writers (safetensors among them) create private files too,
+so a folder written under a temporary name gets `as_new_tree`.
 """
 
 import os
@@ -31,3 +32,13 @@ def as_new_file(path: str | os.PathLike) -> None:
 def as_new_dir(path: str | os.PathLike) -> None:
   """Gives directory `path` the mode a newly created directory would have."""
   os.chmod(path, 0o777 & ~umask())
+
+
+def as_new_tree(root: str | os.PathLike) -> None:
+  """`as_new_dir` on `root` and every folder in it, `as_new_file` on files."""
+  as_new_dir(root)
+  for dirpath, dirs, files in os.walk(root):
+    for name in dirs:
+      as_new_dir(os.path.join(dirpath, name))
+    for name in files:
+      as_new_file(os.path.join(dirpath, name))

@@ -53,7 +53,7 @@ def save_hf_checkpoint(params, config: config_lib.ModelConfig, path: str, *,
       json.dump(gen, f, indent=2)
     if tokenizer is not None:
       tokenizer.save_pretrained(tmp)
-    permissions.as_new_dir(tmp)
+    permissions.as_new_tree(tmp)
     if os.path.exists(path):
       shutil.rmtree(path)
     os.rename(tmp, path)

@@ -163,7 +163,7 @@ def save_sae(sae: SAE, path: str | os.PathLike, *,
     if sae.architecture == 'jumprelu':
       tensors['threshold'] = np.asarray(sae.threshold, np.float32)
     st_numpy.save_file(tensors, str(tmp / SAELENS_WEIGHTS))
-    permissions.as_new_dir(tmp)
+    permissions.as_new_tree(tmp)
     if dest.exists():
       old = pathlib.Path(tempfile.mkdtemp(prefix=f'.{dest.name}.old.',
                                           dir=dest.parent))
