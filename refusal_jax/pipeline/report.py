@@ -271,9 +271,9 @@ def decoder_cosines(sae, direction, feats: list[int]) -> np.ndarray | None:
 def header(summary: dict) -> str:
   """Title and the one line that says what was dissected."""
   return (f'<h1>Refusal dissection: {esc(summary.get("model"))}</h1>'
-          + para(f'SAE {esc(summary.get("sae"))} at '
-                 f'{esc(summary.get("sae_hook"))}; run details at the '
-                 '<a href="#run">end</a>.', 'muted'))
+          f'<p class="muted">SAE {esc(summary.get("sae"))} at '
+          f'{esc(summary.get("sae_hook"))}; run details at the '
+          '<a href="#run">end</a>.</p>')
 
 
 def chosen_sets(summary: dict, sets: dict[str, list[int]]) -> str:

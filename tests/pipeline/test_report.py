@@ -220,6 +220,7 @@ def test_report_leads_with_the_answer(ctx, tmp_path):
   assert sections[-1] == 'run', sections
   assert sections.index('stage1') < sections.index('stage2') < sections.index(
       'stage3')
+  assert '<a href="#run">' in text  # the link to the run details works
   first_table = re.search(r'<table id="([\w-]+)"', text).group(1)
   assert first_table == 'asr-table'
   for late in ('run-facts', 'prompt-counts', 'provenance'):
