@@ -270,6 +270,13 @@ def final_logits(params, config: ModelConfig, h) -> jax.Array:
   if config.tie_embeddings:
     logits = jnp.einsum('VD,...D->V...', model.embed_tokens[...], h,
                         preferred_element_type=jnp.float32)
+  elif model.lm_head[...].dtype != jnp.float32:
+    # XLA's CPU runtime has no BF16 x BF16 -> F32 product with the [D, V]
+    # head contracted on its first axis ("Unsupported element type for
+    # DotThunk"); the row-major product is supported on every backend.
+    return layers.softcap(
+        jnp.einsum('...D,DV->...V', h, model.lm_head[...],
+                   preferred_element_type=jnp.float32), config.final_softcap)
   else:
     logits = jnp.einsum('DV,...D->V...', model.lm_head[...], h,
                         preferred_element_type=jnp.float32)
