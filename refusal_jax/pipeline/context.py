@@ -1,9 +1,11 @@
 """Everything the stages share: model, SAEs, metric, and tokenized prompt sets.
 
 Built once from the experiment config by `build_context`. Prompt sets come
-either from the embedded organisms' generator (`data.source = 'organism'`) or
-from prompt files (`data.source = 'files'`: .txt, .json, .jsonl or .csv, see
-refusal_jax/data/prompts.py).
+from the embedded organisms' generator (`data.source = 'organism'`), from
+prompt files (`data.source = 'files'`: .txt, .json, .jsonl or .csv, see
+refusal_jax/data/prompts.py), or from the built-in standard sets
+(`data.source = 'advbench'` or 'donotanswer', with `data.harmful_test_source`
+and `data.harmless_source`, see refusal_jax/data/datasets.py).
 
 Following Arditi et al., training and validation prompts are filtered so that
 harmful ones are refused (refusal score > 0) and harmless ones are not (< 0),
@@ -183,6 +185,9 @@ def input_paths(config) -> list[str]:
   if config.data.source == 'files':
     paths += [config.data.get(f'{kind}_{split}') or ''
               for kind in ('harmful', 'harmless') for split in SPLITS]
+  from refusal_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  if config.data.source in datasets.SOURCES:
+    paths += datasets.input_files(config.data)
   return paths
 
 
@@ -222,14 +227,18 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
                        _token_ids(tok, m.comply_tokens)
                        if m.name == 'logit_diff' else ())
   n_prefix, n_eoi = _template_lengths(tok, mcfg.bos_token_id)
+  from refusal_jax.data import datasets  # pylint: disable=g-import-not-at-top
   data = config.data
   if data.source == 'organism':
     raw = _organism_instructions(data.seed)
   elif data.source == 'files':
     raw = _file_instructions(data)
+  elif data.source in datasets.SOURCES:
+    raw = datasets.instructions_for(data)
   else:
     raise errors.ConfigError(
-        f"data.source {data.source!r}: expected 'organism' or 'files'")
+        f"data.source {data.source!r}: expected 'organism', 'files' or a "
+        f"built-in prompt set ({', '.join(datasets.SOURCES)})")
   rng = random.Random(config.seed)
   sizes = {'train': data.n_train, 'val': data.n_val, 'test': data.n_test}
   ctx = Context(config=config, model=model, sae=sae, hydra_saes=hydra_saes,
