@@ -14,8 +14,11 @@ given by `tokenizer.ggml.pre`, and follows llama.cpp's reading of it:
 * 'smollm' (and the StarCoder family): every digit on its own, then the GPT-2
   split, i.e. the `Digits(individual_digits=True)` + `ByteLevel` pre-tokenizer
   of SmolLM2's own tokenizer.json.
-* 'gpt2' / 'default' / absent: the GPT-2 split (`ByteLevel`).
+* 'gpt2' (and 'mpt', 'olmo', 'jais'): the GPT-2 split (`ByteLevel`).
 * 'llama-bpe' / 'llama3' and kin: Llama-3's split regex.
+
+Any other name is refused, 'default' and a missing key included: llama.cpp
+then applies a split of its own that matches no tokenizer.json.
 
 transformers' own GGUF tokenizer conversion knows no 'smollm' entry and splits
 SmolLM2 text the GPT-2 way; the two differ only where whitespace precedes a
@@ -35,7 +38,7 @@ USER_DEFINED = 4
 
 _DIGITS_THEN_GPT2 = ('smollm', 'starcoder', 'refact', 'command-r',
                      'codeshell', 'exaone', 'minerva')
-_GPT2 = ('gpt2', 'default', 'mpt', 'olmo', 'jais')
+_GPT2 = ('gpt2', 'mpt', 'olmo', 'jais')
 _LLAMA3 = ('llama-bpe', 'llama3', 'llama-v3', 'smaug-bpe', 'dbrx', 'falcon3',
            'pixtral')
 # Llama-3's pre-tokenizer regex (its tokenizer.json).
@@ -65,7 +68,7 @@ def pre_tokenizer(pre: str | None):
   Raises:
     errors.CheckpointError: for a name outside the supported families.
   """
-  if pre is None or pre in _GPT2:
+  if pre in _GPT2:
     return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
   if pre in _DIGITS_THEN_GPT2:
     return pre_tokenizers.Sequence([
