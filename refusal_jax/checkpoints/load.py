@@ -1,7 +1,9 @@
 """Loading a transformers checkpoint directory into this port's parameters."""
 
 import json
+import math
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,8 @@ from refusal_jax.parallel import mesh as mesh_lib
 
 # Weights transformers may store that carry no parameters of their own.
 _IGNORABLE_SUFFIXES = ('.rotary_emb.inv_freq',)
+# Bytes per slab of `copy_in_slabs` (fits in a core's L2 cache).
+_SLAB_BYTES = 1 << 18
 
 
 def resolve_checkpoint_dir(path: str) -> str:
@@ -71,11 +75,16 @@ def load_params(directory: str, config: config_lib.ModelConfig,
                 dtype=jnp.float32, mesh=None) -> transformer.Params:
   """Reads every parameter of `config` from the safetensors in `directory`.
 
-  Each tensor is read lazily, transformed to this port's layout and cast to
-  `dtype`. Every checkpoint key must be used and every parameter filled.
-  With a `mesh`, each parameter is placed directly into the sharding that
-  parallel/mesh.py's rules give it: only one tensor at a time is held on the
-  host, and each device receives only its shard.
+  Each tensor is read on its own (its file mapped only meanwhile), written
+  once into this port's layout and `dtype`, and handed to JAX, which on CPU
+  adopts it without a copy. On top of the parameters loaded so far, the host
+  then holds the tensor being read twice at most (as stored and converted);
+  tensors are read largest first, so the big ones pass while little else is
+  held and the peak is about the parameters' size. Every checkpoint key must
+  be used and every parameter filled. With a `mesh`, each parameter is placed
+  directly into the sharding that parallel/mesh.py's rules give it: each
+  process's devices receive only their shards, and one full tensor at a time
+  passes through the host on the way.
 
   Raises:
     errors.CheckpointError: on missing, unexpected or misshapen tensors and on
@@ -86,41 +95,130 @@ def load_params(directory: str, config: config_lib.ModelConfig,
   abstract = nnx.to_flat_state(abstract_state)
   shardings = (None if mesh is None else
                mesh_lib.param_shardings(abstract_state, mesh))
+  values = {}
   with TensorReader(directory) as reader:
-    keys = set(reader.keys())
-    wanted = {e.hf_key for e in table.values()}
-    extra = sorted(k for k in keys - wanted
-                   if not k.endswith(_IGNORABLE_SUFFIXES))
-    missing = sorted(wanted - keys)
-    if config.tie_embeddings and 'lm_head.weight' in extra:
-      extra.remove('lm_head.weight')  # some exports store the tied copy
-    if missing:
-      raise errors.CheckpointError(
-          f'checkpoint in {directory} lacks {len(missing)} tensor(s), first '
-          f'{missing[0]}; it does not match its config.json')
-    if extra:
-      raise errors.CheckpointError(
-          f'checkpoint in {directory} has {len(extra)} tensor(s) this port '
-          f'does not use, first {extra[0]}; unsupported architecture variant')
-    leaves = []
-    for path, var in abstract:
+    _check_keys(reader, table, config, directory)
+    for path, var in sorted(abstract, key=lambda pv: -pv[1].size):
       entry = table.get(path)
       if entry is None:
         raise errors.CheckpointError(f'no checkpoint key for parameter {path}')
-      value = entry.to_jax(reader.get(entry.hf_key))
-      if tuple(value.shape) != tuple(var.shape):
-        raise errors.CheckpointError(
-            f'tensor {entry.hf_key} has shape {tuple(reader.shape(entry.hf_key))}'
-            f', which does not fit the config (expected {tuple(var.shape)} '
-            'after transposition)')
+      host = _read_in_layout(reader, entry, var)
       if shardings is None:
-        value = jnp.asarray(value, dtype)
+        values[path] = jax.device_put(host)
       else:
-        host = np.asarray(jnp.asarray(value, dtype))
-        value = jax.make_array_from_callback(
-            host.shape, shardings[path], lambda idx, host=host: host[idx])
-      leaves.append((path, var.replace(value)))
-  return nnx.from_flat_state(leaves)
+        values[path] = jax.make_array_from_callback(
+            host.shape, shardings[path], _Shards(host))
+      del host
+  return nnx.from_flat_state([(path, var.replace(values.pop(path)))
+                              for path, var in abstract])
+
+
+class _Shards:
+  """`make_array_from_callback`'s callback: each distinct shard of `host` once.
+
+  A shard is its own aligned array (unless it is all of `host`): on CPU, JAX
+  adopts such an array without copying it, so devices holding the same shard
+  share it, and no shard keeps the rest of `host` alive, as a view would.
+  """
+
+  def __init__(self, host: np.ndarray):
+    self._host = host
+    self._made = {}
+
+  def __call__(self, index: tuple[slice, ...]) -> np.ndarray:
+    key = tuple((s.start, s.stop, s.step) for s in index)
+    if key not in self._made:
+      part = self._host[index]
+      if part.size < self._host.size:
+        own = aligned_empty(part.shape, part.dtype)
+        np.copyto(own, part)
+        part = own
+      self._made[key] = part
+    return self._made[key]
+
+
+def _check_keys(reader: TensorReader, table: dict[Any, hf_mapping.Entry],
+                config: config_lib.ModelConfig, directory: str) -> None:
+  """Raises unless the checkpoint holds exactly the tensors `table` needs."""
+  keys = set(reader.keys())
+  wanted = {e.hf_key for e in table.values()}
+  extra = sorted(k for k in keys - wanted
+                 if not k.endswith(_IGNORABLE_SUFFIXES))
+  missing = sorted(wanted - keys)
+  if config.tie_embeddings and 'lm_head.weight' in extra:
+    extra.remove('lm_head.weight')  # some exports store the tied copy
+  if missing:
+    raise errors.CheckpointError(
+        f'checkpoint in {directory} lacks {len(missing)} tensor(s), first '
+        f'{missing[0]}; it does not match its config.json')
+  if extra:
+    raise errors.CheckpointError(
+        f'checkpoint in {directory} has {len(extra)} tensor(s) this port '
+        f'does not use, first {extra[0]}; unsupported architecture variant')
+
+
+def _read_in_layout(reader: TensorReader, entry: hf_mapping.Entry,
+                    var) -> np.ndarray:
+  """The tensor of `entry` in this port's layout and `var`'s dtype.
+
+  The stored [out, in] tensor is copied once into a fresh 64-byte aligned
+  array, transposing and casting on the way (`entry.to_jax` gives numpy
+  views); XLA's CPU client adopts such an array as a device buffer without
+  copying it.
+  """
+  stored = reader.get(entry.hf_key)
+  want = tuple(var.shape)
+  try:
+    view = entry.to_jax(stored)
+  except ValueError:  # a reshape that the stored size does not allow
+    view = None
+  if view is None or view.shape != want:
+    raise errors.CheckpointError(
+        f'tensor {entry.hf_key} has shape {stored.shape}, which does not fit '
+        f'the config (expected {want} after transposition)')
+  out = aligned_empty(want, var.dtype)
+  try:
+    copy_in_slabs(out, view)
+  except (TypeError, ValueError) as e:
+    raise errors.CheckpointError(
+        f'cannot convert tensor {entry.hf_key} ({stored.dtype}) to '
+        f'{np.dtype(var.dtype).name}: {e}') from None
+  return out
+
+
+def copy_in_slabs(out: np.ndarray, view: np.ndarray) -> None:
+  """`np.copyto(out, view)`, casting as needed, one slab of `view` at a time.
+
+  `view` is mostly a transposed view of a stored tensor. Copied whole, numpy
+  walks the source across its rows at cache-miss speed; slabs of about
+  `_SLAB_BYTES` along the axis with the largest stride (the source's rows)
+  keep both sides in cache. Each slab is cast in the source's memory order
+  first.
+  """
+  if view.ndim == 0 or view.size == 0:
+    np.copyto(out, view, casting='unsafe')
+    return
+  axis = int(np.argmax(view.strides))
+  row_bytes = (view.strides[axis] // view.itemsize
+               * max(view.itemsize, out.itemsize))
+  step = max(1, _SLAB_BYTES // max(1, row_bytes))
+  index = [slice(None)] * view.ndim
+  for start in range(0, view.shape[axis], step):
+    index[axis] = slice(start, start + step)
+    part = view[tuple(index)]
+    if part.dtype != out.dtype:
+      part = part.astype(out.dtype, order='K', casting='unsafe')
+    np.copyto(out[tuple(index)], part)
+
+
+def aligned_empty(shape: tuple[int, ...], dtype, align: int = 64
+                  ) -> np.ndarray:
+  """An uninitialised C-contiguous array whose data starts `align`-aligned."""
+  dtype = np.dtype(dtype)
+  nbytes = math.prod(shape) * dtype.itemsize
+  raw = np.empty(nbytes + align, np.uint8)
+  offset = -raw.ctypes.data % align
+  return raw[offset:offset + nbytes].view(dtype).reshape(shape)
 
 
 def export_params(params: transformer.Params,

@@ -4,6 +4,9 @@ import contextlib
 import json
 import os
 
+# Importing ml_dtypes teaches numpy the bfloat16 dtype safetensors returns.
+import ml_dtypes  # pylint: disable=unused-import
+import numpy as np
 import safetensors
 from safetensors import safe_open
 
@@ -16,8 +19,11 @@ INDEX = 'model.safetensors.index.json'
 class TensorReader(contextlib.AbstractContextManager):
   """Opens a checkpoint directory and reads tensors by key, one at a time.
 
-  Tensors are memory-mapped by safetensors and returned as JAX arrays in their
-  stored dtype (bf16 included); nothing is read until `get` is called.
+  Tensors come back as numpy arrays in their stored dtype (bf16 as
+  ml_dtypes.bfloat16), each a private copy. A file is memory-mapped only while
+  one tensor is read from it: mapped pages count in the process's resident
+  memory for as long as the mapping lives, so a reader that kept its files
+  open would hold the whole checkpoint a second time by the end of a load.
   """
 
   def __init__(self, directory: str):
@@ -28,47 +34,61 @@ class TensorReader(contextlib.AbstractContextManager):
       try:
         with open(index) as f:
           weight_map = json.load(f)['weight_map']
-      except (OSError, ValueError, KeyError) as e:
+        self._file_of = {str(k): str(v) for k, v in dict(weight_map).items()}
+      except (OSError, ValueError, KeyError, TypeError) as e:
         raise errors.CheckpointError(
             f'{index} is not a valid safetensors index ({e}); re-download the '
             'checkpoint') from None
-      self._file_of = dict(weight_map)
     elif os.path.exists(single):
-      self._file_of = None
+      with self._open(SINGLE) as f:
+        self._file_of = {k: SINGLE for k in f.keys()}
     else:
       raise errors.CheckpointError(
           f'{directory} has no {SINGLE} or {INDEX}; pass a Hugging Face '
           'checkpoint directory saved with safetensors')
-    self._handles = {}
-    if self._file_of is None:
-      self._file_of = {k: SINGLE for k in self._open(SINGLE).keys()}
 
-  def _open(self, filename):
-    if filename not in self._handles:
-      path = os.path.join(self._dir, filename)
-      try:
-        self._handles[filename] = safe_open(path, framework='flax')
-      except (OSError, safetensors.SafetensorError, ValueError) as e:
-        raise errors.CheckpointError(
-            f'cannot read {path}: {str(e).splitlines()[0]}; the file is '
-            'missing, truncated or corrupt') from None
-    return self._handles[filename]
+  @contextlib.contextmanager
+  def _open(self, filename: str):
+    """`filename` opened (and mapped) for the duration of the block."""
+    path = os.path.join(self._dir, filename)
+    try:
+      handle = safe_open(path, framework='numpy')
+    except (OSError, safetensors.SafetensorError, ValueError) as e:
+      raise errors.CheckpointError(
+          f'cannot read {path}: {_first_line(e)}; the file is missing, '
+          'truncated or corrupt') from None
+    with handle as f:
+      yield f
 
   def keys(self) -> list[str]:
     return sorted(self._file_of)
 
   def shape(self, key: str) -> tuple[int, ...]:
-    return tuple(self._open(self._file_of[key]).get_slice(key).get_shape())
+    """The stored shape of `key`, read from the file's header only."""
+    with self._open(self._file_of[key]) as f:
+      try:
+        return tuple(f.get_slice(key).get_shape())
+      except (safetensors.SafetensorError, ValueError, OSError) as e:
+        raise _unreadable(key, e) from None
 
-  def get(self, key: str):
-    """The tensor stored under `key`, as a JAX array."""
-    try:
-      return self._open(self._file_of[key]).get_tensor(key)
-    except (safetensors.SafetensorError, ValueError, OSError) as e:
-      raise errors.CheckpointError(
-          f'cannot read tensor {key}: {str(e).splitlines()[0]}; the '
-          'checkpoint is truncated or corrupt') from None
+  def get(self, key: str) -> np.ndarray:
+    """The tensor stored under `key`, as a numpy array it alone owns."""
+    with self._open(self._file_of[key]) as f:
+      try:
+        return f.get_tensor(key)
+      except (safetensors.SafetensorError, ValueError, OSError,
+              TypeError) as e:
+        raise _unreadable(key, e) from None
 
   def __exit__(self, *exc):
-    self._handles.clear()
     return False
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+def _unreadable(key: str, e: Exception) -> errors.CheckpointError:
+  return errors.CheckpointError(
+      f'cannot read tensor {key}: {_first_line(e)}; the checkpoint is '
+      'truncated or corrupt')

@@ -98,17 +98,17 @@ class Attention(nnx.Module):
     """
     cfg = self.config
     b = x.shape[0]
-    k = layers.apply_rope(jnp.einsum('BTD,DKH->BTKH', x, self.k_proj[...]),
-                          cos, sin)
-    v = jnp.einsum('BTD,DKH->BTKH', x, self.v_proj[...])
+    k = layers.apply_rope(
+        layers.project('BTD,DKH->BTKH', x, self.k_proj[...]), cos, sin)
+    v = layers.project('BTD,DKH->BTKH', x, self.v_proj[...])
     if query_index is not None:
       if cache_kv is not None:
         raise errors.ConfigError(
             'query_index is not supported with a KV cache')
       x, cos, sin = (gather_slots(a, query_index) for a in (x, cos, sin))
     t = x.shape[1]
-    q = layers.apply_rope(jnp.einsum('BTD,DNH->BTNH', x, self.q_proj[...]),
-                          cos, sin)
+    q = layers.apply_rope(
+        layers.project('BTD,DNH->BTNH', x, self.q_proj[...]), cos, sin)
     if cache_kv is None:
       keys, values, key_valid = k, v, token_mask
       q_slots = jnp.arange(t) if query_index is None else query_index
@@ -131,5 +131,9 @@ class Attention(nnx.Module):
                        jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
     out = jnp.einsum('BKGTS,BSKH->BTKGH', probs, values)
-    out = out.reshape(b, t, cfg.num_heads, cfg.head_dim)  # [B, T, N, H]
-    return jnp.einsum('BTNH,NHD->BTD', out, self.o_proj[...]), new_kv
+    # One contracting axis N*H: over (N, H) as two axes, jnp.einsum lists
+    # them as (H, N) and XLA transposes o_proj, a copy, on every call.
+    nh = cfg.num_heads * cfg.head_dim
+    out = out.reshape(b, t, nh)  # [B, T, N*H]
+    o_proj = self.o_proj[...].reshape(nh, -1)  # [N*H, D]
+    return layers.project('BTX,XD->BTD', out, o_proj), new_kv

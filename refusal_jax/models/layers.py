@@ -85,6 +85,25 @@ def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
   return x * cos[:, :, None, :] + rotated * sin[:, :, None, :]
 
 
+def project(spec: str, x: jax.Array, w: jax.Array) -> jax.Array:
+  """`jnp.einsum(spec, x, w)` accumulated in float32, returned in x's dtype.
+
+  With float32 operands this is the plain einsum. With bfloat16 operands it
+  asks for the float32 accumulation that XLA's CPU backend adds anyway, in a
+  form that backend runs natively: a dot with a bfloat16 result is rewritten
+  into a float32 dot over a float32 copy of the weight, made on every call,
+  and the scheduler, free to make the copies of all layers before the first
+  layer runs, holds a float32 copy of the whole model during a forward pass.
+
+  Args:
+    spec: einsum spec, activations first (e.g. 'BTD,DF->BTF').
+    x: activations, e.g. [B, T, D].
+    w: weight, e.g. [D, F].
+  """
+  out = jnp.einsum(spec, x, w, preferred_element_type=jnp.float32)
+  return out.astype(x.dtype)
+
+
 class MLP(nnx.Module):
   """Gated MLP: down(act(gate(x)) * up(x)); GeGLU (tanh gelu) or SwiGLU."""
 
@@ -101,12 +120,12 @@ class MLP(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """x: [B, T, D] -> [B, T, D]."""
-    gate = jnp.einsum('BTD,DF->BTF', x, self.gate_proj[...])
-    up = jnp.einsum('BTD,DF->BTF', x, self.up_proj[...])
+    gate = project('BTD,DF->BTF', x, self.gate_proj[...])
+    up = project('BTD,DF->BTF', x, self.up_proj[...])
     if self.activation == 'gelu_tanh':
       # transformers' gelu_pytorch_tanh; JAX's flag is set explicitly because
       # the defaults of JAX and PyTorch differ.
       act = jax.nn.gelu(gate, approximate=True)
     else:
       act = jax.nn.silu(gate)
-    return jnp.einsum('BTF,FD->BTD', act * up, self.down_proj[...])
+    return project('BTF,FD->BTD', act * up, self.down_proj[...])
