@@ -1,0 +1,46 @@
+"""A full-size rehearsal of the main job on random weights (see refusal_jax/rehearsal).
+
+python -m experiments.rehearse --preset=gemma-2-2b-it --root=/tmp/rehearsal \
+    --prompts=4 --masks=32 --new_tokens=16 --features=16
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+from experiments import common
+from refusal_jax import rehearsal
+
+_PRESET = flags.DEFINE_enum('preset', 'gemma-2-2b-it', sorted(rehearsal.PRESETS),
+                            'Checkpoint and config to rehearse.')
+_ROOT = flags.DEFINE_string('root', None, 'Where the files and the run go.',
+                            required=True)
+_PROMPTS = flags.DEFINE_integer('prompts', 4, 'Prompts per split and stage.')
+_MASKS = flags.DEFINE_integer('masks', 32, 'Stage-3 ablation masks.')
+_TOKENS = flags.DEFINE_integer('new_tokens', 16, 'Generated tokens.')
+_FEATURES = flags.DEFINE_integer('features', 16, 'Stage-1 K (0 = the '
+                                 "config's).")
+
+
+@common.main_wrapper
+def main(argv):
+  del argv
+  p = rehearsal.preset(_PRESET.value)
+  config = rehearsal.scale_down(rehearsal.load_config(p),
+                                prompts=_PROMPTS.value, masks=_MASKS.value,
+                                new_tokens=_TOKENS.value,
+                                features=_FEATURES.value)
+  result = rehearsal.rehearse(p, _ROOT.value, config,
+                              mesh=common.mesh_from_flags())
+  print('| stage | wall s | compile s | peak host GB |')
+  print('|---|---|---|---|')
+  for name, s in result['stages'].items():
+    print(f"| {name} | {s['seconds']} | {s['compile_seconds']} | "
+          f"{s['peak_host_gb']} |")
+  print(json.dumps({k: result[k] for k in ('files', 'whole_run',
+                                           'total_seconds')}))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,70 @@
+"""config.json of the paper's two checkpoints, as the hub serves them.
+
+The architecture numbers are the published ones; the bookkeeping fields are
+those the hub's files carry (written by transformers 4.4x), so a rehearsal
+checkpoint meets the same config policy a user's download does.
+"""
+
+GEMMA2_2B_IT = {
+    'architectures': ['Gemma2ForCausalLM'],
+    'attention_bias': False,
+    'attention_dropout': 0.0,
+    'attn_logit_softcapping': 50.0,
+    'bos_token_id': 2,
+    'cache_implementation': 'hybrid',
+    'eos_token_id': [1, 107],
+    'final_logit_softcapping': 30.0,
+    'head_dim': 256,
+    'hidden_act': 'gelu_pytorch_tanh',
+    'hidden_activation': 'gelu_pytorch_tanh',
+    'hidden_size': 2304,
+    'initializer_range': 0.02,
+    'intermediate_size': 9216,
+    'max_position_embeddings': 8192,
+    'model_type': 'gemma2',
+    'num_attention_heads': 8,
+    'num_hidden_layers': 26,
+    'num_key_value_heads': 4,
+    'pad_token_id': 0,
+    'query_pre_attn_scalar': 256,
+    'rms_norm_eps': 1e-06,
+    'rope_theta': 10000.0,
+    'sliding_window': 4096,
+    'torch_dtype': 'float32',
+    'transformers_version': '4.42.4',
+    'use_cache': True,
+    'vocab_size': 256000,
+}
+
+LLAMA31_8B_INSTRUCT = {
+    'architectures': ['LlamaForCausalLM'],
+    'attention_bias': False,
+    'attention_dropout': 0.0,
+    'bos_token_id': 128000,
+    'eos_token_id': [128001, 128008, 128009],
+    'hidden_act': 'silu',
+    'hidden_size': 4096,
+    'initializer_range': 0.02,
+    'intermediate_size': 14336,
+    'max_position_embeddings': 131072,
+    'mlp_bias': False,
+    'model_type': 'llama',
+    'num_attention_heads': 32,
+    'num_hidden_layers': 32,
+    'num_key_value_heads': 8,
+    'pretraining_tp': 1,
+    'rms_norm_eps': 1e-05,
+    'rope_scaling': {
+        'factor': 8.0,
+        'low_freq_factor': 1.0,
+        'high_freq_factor': 4.0,
+        'original_max_position_embeddings': 8192,
+        'rope_type': 'llama3',
+    },
+    'rope_theta': 500000.0,
+    'tie_word_embeddings': False,
+    'torch_dtype': 'bfloat16',
+    'transformers_version': '4.43.0.dev0',
+    'use_cache': True,
+    'vocab_size': 128256,
+}
