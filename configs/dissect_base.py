@@ -26,6 +26,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.dtype = 'float32'
   # Seed of prompt sampling and ablation-mask sampling.
   c.seed = 0
+  # Skip the tokenizer's special tokens (BOS, and chat-template markers such
+  # as <start_of_turn> or <|eot_id|>; not the template's ordinary words) in
+  # every SAE edit (ablations in sweeps, generations and CE loss) and SAE
+  # statistic (latent activity, hydra counts, the report's activations).
+  # Why: Gemma Scope was not trained on BOS and its latents fire oddly there,
+  # yet the paper counts hydra features firing on BOS; the report's "SAE
+  # reconstruction error by token class" shows how well the SAE fits each.
+  # Default False, as the paper: it applies SAEs at every position, BOS
+  # included.
+  c.sae_skip_special_tokens = False
 
   c.data = ml_collections.ConfigDict()
   # 'organism': the organisms' generator; 'files': the paths below; or a

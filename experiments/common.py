@@ -133,10 +133,13 @@ def main_wrapper(fn):
       print(f'error: {e}', file=sys.stderr)
       sys.exit(1)
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
-      if not (isinstance(e, MemoryError) or 'RESOURCE_EXHAUSTED' in str(e)):
+      # Sweeps and generations halve their own chunks down to 1 before
+      # giving up (sweeps/engine.py, ChunkSizes).
+      if not errors.is_out_of_memory(e):
         raise
       print('error: out of memory on the device; lower '
-            '--config.chunks.masks / --config.chunks.prompts',
+            '--config.chunks.masks / --config.chunks.prompts / '
+            '--config.eval.batch_size',
             file=sys.stderr)
       sys.exit(1)
 

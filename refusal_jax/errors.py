@@ -46,3 +46,20 @@ def check_finite(name: str, array) -> None:
     raise NumericsError(
         f'{bad} NaN/Inf value(s) in {name}; the weights or the dtype '
         'overflow (try --config.dtype=float32) or the SAE does not fit')
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+  """Whether `error` is the device (or host) running out of memory.
+
+  XLA reports an allocation that does not fit as a `jax.errors.
+  JaxRuntimeError` whose message contains RESOURCE_EXHAUSTED; the host
+  raises `MemoryError`.
+
+  Args:
+    error: any exception.
+  """
+  if isinstance(error, MemoryError):
+    return True
+  import jax  # pylint: disable=g-import-not-at-top
+  return (isinstance(error, jax.errors.JaxRuntimeError) and
+          'RESOURCE_EXHAUSTED' in str(error))

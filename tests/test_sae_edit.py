@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import numerics
+from refusal_jax import errors
 from refusal_jax.interventions import attribution
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.models import transformer
@@ -85,6 +86,56 @@ def test_prompt_only_edits_do_not_touch_generated_tokens(params):
   clean = transformer.forward(params, CFG, IDS, attention_mask=MASK)
   np.testing.assert_array_equal(np.asarray(plain.logits),
                                 np.asarray(clean.logits))
+
+
+def test_skipped_token_ids_are_left_unchanged_everywhere(params):
+  """skip_ids leave their tokens' residual as clean: in a full pass, in a
+  pass resumed from a residual (given the ids), and while generating."""
+  sae = make_sae(layer=0)
+  site = (sae.site, sae.layer)
+  ids = np.asarray(IDS).copy()
+  real = np.asarray(MASK, bool)
+  first = real.argmax(axis=1)
+  ids[np.arange(3), first] = 40  # a "BOS" at each row's first real token
+  ids[0, 5] = 39  # another special token mid-prompt
+  skip = jnp.asarray([39, 40])
+  mask = jnp.ones(A)
+  edit = lambda s: SAEEdit(sae=sae, latent_mask=mask, skip_ids=s)
+  kw = dict(attention_mask=MASK, capture=[site], logits_at='none')
+  clean = np.asarray(transformer.forward(params, CFG, ids, **kw).captured[
+      site])
+  got = np.asarray(transformer.forward(params, CFG, ids, interventions=edit(
+      skip), **kw).captured[site])
+  everywhere = np.asarray(transformer.forward(
+      params, CFG, ids, interventions=edit(None), **kw).captured[site])
+  skipped = np.isin(ids, [39, 40]) & real
+  np.testing.assert_array_equal(got[skipped], clean[skipped])
+  assert np.abs(everywhere[skipped] - clean[skipped]).max() > 1e-3
+  # every other real token is edited as without skip_ids
+  np.testing.assert_array_equal(got[real & ~skipped],
+                                everywhere[real & ~skipped])
+  # Resumed from resid_pre[1]: the ids still reach the edit.
+  late = SAEEdit(sae=make_sae(layer=1), latent_mask=mask, skip_ids=skip)
+  resid = transformer.forward(params, CFG, ids, attention_mask=MASK,
+                              stop_layer=1).resid
+  resumed = transformer.forward(params, CFG, ids, attention_mask=MASK,
+                                start_layer=1, resid=resid,
+                                interventions=late)
+  full = transformer.forward(params, CFG, ids, attention_mask=MASK,
+                             interventions=late)
+  numerics.assert_close(resumed.logits, full.logits,
+                        ulps=numerics.FORWARD_ULPS)
+  with pytest.raises(errors.ConfigError, match='needs the token ids'):
+    transformer.forward(params, CFG, None, attention_mask=MASK,
+                        start_layer=1, resid=resid, interventions=late)
+  # A generation step (one new token, not in the prompt): a skipped id is
+  # left alone there too.
+  step = lambda iv: np.asarray(transformer.forward(
+      params, CFG, jnp.full((3, 1), 40), attention_mask=jnp.ones((3, 1)),
+      capture=[site], logits_at='none', interventions=iv,
+      prompt_mask=jnp.zeros((3, 1), bool)).captured[site])
+  np.testing.assert_array_equal(step(edit(skip)), step(None))
+  assert np.abs(step(edit(None)) - step(None)).max() > 1e-3
 
 
 def test_attribution_is_exact_for_a_linear_metric(params):

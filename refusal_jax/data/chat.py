@@ -102,3 +102,24 @@ def encode_chat(tokenizer, instructions: Sequence[str], *,
   """format_chat + encode: instructions -> left-padded (ids, mask)."""
   return encode(tokenizer, format_chat(tokenizer, instructions, system=system),
                 bos_id=bos_id, max_length=max_length)
+
+
+def special_token_ids(tokenizer, bos_id: int | None = None) -> tuple[int, ...]:
+  """The ids of the tokenizer's special tokens, BOS included, sorted.
+
+  Special tokens are those the tokenizer names (BOS, EOS, pad,
+  `additional_special_tokens`) and every added token marked special: the
+  chat-template markers (Gemma's `<start_of_turn>` / `<end_of_turn>`,
+  Llama-3's `<|start_header_id|>`, `<|end_header_id|>`, `<|eot_id|>`).
+  Ordinary words of a template ('user', 'model', newlines) are not.
+
+  Args:
+    tokenizer: a transformers tokenizer.
+    bos_id: the model's BOS id, added when the tokenizer does not name it.
+  """
+  ids = set(getattr(tokenizer, 'all_special_ids', ()) or ())
+  added = getattr(tokenizer, 'added_tokens_decoder', None) or {}
+  ids.update(i for i, tok in added.items() if getattr(tok, 'special', False))
+  if bos_id is not None:
+    ids.add(bos_id)
+  return tuple(sorted(int(i) for i in ids))

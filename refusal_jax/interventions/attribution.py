@@ -26,7 +26,7 @@ def latent_attribution(params, config: ModelConfig, sae: SAE,
                        input_ids: jax.Array, attention_mask: jax.Array,
                        metric: Callable[[transformer.Output], jax.Array], *,
                        positions: str = 'all', capture=None,
-                       logits_at='last') -> jax.Array:
+                       logits_at='last', skip_ids=None) -> jax.Array:
   """Estimated change of `metric` when each latent is zero-ablated.
 
   Args:
@@ -39,6 +39,8 @@ def latent_attribution(params, config: ModelConfig, sae: SAE,
     positions: 'all' or 'prompt' (as in SAEEdit).
     capture: sites the metric reads from the output, if any.
     logits_at: which logits the forward computes for the metric.
+    skip_ids: optional token ids whose positions are not attributed (as in
+      SAEEdit).
 
   Returns:
     [A] float32 first-order effect of zero-ablating each latent.
@@ -46,7 +48,7 @@ def latent_attribution(params, config: ModelConfig, sae: SAE,
 
   def scaled_metric(s):
     edit = SAEEdit(sae=sae, latent_mask=jnp.ones_like(s), value=s,
-                   mode='scale', positions=positions)
+                   mode='scale', positions=positions, skip_ids=skip_ids)
     out = transformer.forward(params, config, input_ids,
                               attention_mask=attention_mask,
                               interventions=edit, capture=capture,

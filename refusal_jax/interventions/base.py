@@ -27,10 +27,13 @@ class SiteContext:
     prompt_mask: [B, T] bool, True at tokens of the prompt (the prefill pass),
       False at generated tokens.
     positions: [B, T] int32 position ids.
+    input_ids: [B, T] token ids, or None when a pass resumes from a residual
+      without them.
   """
   token_mask: jax.Array
   prompt_mask: jax.Array
   positions: jax.Array
+  input_ids: jax.Array | None = None
 
 
 class Intervention(Protocol):

@@ -17,7 +17,11 @@ Modes (per latent, where `latent_mask` is set):
                                  'scale' with value -3 / -1)
 
 Positions: 'all' real tokens (prompt and generated), 'prompt' tokens only,
-optionally intersected with an explicit [B, T] `position_mask`.
+optionally intersected with an explicit [B, T] `position_mask`. Tokens whose
+id is in `skip_ids` (e.g. BOS and the chat template's special tokens, which
+SAEs such as Gemma Scope never saw in training) are left unchanged wherever
+they are: in the prompt, in generated tokens and in teacher-forced
+completions alike.
 
 Axis letters: see refusal_jax/axes.py (A = SAE latents).
 """
@@ -64,6 +68,9 @@ class SAEEdit:
     position_mask: optional [B, T] bool, further restricting positions.
     mode: 'zero' | 'clamp' | 'scale' (static).
     positions: 'all' | 'prompt' (static).
+    skip_ids: optional [S] int token ids whose positions are left unchanged
+      (the forward pass must be given input_ids, also when it resumes from a
+      residual).
   """
   sae: SAE
   latent_mask: jax.Array
@@ -71,6 +78,7 @@ class SAEEdit:
   position_mask: jax.Array | None = None
   mode: str = flax.struct.field(pytree_node=False, default='zero')
   positions: str = flax.struct.field(pytree_node=False, default='all')
+  skip_ids: jax.Array | None = None
 
   def apply(self, site, layer, x, ctx):
     if site != self.sae.site or layer != self.sae.layer:
@@ -86,5 +94,11 @@ class SAEEdit:
       where = where & ctx.prompt_mask
     if self.position_mask is not None:
       where = where & self.position_mask.astype(bool)
+    if self.skip_ids is not None:
+      if ctx.input_ids is None:
+        raise errors.ConfigError(
+            'SAEEdit.skip_ids needs the token ids: pass input_ids to the '
+            'forward pass, also when it resumes from a residual')
+      where = where & ~jnp.isin(ctx.input_ids, jnp.asarray(self.skip_ids))
     delta = jnp.where(where[..., None], delta, 0.0)
     return (x.astype(jnp.float32) + delta).astype(x.dtype)

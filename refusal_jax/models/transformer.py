@@ -193,7 +193,9 @@ def forward(
   Args:
     params: parameter pytree (nnx.State) of a Transformer for `config`.
     config: the architecture (static under jit).
-    input_ids: [B, T] token ids; not needed when resuming from `resid`.
+    input_ids: [B, T] token ids; when resuming from `resid` they are not
+      embedded, only passed to interventions that read them (SAEEdit's
+      `skip_ids`).
     attention_mask: [B, T] 1 at real tokens, 0 at (left) padding; default all 1.
     positions: [B, T] position ids; default from the mask (left padding aware).
     interventions: None, one intervention, or a sequence of them (see
@@ -248,7 +250,7 @@ def forward(
   if prompt_mask is None:
     prompt_mask = jnp.ones((b, t), bool)
   ctx = iv_base.SiteContext(token_mask=token_mask, prompt_mask=prompt_mask,
-                            positions=positions)
+                            positions=positions, input_ids=input_ids)
   ivs = iv_base.as_tuple(interventions)
   wanted = set(capture or ())
   for site, layer in wanted:

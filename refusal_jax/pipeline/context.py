@@ -10,6 +10,12 @@ and `data.harmless_source`, see refusal_jax/data/datasets.py).
 Following Arditi et al., training and validation prompts are filtered so that
 harmful ones are refused (refusal score > 0) and harmless ones are not (< 0),
 when `data.filter` is set.
+
+Token classes (`token_classes`): every real prompt token is BOS, another
+chat-template token, or an instruction token; the hydra stage localises
+features with them and the report breaks the SAE's reconstruction error down
+by them. With `sae_skip_special_tokens`, every SAE edit and SAE statistic of
+the run skips the tokenizer's special tokens (`Context.skip_ids`).
 """
 
 import dataclasses
@@ -23,15 +29,21 @@ import numpy as np
 from refusal_jax import errors
 from refusal_jax.data import chat
 from refusal_jax.data.prompts import load_prompts
+from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.models.model import Model, load_model
 from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import check_sae_fits, load_sae
+from refusal_jax.sae import transfer
 from refusal_jax.sae.model import SAE
-from refusal_jax.sweeps.engine import Chunks
+from refusal_jax.sweeps.engine import Chunks, ChunkSizes
 from refusal_jax.sweeps.metrics import Metric, metric_from
 
 SPLITS = ('train', 'val', 'test')
 _MARKER = 'QQXQQ'
+
+# Token classes of `token_classes` (0 is padding).
+BOS, TEMPLATE, INSTRUCTION = 1, 2, 3
+CLASS_NAMES = {BOS: 'bos', TEMPLATE: 'template', INSTRUCTION: 'instruction'}
 
 
 @dataclasses.dataclass
@@ -59,6 +71,26 @@ class PromptSet:
                      mask[:, first:])
 
 
+def token_classes(ps: PromptSet, n_prefix: int, n_eoi: int) -> np.ndarray:
+  """[B, T] 0 = padding, BOS, TEMPLATE (other template token), INSTRUCTION.
+
+  Args:
+    ps: left-padded chat prompts.
+    n_prefix: template tokens before the instruction, BOS included.
+    n_eoi: template tokens after the instruction.
+  """
+  cls = np.zeros(ps.mask.shape, np.int8)
+  for b in range(len(ps)):
+    real = np.flatnonzero(ps.mask[b])
+    if not len(real):
+      continue
+    cls[b, real] = INSTRUCTION
+    cls[b, real[:n_prefix]] = TEMPLATE
+    cls[b, real[-n_eoi:]] = TEMPLATE
+    cls[b, real[0]] = BOS
+  return cls
+
+
 @dataclasses.dataclass
 class Context:
   """Shared state of one dissection run.
@@ -72,10 +104,16 @@ class Context:
     prompts: {'harmful_train', 'harmless_train', ...} PromptSets.
     n_eoi: number of post-instruction template tokens.
     n_prefix: number of template tokens before the instruction (BOS incl.).
-    chunks: sweep memory bounds.
+    chunks: sweep memory bounds as configured (also the block size of
+      resumable units of work, so they stay fixed).
     workdir: where finished units of work are memoised (None = nowhere).
     mesh: device mesh the parameters live on and sweeps split masks over
       (None = one device).
+    special_ids: the tokenizer's special token ids, BOS included.
+    skip_ids: the token ids SAE edits and SAE statistics skip: `special_ids`
+      under `config.sae_skip_special_tokens`, else none.
+    chunk_sizes: per-operation chunk sizes, halved on out-of-memory (default:
+      from `chunks` and config.eval.batch_size).
   """
   config: ml_collections.ConfigDict
   model: Model
@@ -88,10 +126,35 @@ class Context:
   chunks: Chunks
   workdir: str | None = None
   mesh: Any = None
+  special_ids: tuple[int, ...] = ()
+  skip_ids: tuple[int, ...] = ()
+  chunk_sizes: ChunkSizes | None = None
+
+  def __post_init__(self):
+    if self.chunk_sizes is None:
+      ev = self.config.get('eval')
+      batch = ev.get('batch_size') if ev is not None else None
+      self.chunk_sizes = ChunkSizes(self.chunks,
+                                    batch or self.chunks.prompts)
 
   def memo(self, stage: str) -> artifacts.Memo:
     """The resumable store of `stage`'s finished units of work."""
     return artifacts.Memo(self.workdir, stage)
+
+  def token_classes(self, ps: PromptSet) -> np.ndarray:
+    """[B, T] token classes of `ps` (see `token_classes`)."""
+    return token_classes(ps, self.n_prefix, self.n_eoi)
+
+  @property
+  def skip_array(self) -> jnp.ndarray | None:
+    """`skip_ids` as an int32 array for SAEEdit, None when nothing skips."""
+    return jnp.asarray(self.skip_ids, jnp.int32) if self.skip_ids else None
+
+  def sae_edit(self, sae: SAE, latent_mask, value=0.0,
+               mode: str = 'zero') -> SAEEdit:
+    """An edit of `sae`'s latents that leaves `skip_ids` tokens unchanged."""
+    return SAEEdit(sae=sae, latent_mask=latent_mask, value=value, mode=mode,
+                   skip_ids=self.skip_array)
 
   def encode(self, instructions) -> PromptSet:
     cfg = self.model.config
@@ -221,7 +284,10 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
     h = load_sae(p)
     check_sae_fits(h, mcfg.d_model, mcfg.num_layers)
     hydra_saes.append(h)
+  transfer.warn_base_saes_on_instruct([sae, *hydra_saes], model_path,
+                                      mcfg.num_layers)
   tok = model.tokenizer
+  special = chat.special_token_ids(tok, mcfg.bos_token_id)
   m = config.metric
   metric = metric_from(m.name, _token_ids(tok, m.refusal_tokens),
                        _token_ids(tok, m.comply_tokens)
@@ -245,7 +311,9 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
                 metric=metric, prompts={}, n_eoi=n_eoi, n_prefix=n_prefix,
                 chunks=Chunks(masks=config.chunks.masks,
                               prompts=config.chunks.prompts), workdir=workdir,
-                mesh=mesh)
+                mesh=mesh, special_ids=special,
+                skip_ids=(special if config.get('sae_skip_special_tokens')
+                          else ()))
   for key, instructions in raw.items():
     split = key.split('_')[1]
     if not instructions:

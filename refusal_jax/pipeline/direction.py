@@ -67,22 +67,22 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
   flat = cands.reshape(-1, cands.shape[-1])
   layer_of = np.tile(np.arange(n_layers), cands.shape[0])
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
-  kw = dict(metric=ctx.metric, chunks=ctx.chunks, progress=progress,
+  kw = dict(metric=ctx.metric, chunks=ctx.chunk_sizes, progress=progress,
             mesh=ctx.mesh)
   memo = ctx.memo('direction')
   bypass = memo('bypass', lambda: dict(v=engine.sweep(
       model.params, model.config, hv.ids, hv.mask, flat, _ablate,
-      **kw).mean(1)))['v']
+      op='direction/bypass', **kw).mean(1)))['v']
   induce = memo('induce', lambda: dict(v=engine.sweep(
       model.params, model.config, sv.ids, sv.mask,
       (flat, np.eye(n_layers, dtype=np.float32)[layer_of]), _induce,
       shared=jnp.float32(ctx.config.direction.induce_coeff),
-      **kw).mean(1)))['v']
+      op='direction/induce', **kw).mean(1)))['v']
   clean = model.forward(sv.ids, sv.mask, logits_at='last').logits[:, 0]
   kw['metric'] = KLFromClean()
   kl = memo('kl', lambda: dict(v=engine.sweep(
       model.params, model.config, sv.ids, sv.mask, flat, _ablate,
-      targets=np.asarray(clean), **kw).mean(1)))['v']
+      targets=np.asarray(clean), op='direction/kl', **kw).mean(1)))['v']
   return dict(bypass=bypass, induce=induce, kl=kl, layer=layer_of,
               position=np.repeat(np.arange(cands.shape[0]) - cands.shape[0],
                                  n_layers))
@@ -125,7 +125,8 @@ def nearest_features(ctx: Context, direction: np.ndarray) -> dict:
     metric = ctx.metric
     effect = np.asarray(attribution.latent_attribution(
         ctx.model.params, ctx.model.config, sae, jnp.asarray(ps.ids),
-        jnp.asarray(ps.mask), lambda out: metric(out.logits[:, 0]).mean()))
+        jnp.asarray(ps.mask), lambda out: metric(out.logits[:, 0]).mean(),
+        skip_ids=ctx.skip_array))
     score = -effect
     order = np.argsort(effect)
   else:

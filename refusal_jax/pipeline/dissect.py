@@ -8,7 +8,9 @@ sweep, a greedy step, a block of masks, a generation condition) is kept in
 stages; a different config in the same workdir is refused.
 
 Stages: direction (1), greedy (2), interactions (3), hydra (4),
-evaluation (5). The run ends with `DIR/summary.json` and `DIR/report.html`.
+evaluation (5). The run ends with `DIR/summary.json` (which also has the
+searched SAE's reconstruction error by token class, measured on the clean
+training prompts) and `DIR/report.html`.
 """
 
 import json
@@ -26,6 +28,7 @@ from refusal_jax.pipeline import evaluation as evaluation_stage
 from refusal_jax.pipeline import greedy as greedy_stage
 from refusal_jax.pipeline import hydra as hydra_stage
 from refusal_jax.pipeline import interactions as interactions_stage
+from refusal_jax.pipeline import latents
 
 STAGES = ('direction', 'greedy', 'interactions', 'hydra', 'evaluation')
 
@@ -74,8 +77,13 @@ def _stage(workdir: str, name: str, fn, show_progress: bool):
   return summary, arrays
 
 
-def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float) -> dict:
-  """The summary.json dict (schema documented in README)."""
+def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
+              sae_error: dict | None = None) -> dict:
+  """The summary.json dict (schema documented in README).
+
+  `sae_error` is `latents.error_by_token_class(ctx)`, stored as
+  `sae_error_by_token_class`.
+  """
   asr = s5['asr']
   model_path, sae_path, _ = context_lib.resolve_paths(config)
   return dict(
@@ -101,6 +109,7 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float) -> dict:
                  token_positions=s4['token_positions'],
                  note=s4.get('note')),
       ce_loss=s5['ce_loss'],
+      sae_error_by_token_class=sae_error,
       n_prompts={k: len(v) for k, v in ctx.prompts.items()},
       seconds=round(seconds, 1),
       provenance=artifacts.provenance())
@@ -146,7 +155,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     return summary, {}
 
   s5, _ = stage('evaluation', evaluate)
-  summary = summarize(config, ctx, s1, s2, s3, s4, s5, time.time() - start)
+  sae_error = latents.error_by_token_class(ctx)
+  summary = summarize(config, ctx, s1, s2, s3, s4, s5, time.time() - start,
+                      sae_error)
   artifacts.write_json(os.path.join(workdir, 'summary.json'), summary)
   from refusal_jax.pipeline import report  # pylint: disable=g-import-not-at-top
   report.write_report(workdir, summary, ctx)

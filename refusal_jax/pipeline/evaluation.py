@@ -17,20 +17,35 @@ from refusal_jax.data.judge import SubstringJudge
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.pipeline.context import Context, PromptSet
+from refusal_jax.sweeps import engine
+
+# The name of every generation of this stage in ctx.chunk_sizes: once one
+# condition's batch (config.eval.batch_size) has been halved for running out
+# of memory, the later ones start from the halved batch.
+GENERATE_OP = 'evaluation/generate'
+# The same for the teacher-forced CE loss passes (logits at every completion
+# token: [batch, G, V]).
+CE_OP = 'evaluation/ce_loss'
 
 
 def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
              progress=None) -> np.ndarray:
-  """[B, G] greedy completions (pad after the stop token)."""
-  out = []
-  bs = ctx.config.eval.batch_size
-  for i in range(0, len(ps), bs):
-    out.append(ctx.model.generate(ps.ids[i:i + bs], ps.mask[i:i + bs],
-                                  max_new_tokens=max_new_tokens,
-                                  interventions=interventions))
+  """[B, G] greedy completions (pad after the stop token).
+
+  Prompts are generated in batches of `ctx.chunk_sizes.batch(GENERATE_OP)`;
+  a batch that runs out of device memory is halved and retried.
+  """
+
+  def run(i0, i1):
+    out = ctx.model.generate(ps.ids[i0:i1], ps.mask[i0:i1],
+                             max_new_tokens=max_new_tokens,
+                             interventions=interventions)
     if progress is not None:
-      progress(len(out[-1]))
-  return np.concatenate(out)
+      progress(len(out))
+    return out
+
+  return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes,
+                                       GENERATE_OP))
 
 
 def completion_mask(tokens: np.ndarray, stop_ids) -> np.ndarray:
@@ -74,16 +89,19 @@ def jailbreak_rate(ctx: Context, interventions, progress=None,
 
 def ce_loss(ctx: Context, ps: PromptSet, tokens: np.ndarray,
             interventions) -> float:
-  """Mean CE of completion tokens [B, G] given prompts, under interventions."""
+  """Mean CE of completion tokens [B, G] given prompts, under interventions.
+
+  Batches of `ctx.chunk_sizes.batch(CE_OP)` prompts; a batch that runs out of
+  device memory is halved and retried.
+  """
   cmask = completion_mask(tokens, ctx.model.config.eos_token_ids)
   pad = ctx.model.config.pad_token_id or 0
-  bs = ctx.config.eval.batch_size
-  total, count = 0.0, 0
   t = ps.ids.shape[1]
-  for i in range(0, len(ps), bs):
-    ids = np.concatenate([ps.ids[i:i + bs],
-                          np.where(cmask[i:i + bs], tokens[i:i + bs], pad)], 1)
-    mask = np.concatenate([ps.mask[i:i + bs], cmask[i:i + bs]], 1)
+
+  def run(i0, i1):
+    ids = np.concatenate([ps.ids[i0:i1],
+                          np.where(cmask[i0:i1], tokens[i0:i1], pad)], 1)
+    mask = np.concatenate([ps.mask[i0:i1], cmask[i0:i1]], 1)
     # Logits at t-1 ... t+G-2 predict the G completion tokens; only those
     # rows are projected onto the vocabulary.
     at = np.broadcast_to(np.arange(t - 1, ids.shape[1] - 1),
@@ -91,11 +109,13 @@ def ce_loss(ctx: Context, ps: PromptSet, tokens: np.ndarray,
     logits = np.asarray(ctx.model.forward(
         ids, mask, interventions=interventions, logits_at=at).logits)
     logp = logits - _logsumexp(logits)
-    tgt = tokens[i:i + bs]
-    nll = -np.take_along_axis(logp, tgt[..., None], -1)[..., 0]
-    m = cmask[i:i + bs]
-    total += float((nll * m).sum())
-    count += int(m.sum())
+    nll = -np.take_along_axis(logp, tokens[i0:i1, :, None], -1)[..., 0]
+    m = cmask[i0:i1]
+    return float((nll * m).sum()), int(m.sum())
+
+  parts = engine.batched(run, len(ps), ctx.chunk_sizes, CE_OP)
+  total = sum(s for s, _ in parts)
+  count = sum(c for _, c in parts)
   return total / max(count, 1)
 
 
@@ -110,7 +130,7 @@ def sae_ablation(ctx: Context, features) -> SAEEdit | None:
   g = ctx.config.greedy
   mask = np.zeros(ctx.sae.d_sae, np.float32)
   mask[list(features)] = 1.0
-  return SAEEdit(sae=ctx.sae, latent_mask=mask, value=g.value, mode=g.mode)
+  return ctx.sae_edit(ctx.sae, mask, value=g.value, mode=g.mode)
 
 
 def run(ctx: Context, direction: np.ndarray, feature_sets: dict,

@@ -28,14 +28,19 @@ def _threshold(ctx: Context) -> float:
   return ctx.metric.threshold_default if thr is None else float(thr)
 
 
-def evaluate_sets(ctx: Context, ps, features, masks, progress=None):
-  """[M, P] metric with each row of masks [M, K] over `features` edited."""
+def evaluate_sets(ctx: Context, ps, features, masks, progress=None,
+                  op: str = 'greedy'):
+  """[M, P] metric with each row of masks [M, K] over `features` edited.
+
+  `op` names the sweep in ctx.chunk_sizes (each caller keeps its own chunk
+  sizes when one runs out of memory).
+  """
   g = ctx.config.greedy
   return engine.sae_sweep(
       ctx.model.params, ctx.model.config, ctx.sae, ps.ids, ps.mask,
       np.asarray(features), np.asarray(masks, np.float32),
-      metric=ctx.metric, mode=g.mode, value=g.value, chunks=ctx.chunks,
-      progress=progress, mesh=ctx.mesh)
+      metric=ctx.metric, mode=g.mode, value=g.value, chunks=ctx.chunk_sizes,
+      op=op, skip_ids=ctx.skip_array, progress=progress, mesh=ctx.mesh)
 
 
 def run(ctx: Context, features: list[int], progress=None) -> dict:

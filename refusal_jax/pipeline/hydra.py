@@ -10,37 +10,25 @@ the harmful prompts:
   metric by more than `hydra.min_effect` (it was compensating for S).
 
 For the redundant features we report where they fire under the ablation: the
-BOS token, the other chat-template tokens, or the instruction's tokens.
-A downstream SAE is needed: ablations at one site cannot change that same
-site's latents on the prompt.
+BOS token, the other chat-template tokens, or the instruction's tokens
+(`context.token_classes`). A downstream SAE is needed: ablations at one site
+cannot change that same site's latents on the prompt. Under
+`sae_skip_special_tokens` both edits leave special tokens unchanged and their
+latents there are not counted.
 """
 
 import numpy as np
 
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.pipeline import latents
-from refusal_jax.pipeline.context import Context
+from refusal_jax.pipeline.context import CLASS_NAMES, Context
 from refusal_jax.sweeps import engine
 
 
 def _set_plus_one(row, shared):
-  sae, set_mask, hydra_sae = shared
-  return (SAEEdit(sae=sae, latent_mask=set_mask),
-          SAEEdit(sae=hydra_sae, latent_mask=row))
-
-
-def token_classes(ps, n_prefix: int, n_eoi: int) -> np.ndarray:
-  """[B, T] 0 = padding, 1 = BOS, 2 = other template token, 3 = instruction."""
-  cls = np.zeros(ps.mask.shape, np.int8)
-  for b in range(len(ps)):
-    real = np.flatnonzero(ps.mask[b])
-    if not len(real):
-      continue
-    cls[b, real] = 3
-    cls[b, real[:n_prefix]] = 2
-    cls[b, real[-n_eoi:]] = 2
-    cls[b, real[0]] = 1
-  return cls
+  sae, set_mask, hydra_sae, skip_ids = shared
+  return (SAEEdit(sae=sae, latent_mask=set_mask, skip_ids=skip_ids),
+          SAEEdit(sae=hydra_sae, latent_mask=row, skip_ids=skip_ids))
 
 
 def _downstream(ctx: Context):
@@ -61,10 +49,9 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
   set_mask = np.zeros(ctx.sae.d_sae, np.float32)
   set_mask[ablate] = 1.0
-  edit = SAEEdit(sae=ctx.sae, latent_mask=set_mask)
-  classes = token_classes(ps, ctx.n_prefix, ctx.n_eoi)
-  names = {1: 'bos', 2: 'template', 3: 'instruction'}
-  counts = {v: 0.0 for v in names.values()}
+  edit = ctx.sae_edit(ctx.sae, set_mask)
+  classes = ctx.token_classes(ps)
+  counts = {v: 0.0 for v in CLASS_NAMES.values()}
   redundant, n_awake, per_sae = [], 0, []
   base = ctx.metric(ctx.model.forward(ps.ids, ps.mask, interventions=edit,
                                       logits_at='last').logits[:, 0])
@@ -73,9 +60,10 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
     memo = ctx.memo('hydra')
     key = h.hook_name.replace('.', '_')
     clean = memo(f'{key}_clean', lambda: dict(f=latents.site_latents(
-        ctx.model, h, ps, ctx.chunks.prompts)))['f']
+        ctx.model, h, ps, ctx.chunks.prompts, skip_ids=ctx.skip_ids)))['f']
     ablated = memo(f'{key}_ablated', lambda: dict(f=latents.site_latents(
-        ctx.model, h, ps, ctx.chunks.prompts, interventions=edit)))['f']
+        ctx.model, h, ps, ctx.chunks.prompts, interventions=edit,
+        skip_ids=ctx.skip_ids)))['f']
     dormant = ~latents.active_latents(clean)
     awake = np.flatnonzero(dormant & latents.active_latents(ablated, cfg.eps))
     awake = awake[np.argsort(-ablated.max(axis=(0, 1))[awake])][
@@ -87,14 +75,14 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
     rows = np.eye(h.d_sae, dtype=np.float32)[awake]
     vals = memo(f'{key}_effects', lambda: dict(v=engine.sweep(
         ctx.model.params, ctx.model.config, ps.ids, ps.mask, rows,
-        _set_plus_one, shared=(ctx.sae, set_mask, h), metric=ctx.metric,
-        start_layer=ctx.sae.layer, chunks=ctx.chunks,
-        progress=progress, mesh=ctx.mesh)))['v']
+        _set_plus_one, shared=(ctx.sae, set_mask, h, ctx.skip_array),
+        metric=ctx.metric, start_layer=ctx.sae.layer, chunks=ctx.chunk_sizes,
+        op='hydra', progress=progress, mesh=ctx.mesh)))['v']
     effect = vals.mean(1) - base
     red = awake[effect < -cfg.min_effect]
     for a in red:
       fires = ablated[..., a] > cfg.eps
-      for c, name in names.items():
+      for c, name in CLASS_NAMES.items():
         counts[name] += float((fires & (classes == c)).sum())
       redundant.append(dict(hook=h.hook_name, latent=int(a), effect=float(
           effect[list(awake).index(a)])))

@@ -30,7 +30,8 @@ def build_pool(ctx: Context, minimal: list[int]) -> tuple[list[int], dict]:
   ps = ctx.prompts['harmful_train']
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
   strength = ctx.memo('interactions')('pool', lambda: dict(s=latents.site_latents(
-      ctx.model, ctx.sae, ps, ctx.chunks.prompts).max(axis=1).mean(0)))['s']
+      ctx.model, ctx.sae, ps, ctx.chunks.prompts,
+      skip_ids=ctx.skip_ids).max(axis=1).mean(0)))['s']
   # strength: [A] mean over prompts of each latent's max over tokens
   others = [int(a) for a in np.argsort(-strength)
             if strength[a] > 0 and int(a) not in set(minimal)]
@@ -59,7 +60,8 @@ def run(ctx: Context, minimal: list[int], progress=None) -> tuple[dict, dict]:
   memo = ctx.memo('interactions')
   block = 4 * ctx.chunks.masks
   y = np.concatenate([memo(f'masks{i:06d}', lambda i=i: dict(
-      y=evaluate_sets(ctx, ps, pool, masks[i:i + block], progress).mean(1)))[
+      y=evaluate_sets(ctx, ps, pool, masks[i:i + block], progress,
+                      op='interactions').mean(1)))[
           'y'] for i in range(0, len(masks), block)])
   n_val = max(1, int(round(cfg.val_fraction * len(y))))
   xt, yt, xv, yv = masks[n_val:], y[n_val:], masks[:n_val], y[:n_val]

@@ -1,11 +1,12 @@
 """The run's self-contained HTML report, `workdir/report.html`.
 
-Sections, in order: the header (model, SAE, prompt counts, timings,
-provenance); the paper's two tables (jailbreak success per condition, CE loss
-per intervention); one figure per stage (stage-1 candidate scores, the stage-2
+Sections, in order: the header (model, SAE); the paper's two tables
+(jailbreak success per condition, CE loss per intervention) and the chosen
+feature sets; one figure per stage (stage-1 candidate scores, the stage-2
 greedy trajectory, stage-3 factorization machine vs linear probe, latent
 activations over prompt tokens); a card per reported feature; the hydra
-findings; example completions.
+findings; the SAE's reconstruction error by token class; example
+completions; run details (paths, prompt counts, timings, provenance).
 
 The file loads nothing: the CSS is inline and every figure is a PNG drawn with
 matplotlib's Agg canvas and embedded as a base64 data URI. Missing artifacts
@@ -238,7 +239,8 @@ def feature_activations(ctx: Context, ps, feats: list[int]) -> list[tuple]:
     # Slices keep the padded width, so at most two shapes are compiled.
     sub = PromptSet(ps.instructions[i:i + bs], ps.ids[i:i + bs],
                     ps.mask[i:i + bs])
-    f = latents.site_latents(ctx.model, ctx.sae, sub, bs)[..., cols]
+    f = latents.site_latents(ctx.model, ctx.sae, sub, bs,
+                             skip_ids=ctx.skip_ids)[..., cols]
     for b in range(len(sub)):
       real = sub.mask[b].astype(bool)
       out.append((sub.ids[b][real], f[b][real]))
@@ -775,6 +777,31 @@ def hydra_section(summary: dict, arts: dict) -> str:
   return section(title, 'hydra', *parts)
 
 
+def sae_error_section(summary: dict, ctx: Context) -> str:
+  """The searched SAE's reconstruction error per token class."""
+  title = 'SAE reconstruction error by token class'
+  err = summary.get('sae_error_by_token_class')
+  if not err:
+    return section(title, 'sae-error', para(
+        'Not measured in this run.', 'muted'))
+  rows = [(name, e.get('n_tokens'), e.get('n_special'), e.get('relative_mse'))
+          for name, e in err.items()]
+  skip = bool(ctx.config.get('sae_skip_special_tokens'))
+  how = ('SAE edits and latent statistics skip special tokens '
+         '(sae_skip_special_tokens = True).' if skip else
+         'SAE edits and latent statistics apply at every token, BOS included, '
+         'as in the paper (set sae_skip_special_tokens to skip special '
+         'tokens).')
+  note = para(
+      f'Relative MSE: sum ||x - SAE(x)||\u00b2 / sum ||x||\u00b2 of the clean '
+      f'residual at {ctx.sae.hook_name} on the harmful and harmless training '
+      'prompts, at every real token. Special: tokens holding one of the '
+      f'tokenizer\'s special tokens. {how}', 'muted')
+  return section(title, 'sae-error', table(
+      ('token class', 'tokens', 'special', 'relative MSE'), rows,
+      'sae-error-table', digits=4), note)
+
+
 def completions_section(arts: dict) -> str:
   """A few harmful test prompts with every condition's reply."""
   title = 'Example completions (harmful test prompts)'
@@ -823,6 +850,7 @@ def render(workdir: str, summary: dict, ctx: Context) -> str:
       activations_section(ctx, sets, feats, harmful, prompts),
       cards_section(ctx, feats, sets, arts, harmful, harmless),
       hydra_section(summary, arts),
+      sae_error_section(summary, ctx),
       completions_section(arts),
       run_details(summary, arts),
   ]

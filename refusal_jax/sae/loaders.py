@@ -77,6 +77,10 @@ _GEMMA2_BY_D_MODEL = {
 }
 LLAMA_SCOPE_MODEL_NAME = 'meta-llama/Llama-3.1-8B'
 
+# Gemma Scope's releases for the instruction-tuned models are named
+# gemma-scope-<size>-it-... (e.g. gemma-scope-9b-it-res); the others are for
+# the base models.
+_GEMMA_SCOPE_IT_RE = re.compile(r'gemma-scope-[^/]*-it-')
 _GEMMA_PATH_RE = re.compile(
     r'(?:^|/)layer_(\d+)/width_([0-9a-z]+)/(?:average_l0_\d+|canonical)/?$')
 _DTYPES = ('float32', 'float16', 'bfloat16', 'float64')
@@ -434,12 +438,15 @@ def _load_gemma_scope(folder: pathlib.Path, dtype_name: str | None) -> SAE:
   if 'scaling_factor' in arrays:
     arrays['W_dec'] = arrays['W_dec'] * arrays.pop('scaling_factor')[:, None]
   file_dtype = _dtype_name(tensors['W_enc'].dtype, wfile)
+  model_name = _GEMMA2_BY_D_MODEL.get(d_in, '')
+  if model_name and _GEMMA_SCOPE_IT_RE.search(folder.resolve().as_posix()):
+    model_name += '-it'
   return _make_sae(
       arrays, dtype_name or file_dtype, architecture='jumprelu', k=None,
       apply_b_dec_to_input=False, rescale_acts_by_decoder_norm=False,
       site=sites.RESID_POST, layer=layer,
       hook_name=sites.hook_name(sites.RESID_POST, layer),
-      model_name=_GEMMA2_BY_D_MODEL.get(d_in, ''), neuronpedia_id=None)
+      model_name=model_name, neuronpedia_id=None)
 
 
 # --------------------------------------------------------------- Llama Scope

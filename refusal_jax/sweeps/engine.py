@@ -20,6 +20,14 @@ recompiled) and bound memory by `Chunks`. No input buffer is donated: the
 shared prefix residual is reused by every mask chunk, and no output has the
 shape of a mask chunk.
 
+Out of memory: chunk sizes are looked up per operation in a `ChunkSizes`
+(one per run, in the pipeline's context). When a chunk does not fit in device
+memory, its operation's masks chunk is halved (then, at 1, its prompts
+chunk), one warning is logged and the failed chunk is retried; the smaller
+size is kept for that operation for the rest of the run. `batched` does the
+same for batched calls such as generation. Values do not depend on the chunk
+sizes beyond float rounding (tested).
+
 With a `mesh`, each mask chunk is split over the mesh's 'data' axis (the
 chunk is rounded up to a multiple of its size) and prompts are replicated;
 a sweep with fewer masks than 'data' devices splits its prompt chunks there
@@ -39,6 +47,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from flax import nnx
 
 from refusal_jax import errors
@@ -63,6 +72,119 @@ class Chunks:
   """
   masks: int = 16
   prompts: int = 32
+
+
+class ChunkSizes:
+  """The chunk sizes of one run, per operation, halved when memory runs out.
+
+  An operation is a name chosen by the caller ('direction/bypass', 'greedy',
+  'evaluation/generate', ...). Each starts from the configured sizes: `chunks`
+  for sweeps, `batch` for batched calls. `sweep`, `sae_sweep` and `batched`
+  halve the size of the operation that ran out of device memory and retry;
+  the halved size is kept under that name for the rest of the run, so other
+  operations keep theirs.
+
+  Attributes:
+    default_chunks: sweep chunks of an operation not yet reduced.
+    default_batch: batch size of a batched operation not yet reduced.
+  """
+
+  def __init__(self, chunks: Chunks = Chunks(), batch: int = 32):
+    self.default_chunks = chunks
+    self.default_batch = int(batch)
+    self._chunks: dict[str, Chunks] = {}
+    self._batches: dict[str, int] = {}
+
+  def chunks(self, op: str) -> Chunks:
+    """The sweep chunks of operation `op`."""
+    return self._chunks.get(op, self.default_chunks)
+
+  def batch(self, op: str) -> int:
+    """The batch size of batched operation `op`."""
+    return self._batches.get(op, self.default_batch)
+
+  def reduced(self) -> dict[str, Chunks | int]:
+    """{operation: its reduced chunks or batch} for every halved one."""
+    return {**self._chunks, **self._batches}
+
+  def halve_chunks(self, op: str, n_masks: int, n_prompts: int, mesh=None,
+                   axes=('masks', 'prompts')) -> bool:
+    """Halves `op`'s chunk along the first of `axes` that can shrink.
+
+    Sizes are halved from what a sweep of n_masks x n_prompts really uses
+    (`_plan`: capped at the counts, rounded to the mesh's 'data' axis).
+
+    Args:
+      op: the operation.
+      n_masks: masks of the sweep that ran out of memory.
+      n_prompts: its prompts.
+      mesh: its device mesh, or None.
+      axes: which chunks may shrink, in order.
+
+    Returns:
+      False when no axis can shrink (both at 1, or at the mesh's size).
+    """
+    cur = self.chunks(op)
+    mm, pm, _ = _plan(cur, n_masks, n_prompts, mesh)
+    for axis in axes:
+      if axis == 'masks':
+        new = dataclasses.replace(cur, masks=max(1, mm // 2))
+      else:
+        new = dataclasses.replace(cur, prompts=max(1, pm // 2))
+      nm, npr, _ = _plan(new, n_masks, n_prompts, mesh)
+      if nm * npr < mm * pm:
+        old_size, new_size = (mm, nm) if axis == 'masks' else (pm, npr)
+        logging.warning(
+            'out of device memory in %s: %s chunk %d -> %d for the rest of '
+            'the run', op, axis, old_size, new_size)
+        self._chunks[op] = new
+        return True
+    return False
+
+  def halve_batch(self, op: str, n: int) -> bool:
+    """Halves `op`'s batch (from what n items really use); False at 1."""
+    cur = min(self.batch(op), n)
+    if cur <= 1:
+      return False
+    logging.warning('out of device memory in %s: batch %d -> %d for the rest '
+                    'of the run', op, cur, cur // 2)
+    self._batches[op] = cur // 2
+    return True
+
+
+def _sizes(chunks: 'Chunks | ChunkSizes') -> ChunkSizes:
+  """The run's ChunkSizes, or a fresh one for a plain Chunks."""
+  return chunks if isinstance(chunks, ChunkSizes) else ChunkSizes(chunks)
+
+
+def batched(fn: Callable[[int, int], Any], n: int, sizes: ChunkSizes,
+            op: str) -> list[Any]:
+  """[fn(i0, i1) for consecutive batches of [0, n)], halving on OOM.
+
+  Args:
+    fn: evaluates items [i0, i1); must not keep state across calls that a
+      failed call could leave half-updated.
+    n: number of items.
+    sizes: the run's chunk sizes; `sizes.batch(op)` items per call.
+    op: the operation's name.
+
+  Returns:
+    The results of fn, one per batch, in order.
+
+  Raises:
+    MemoryError, jax.errors.JaxRuntimeError: out of memory at batch 1.
+  """
+  out, i = [], 0
+  while i < n:
+    j = min(i + sizes.batch(op), n)
+    try:
+      out.append(fn(i, j))
+    except (MemoryError, jax.errors.JaxRuntimeError) as e:
+      if not (errors.is_out_of_memory(e) and sizes.halve_batch(op, j - i)):
+        raise
+      continue
+    i = j
+  return out
 
 
 def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
@@ -99,6 +221,59 @@ def _placer(mesh, split: str, logical: str):
   return lambda x: mesh_lib.put_replicated(x, mesh)
 
 
+def _run_chunks(sizes: ChunkSizes, op: str, n_masks: int, n_prompts: int,
+                mesh, prepare, evaluate, progress) -> np.ndarray:
+  """[M, P] values of every (mask chunk, prompt chunk), halving on OOM.
+
+  Args:
+    sizes: the run's chunk sizes; `sizes.chunks(op)` bounds each call.
+    op: the operation's name.
+    n_masks: M.
+    n_prompts: P.
+    mesh: device mesh or None (`_plan`).
+    prepare: (p0, p1, pm, put_prompts) -> the state of prompts [p0, p1)
+      padded to pm rows (e.g. the shared prefix residual).
+    evaluate: (state, m0, m1, mm, put_masks) -> [mm', pm'] host values of
+      masks [m0, m1) padded to mm rows (padded rows and columns are dropped).
+    progress: optional callable(n_done_masks).
+
+  Returns:
+    [M, P] float32.
+
+  Raises:
+    MemoryError, jax.errors.JaxRuntimeError: out of memory with both chunks
+      at their smallest.
+  """
+  out = np.zeros((n_masks, n_prompts), np.float32)
+  if not n_masks or not n_prompts:
+    return out
+  p0, m0, state = 0, 0, None
+  while p0 < n_prompts:
+    mm, pm, split = _plan(sizes.chunks(op), n_masks, n_prompts, mesh)
+    p1, m1 = min(p0 + pm, n_prompts), min(m0 + mm, n_masks)
+    try:
+      if state is None:  # errors surface here, not in the first evaluate
+        state = jax.block_until_ready(
+            prepare(p0, p1, pm, _placer(mesh, split, 'batch')))
+      vals = evaluate(state, m0, m1, mm, _placer(mesh, split, 'masks'))
+    except (MemoryError, jax.errors.JaxRuntimeError) as e:
+      # The prompt chunk's own pass does not shrink with the masks chunk.
+      axes = ('prompts',) if state is None else ('masks', 'prompts')
+      if not (errors.is_out_of_memory(e) and sizes.halve_chunks(
+          op, n_masks, n_prompts, mesh, axes)):
+        raise
+      if _plan(sizes.chunks(op), n_masks, n_prompts, mesh)[1] != pm:
+        state, m0 = None, 0  # a smaller prompt chunk: its masks from 0
+      continue
+    out[m0:m1, p0:p1] = vals[:m1 - m0, :p1 - p0]
+    if progress is not None:
+      progress(m1 - m0)
+    m0 = m1
+    if m0 == n_masks:
+      p0, m0, state = p1, 0, None
+  return out
+
+
 @functools.partial(jax.jit, static_argnames=('config', 'layer'))
 def prefix_residual(params, config: ModelConfig, input_ids, attention_mask,
                     layer: int) -> jax.Array:
@@ -116,7 +291,7 @@ def _general_chunk(params, config, input_ids, resid, attention_mask, args,
 
   def one(row):
     out = transformer.forward(
-        params, config, input_ids if start_layer == 0 else None,
+        params, config, input_ids,  # when resuming, for interventions only
         attention_mask=attention_mask, start_layer=start_layer,
         resid=resid if start_layer else None,
         interventions=build(row, shared), logits_at='last')
@@ -130,7 +305,8 @@ def _general_chunk(params, config, input_ids, resid, attention_mask, args,
 def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
           build: Callable[[Any, Any], Any], *, metric: Metric,
           shared: Any = None, start_layer: int = 0, targets=None,
-          chunks: Chunks = Chunks(), progress=None, mesh=None) -> np.ndarray:
+          chunks: Chunks | ChunkSizes = Chunks(), op: str = 'sweep',
+          progress=None, mesh=None) -> np.ndarray:
   """Evaluates `metric` for every prompt under every stacked intervention.
 
   Args:
@@ -149,7 +325,9 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
       once per prompt chunk.
     targets: optional [P, ...] per-prompt data for the metric (e.g. the
       clean logits, for a KL divergence).
-    chunks: memory bounds.
+    chunks: memory bounds: fixed `Chunks`, or the run's `ChunkSizes` (then
+      `chunks.chunks(op)`, and a halving on out-of-memory is remembered).
+    op: the operation's name in `chunks`.
     progress: optional callable(n_done_masks) for progress reporting.
     mesh: optional device mesh; rows are split over its 'data' axis.
 
@@ -159,32 +337,27 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
   input_ids = np.asarray(input_ids)
   attention_mask = np.asarray(attention_mask)
   n_masks = jax.tree.leaves(args)[0].shape[0]
-  n_prompts = input_ids.shape[0]
-  mm, pm, split = _plan(chunks, n_masks, n_prompts, mesh)
-  put_prompts = _placer(mesh, split, 'batch')
-  put_masks = _placer(mesh, split, 'masks')
   shared = mesh_lib.put_replicated(shared, mesh)
-  out = np.zeros((n_masks, n_prompts), np.float32)
-  for p0 in range(0, n_prompts, pm):
-    p1 = min(p0 + pm, n_prompts)
-    ids = put_prompts(_pad_to(input_ids[p0:p1], pm))
-    mask = put_prompts(_pad_to(attention_mask[p0:p1], pm))
+  targets = None if targets is None else np.asarray(targets)
+
+  def prepare(p0, p1, pm, put):
+    ids = put(_pad_to(input_ids[p0:p1], pm))
+    mask = put(_pad_to(attention_mask[p0:p1], pm))
     resid = (prefix_residual(params, config, ids, mask, start_layer)
              if start_layer else None)
-    tgt = None if targets is None else put_prompts(
-        _pad_to(np.asarray(targets)[p0:p1], pm))
-    for m0 in range(0, n_masks, mm):
-      m1 = min(m0 + mm, n_masks)
-      rows = jax.tree.map(
-          put_masks,
-          _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm))
-      vals = _general_chunk(params, config, ids, resid, mask, rows, shared,
-                            tgt, build=build, start_layer=start_layer,
-                            metric=metric)
-      out[m0:m1, p0:p1] = mesh_lib.to_host(vals)[:m1 - m0, :p1 - p0]
-      if progress is not None:
-        progress(m1 - m0)
-  return out
+    tgt = None if targets is None else put(_pad_to(targets[p0:p1], pm))
+    return ids, mask, resid, tgt
+
+  def evaluate(state, m0, m1, mm, put):
+    ids, mask, resid, tgt = state
+    rows = jax.tree.map(
+        put, _pad_tree(jax.tree.map(lambda a: np.asarray(a)[m0:m1], args), mm))
+    return mesh_lib.to_host(_general_chunk(
+        params, config, ids, resid, mask, rows, shared, tgt, build=build,
+        start_layer=start_layer, metric=metric))
+
+  return _run_chunks(_sizes(chunks), op, n_masks, input_ids.shape[0], mesh,
+                     prepare, evaluate, progress)
 
 
 # --------------------------------------------------------------------------
@@ -287,10 +460,10 @@ def final_logits(params, config: ModelConfig, h) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=('config', 'start_layer',
                                              'metric', 'mode',
                                              'trim_last_layer'))
-def _sae_chunk(params, config, resid, attention_mask, f, w, masks, value, *,
-               start_layer, metric, mode, trim_last_layer):
+def _sae_chunk(params, config, resid, attention_mask, edit_at, f, w, masks,
+               value, *, start_layer, metric, mode, trim_last_layer):
   """[Mc, Pc] metric for a chunk of latent masks [Mc, C]."""
-  keep = attention_mask.astype(bool)[..., None]
+  keep = edit_at.astype(bool)[..., None]  # [Pc, T, 1] positions edited
 
   def one(m):
     edited = sae_edit.edit_latents(f, m, value, mode)
@@ -307,12 +480,14 @@ def _sae_chunk(params, config, resid, attention_mask, f, w, masks, value, *,
 def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
               attention_mask, candidates, masks, *, metric: Metric,
               mode: str = 'zero', value: float = 0.0,
-              chunks: Chunks = Chunks(), trim_last_layer: bool = True,
-              progress=None, mesh=None) -> np.ndarray:
+              chunks: Chunks | ChunkSizes = Chunks(), op: str = 'sae_sweep',
+              trim_last_layer: bool = True, skip_ids=None, progress=None,
+              mesh=None) -> np.ndarray:
   """Metric for every prompt with each subset of SAE latents edited.
 
-  Equals running `SAEEdit(sae, latent_mask=scatter(masks[m]))` through the
-  plain forward pass one mask at a time (tested), at all real tokens.
+  Equals running `SAEEdit(sae, latent_mask=scatter(masks[m]),
+  skip_ids=skip_ids)` through the plain forward pass one mask at a time
+  (tested), at all real tokens except those holding one of `skip_ids`.
 
   Args:
     params: model parameters.
@@ -325,11 +500,15 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
     metric: last-position metric.
     mode: 'zero' | 'clamp' | 'scale' (see interventions/sae_edit.py).
     value: clamp value or scale factor.
-    chunks: memory bounds.
+    chunks: memory bounds: fixed `Chunks`, or the run's `ChunkSizes` (see
+      `sweep`).
+    op: the operation's name in `chunks`.
     trim_last_layer: run the last decoder layer at the last position only
       (keys and values at every position; queries, attention output and MLP
       at one), the only position the metric reads. False runs it at every
       position; both give the same values (tested).
+    skip_ids: optional token ids whose positions are never edited (e.g. BOS
+      and the chat template's special tokens, see SAEEdit.skip_ids).
     progress: optional callable(n_done_masks).
     mesh: optional device mesh; masks are split over its 'data' axis.
 
@@ -340,27 +519,25 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
   sae = mesh_lib.put_replicated(sae, mesh)
   input_ids = np.asarray(input_ids)
   attention_mask = np.asarray(attention_mask)
+  edit_at = attention_mask.astype(bool)  # [P, T] positions the edit applies to
+  if skip_ids is not None:
+    edit_at = edit_at & ~np.isin(input_ids, np.asarray(skip_ids))
   candidates = mesh_lib.put_replicated(
       jnp.asarray(np.asarray(candidates, np.int32)), mesh)
   masks = np.asarray(masks, np.float32)
-  n_masks, n_prompts = masks.shape[0], input_ids.shape[0]
-  mm, pm, split = _plan(chunks, n_masks, n_prompts, mesh)
-  put_prompts = _placer(mesh, split, 'batch')
-  put_masks = _placer(mesh, split, 'masks')
-  out = np.zeros((n_masks, n_prompts), np.float32)
-  for p0 in range(0, n_prompts, pm):
-    p1 = min(p0 + pm, n_prompts)
-    ids = put_prompts(_pad_to(input_ids[p0:p1], pm))
-    mask = put_prompts(_pad_to(attention_mask[p0:p1], pm))
+
+  def prepare(p0, p1, pm, put):
+    ids = put(_pad_to(input_ids[p0:p1], pm))
+    mask = put(_pad_to(attention_mask[p0:p1], pm))
     resid = prefix_residual(params, config, ids, mask, start)
     f, w = _site_latents(sae, resid, candidates)
-    for m0 in range(0, n_masks, mm):
-      m1 = min(m0 + mm, n_masks)
-      vals = _sae_chunk(params, config, resid, mask, f, w,
-                        put_masks(_pad_to(masks[m0:m1], mm)),
-                        jnp.float32(value), start_layer=start, metric=metric,
-                        mode=mode, trim_last_layer=trim_last_layer)
-      out[m0:m1, p0:p1] = mesh_lib.to_host(vals)[:m1 - m0, :p1 - p0]
-      if progress is not None:
-        progress(m1 - m0)
-  return out
+    return resid, mask, put(_pad_to(edit_at[p0:p1], pm)), f, w
+
+  def evaluate(state, m0, m1, mm, put):
+    return mesh_lib.to_host(_sae_chunk(
+        params, config, *state, put(_pad_to(masks[m0:m1], mm)),
+        jnp.float32(value), start_layer=start, metric=metric, mode=mode,
+        trim_last_layer=trim_last_layer))
+
+  return _run_chunks(_sizes(chunks), op, masks.shape[0], input_ids.shape[0],
+                     mesh, prepare, evaluate, progress)

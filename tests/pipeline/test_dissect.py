@@ -1,6 +1,7 @@
 """The whole pipeline on a tiny config: schema, resume, refusal to mix configs
 or changed inputs."""
 
+import dataclasses
 import json
 import os
 import re
@@ -12,10 +13,14 @@ import time
 import numpy as np
 import pytest
 
+import numerics
 import tiny_setup
 from refusal_jax import errors
 from refusal_jax.pipeline import artifacts
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import dissect
+from refusal_jax.pipeline import evaluation
+from refusal_jax.pipeline import latents
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -54,6 +59,78 @@ def test_summary_has_the_documented_schema(tiny):
       summary['stage1']['features'])
   assert summary['hydra']['n_awakened'] >= summary['hydra']['n_redundant']
   assert os.path.exists(os.path.join(workdir, 'report.html'))
+
+
+@pytest.fixture(scope='module')
+def skipping(tiny):
+  """The tiny run's context with sae_skip_special_tokens set."""
+  config, _, _ = tiny
+  config = config.copy_and_resolve_references()
+  config.sae_skip_special_tokens = True
+  return context_lib.build_context(config)
+
+
+def test_summary_has_the_sae_error_by_token_class(tiny, skipping):
+  _, workdir, summary = tiny
+  err = summary['sae_error_by_token_class']
+  assert list(err) == ['bos', 'template', 'instruction']
+  n_prompts = (summary['n_prompts']['harmful_train'] +
+               summary['n_prompts']['harmless_train'])
+  assert err['bos']['n_tokens'] == err['bos']['n_special'] == n_prompts
+  assert 0 < err['template']['n_special'] < err['template']['n_tokens']
+  assert err['instruction']['n_special'] == 0
+  for e in err.values():
+    assert np.isfinite(e['relative_mse']) and e['relative_mse'] > 0
+  # BOS is the same token at the same position in every prompt: the class's
+  # relative MSE is that of one BOS residual.
+  ctx = skipping
+  ps = ctx.prompts['harmful_train'].subset([0])
+  site = (ctx.sae.site, ctx.sae.layer)
+  x = np.asarray(ctx.model.forward(ps.ids, ps.mask, capture=[site],
+                                   logits_at='none').captured[site])[0, 0]
+  x_hat = np.asarray(ctx.sae.reconstruct(x), np.float64)
+  one = np.square(x - x_hat).sum() / np.square(x.astype(np.float64)).sum()
+  numerics.assert_close(err['bos']['relative_mse'], one,
+                        ulps=numerics.FORWARD_ULPS)
+  with open(os.path.join(workdir, 'report.html'), encoding='utf-8') as f:
+    text = f.read()
+  assert 'id="sae-error-table"' in text
+  sections = re.findall(r'<section id="([\w-]+)">', text)
+  assert sections.index('hydra') < sections.index('sae-error') < (
+      sections.index('run'))
+
+
+def test_skipping_special_tokens_leaves_bos_unedited(tiny, skipping):
+  config, _, _ = tiny
+  ctx = skipping
+  bos = ctx.model.config.bos_token_id
+  assert bos in ctx.skip_ids and ctx.skip_ids == ctx.special_ids
+  assert not config.sae_skip_special_tokens  # the default, as the paper
+  ps = ctx.prompts['harmful_train'].subset(range(4))
+  site = (ctx.sae.site, ctx.sae.layer)
+  classes = ctx.token_classes(ps)
+  special = np.isin(ps.ids, ctx.skip_ids) & (classes > 0)
+  assert (special[classes == context_lib.BOS]).all()
+  assert not special[classes == context_lib.INSTRUCTION].any()
+  run = lambda iv: np.asarray(ctx.model.forward(
+      ps.ids, ps.mask, capture=[site], logits_at='none',
+      interventions=iv).captured[site])
+  clean = run(None)
+  clamp_all = np.ones(ctx.sae.d_sae, np.float32)
+  edit = ctx.sae_edit(ctx.sae, clamp_all, value=1.0, mode='clamp')
+  edited = run(edit)
+  np.testing.assert_array_equal(edited[special], clean[special])
+  plain = run(dataclasses.replace(edit, skip_ids=None))  # the default edit
+  assert np.abs(plain[classes == context_lib.BOS] -
+                clean[classes == context_lib.BOS]).min() > 1e-3
+  others = (classes > 0) & ~special
+  np.testing.assert_array_equal(edited[others], plain[others])
+  # The pipeline's edits are built the same way ...
+  ablation = evaluation.sae_ablation(ctx, [0, 1, 2])
+  assert np.array_equal(np.asarray(ablation.skip_ids), ctx.skip_ids)
+  # ... and its SAE statistics leave the special tokens out.
+  f = latents.site_latents(ctx.model, ctx.sae, ps, 8, skip_ids=ctx.skip_ids)
+  assert not f[special].any() and f[others].any()
 
 
 def test_rerun_reuses_finished_stages(tiny):

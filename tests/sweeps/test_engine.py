@@ -72,6 +72,35 @@ def test_sae_sweep_equals_one_at_a_time(params, site, layer, mode, value):
         sae=sae, latent_mask=jnp.asarray(dense), value=value, mode=mode))
 
 
+def test_sae_sweep_skips_token_ids_as_the_edit_does(params):
+  """With skip_ids (BOS, template specials) the fast path leaves those
+  tokens alone exactly as SAEEdit(skip_ids=...) does."""
+  sae = _sae(1, 'resid_post')
+  ids = IDS.copy()
+  ids[np.arange(5), MASK.argmax(axis=1)] = 2  # a BOS id first in every row
+  skip = np.array([2, int(ids[0, 4])])
+  candidates = np.arange(0, A, 2)
+  masks = (RNG.rand(5, len(candidates)) < 0.6).astype(np.float32)
+  kw = dict(metric=METRIC, mode='clamp', value=2.0,
+            chunks=engine.Chunks(masks=2, prompts=3))
+  got = engine.sae_sweep(params, CFG, sae, ids, MASK, candidates, masks,
+                         skip_ids=skip, **kw)
+  unskipped = engine.sae_sweep(params, CFG, sae, ids, MASK, candidates,
+                               masks, **kw)
+  assert np.abs(got - unskipped).max() > 1e-4
+  for m in range(len(masks)):
+    dense = np.zeros(A, np.float32)
+    dense[candidates] = masks[m]
+    out = transformer.forward(
+        params, CFG, jnp.asarray(ids), attention_mask=jnp.asarray(MASK),
+        interventions=SAEEdit(sae=sae, latent_mask=jnp.asarray(dense),
+                              value=2.0, mode='clamp',
+                              skip_ids=jnp.asarray(skip)), logits_at='last')
+    numerics.assert_close(got[m], METRIC(out.logits[:, 0]),
+                          ulps=numerics.FORWARD_ULPS,
+                          scale=np.abs(np.asarray(out.logits)).max())
+
+
 def _ablate(row, shared):
   del shared
   return DirectionalAblation(row)
