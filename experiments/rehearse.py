@@ -1,7 +1,7 @@
 """A full-size rehearsal of the main job on random weights (see refusal_jax/rehearsal).
 
 python -m experiments.rehearse --preset=gemma-2-2b-it --root=/tmp/rehearsal \
-    --prompts=4 --masks=32 --new_tokens=16 --features=16
+    --prompts=2 --masks=32 --new_tokens=16 --features=16 --positions=1
 """
 
 import json
@@ -21,6 +21,8 @@ _MASKS = flags.DEFINE_integer('masks', 32, 'Stage-3 ablation masks.')
 _TOKENS = flags.DEFINE_integer('new_tokens', 16, 'Generated tokens.')
 _FEATURES = flags.DEFINE_integer('features', 16, 'Stage-1 K (0 = the '
                                  "config's).")
+_POSITIONS = flags.DEFINE_integer('positions', 1, 'Stage-1 candidate '
+                                  'positions (0 = all).')
 
 
 @common.main_wrapper
@@ -30,7 +32,8 @@ def main(argv):
   config = rehearsal.scale_down(rehearsal.load_config(p),
                                 prompts=_PROMPTS.value, masks=_MASKS.value,
                                 new_tokens=_TOKENS.value,
-                                features=_FEATURES.value)
+                                features=_FEATURES.value,
+                                positions=_POSITIONS.value)
   result = rehearsal.rehearse(p, _ROOT.value, config,
                               mesh=common.mesh_from_flags())
   print('| stage | wall s | compile s | peak host GB |')

@@ -1,7 +1,8 @@
 """The main job: all stages of the refusal dissection, resumable in a workdir.
 
 Each stage writes `DIR/<stage>.json` (its summary, written last and
-atomically, so its presence marks the stage as finished) and, when it has
+atomically, so its presence marks the stage as finished, with its wall and
+compile seconds and peak host memory) and, when it has
 arrays, `DIR/<stage>.npz`. Within a stage, every finished unit of work (a
 sweep, a greedy step, a block of masks, a generation condition) is kept in
 `DIR/partial/<stage>/`, so a killed run resumes from the last one. A rerun with the same config reuses finished
@@ -29,6 +30,7 @@ from refusal_jax.pipeline import greedy as greedy_stage
 from refusal_jax.pipeline import hydra as hydra_stage
 from refusal_jax.pipeline import interactions as interactions_stage
 from refusal_jax.pipeline import latents
+from refusal_jax.pipeline import stage_stats
 
 STAGES = ('direction', 'greedy', 'interactions', 'hydra', 'evaluation')
 
@@ -63,17 +65,20 @@ def _stage(workdir: str, name: str, fn, show_progress: bool):
   start = time.time()
   bar = _Progress(name, show_progress)
   try:
-    summary, arrays = fn(bar)
+    with stage_stats.StageMeter() as meter:
+      summary, arrays = fn(bar)
   finally:
     bar.close()
   prov = artifacts.provenance()
   summary = dict(summary, seconds=round(time.time() - start, 2),
-                 provenance=prov)
+                 **meter.stats, provenance=prov)
   if arrays:
     artifacts.write_npz(npz_path, **arrays,
                         provenance=json.dumps(prov, sort_keys=True))
   artifacts.write_json(json_path, summary)
-  logging.info('stage %s: done in %.1fs', name, summary['seconds'])
+  logging.info('stage %s: done in %.1fs (%.1fs compiling, peak host memory '
+               '%.2f GB)', name, summary['seconds'], summary['compile_seconds'],
+               summary['peak_host_gb'])
   return summary, arrays
 
 

@@ -159,8 +159,8 @@ def load_config(p: Preset) -> ml_collections.ConfigDict:
 
 
 def scale_down(config: ml_collections.ConfigDict, *, prompts: int,
-               masks: int, new_tokens: int,
-               features: int | None = None) -> ml_collections.ConfigDict:
+               masks: int, new_tokens: int, features: int | None = None,
+               positions: int | None = None) -> ml_collections.ConfigDict:
   """The same config with fewer prompts, masks, generated tokens (and K).
 
   Args:
@@ -172,10 +172,15 @@ def scale_down(config: ml_collections.ConfigDict, *, prompts: int,
       every set "flips" (P('I') is near 1/V), so the backward greedy prunes
       all the way to one feature: K(K+1)/2 sweeps evaluations instead of the
       few steps a refusing model takes.
+    positions: stage-1 candidate positions after the instruction, or None to
+      keep the config's (0 = all; each position is a full forward pass per
+      layer and prompt).
   """
   c = config.copy_and_resolve_references()
   if features:
     c.features.top_k = features
+  if positions is not None:
+    c.direction.n_positions = positions
   c.data.n_train = c.data.n_val = c.data.n_test = prompts
   c.greedy.n_prompts = c.fm.n_prompts = c.hydra.n_prompts = prompts
   c.eval.n_ce_prompts = prompts
