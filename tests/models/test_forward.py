@@ -133,3 +133,12 @@ def test_full_size_presets_have_published_parameter_counts(name, count):
       lambda p: transformer.forward(p, cfg, jnp.zeros((1, 8), jnp.int32),
                                     logits_at='last').logits, abstract)
   assert out.shape == (1, 1, cfg.vocab_size)
+
+
+def test_bf16_embedding_lookup_is_the_plain_gather():
+  table = jax.random.normal(jax.random.key(0), (50, 8)).astype(jnp.bfloat16)
+  ids = jnp.array([[0, 49, 7], [7, 7, 3]])
+  got = transformer.embedding_lookup(table, ids)
+  assert got.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(got, np.float32),
+                                np.asarray(table[ids], np.float32))
