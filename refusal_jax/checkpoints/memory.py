@@ -46,7 +46,8 @@ def current_rss() -> int:
 
 def measure_here(directory: str, dtype: str = 'bfloat16',
                  forward_tokens: int = 0,
-                 mesh_shape: tuple[int, int, int] | None = None) -> dict:
+                 mesh_shape: tuple[int, int, int] | None = None,
+                 generate_tokens: int = 0) -> dict:
   """Loads `directory` in this process and reports its memory in bytes.
 
   Call it in a fresh process (see `measure`): the peaks include everything
@@ -59,14 +60,18 @@ def measure_here(directory: str, dtype: str = 'bfloat16',
     mesh_shape: optional (data, fsdp, tensor) sizes: load into that mesh
       (parallel/mesh.py) and also report `shard_bytes`, the bytes the
       devices hold.
+    generate_tokens: then greedy-generate this many tokens for 2 x 30
+      prompt tokens (0: none).
 
   Returns:
     {'baseline': RSS after importing JAX and this package,
      'load_peak': peak RSS up to the end of loading,
      'forward_peak': peak RSS after `forward_tokens` tokens went through one
        forward pass (absent when forward_tokens is 0),
+     'generate_peak': peak RSS after the generation (absent when
+       generate_tokens is 0),
      'param_bytes': bytes of the loaded parameters,
-     'load_s', 'forward_s': wall-clock seconds}
+     'load_s', 'forward_s', 'generate_s': wall-clock seconds}
   """
   # pylint: disable=g-import-not-at-top
   import jax
@@ -97,6 +102,12 @@ def measure_here(directory: str, dtype: str = 'bfloat16',
     jax.block_until_ready(model.forward(ids).logits)
     out['forward_s'] = time.perf_counter() - start
     out['forward_peak'] = peak_rss()
+  if generate_tokens:
+    ids = np.random.RandomState(1).randint(3, model.config.vocab_size, (2, 30))
+    start = time.perf_counter()
+    model.generate(ids, max_new_tokens=generate_tokens)
+    out['generate_s'] = time.perf_counter() - start
+    out['generate_peak'] = peak_rss()
   return out
 
 
@@ -119,6 +130,7 @@ def main(argv=None):
   parser.add_argument('directory')
   parser.add_argument('--dtype', default='bfloat16')
   parser.add_argument('--forward_tokens', type=int, default=0)
+  parser.add_argument('--generate_tokens', type=int, default=0)
   parser.add_argument('--mesh', default=None,
                       help='DATA,FSDP,TENSOR sizes of a device mesh')
   args = parser.parse_args(argv)
@@ -126,7 +138,8 @@ def main(argv=None):
   if args.mesh:
     mesh_shape = tuple(int(n) for n in args.mesh.split(','))
   print(json.dumps(measure_here(args.directory, args.dtype,
-                                args.forward_tokens, mesh_shape)))
+                                args.forward_tokens, mesh_shape,
+                                args.generate_tokens)))
 
 
 if __name__ == '__main__':
