@@ -34,8 +34,9 @@ def test_tokenizers_have_the_real_sizes_ids_and_chat_formats():
 @pytest.mark.parametrize('name', ['llama-3.1-8b-instruct-tiny'])
 def test_tiny_rehearsal_runs_every_stage(name, tmp_path):
   p = rehearsal.preset(name)
-  config = rehearsal.scale_down(rehearsal.load_config(p), prompts=3,
-                                masks=8, new_tokens=4, features=3)
+  config = rehearsal.scale_down(rehearsal.load_config(p), prompts=2,
+                                masks=4, new_tokens=2, features=2,
+                                positions=1)
   result = rehearsal.rehearse(p, str(tmp_path), config, show_progress=False)
   files = result['files']
   index = os.path.join(files['model_path'], 'model.safetensors.index.json')
