@@ -8,11 +8,9 @@ The figures in BUILD.md, "Loading memory", come from:
 Writes a random-weight bf16 checkpoint laid out as the hub's (sharded at 5 GB,
 refusal_jax/checkpoints/synthetic.py) to WORKDIR/PRESET unless one is there,
 then, for each dtype, loads it with `load_model` in a fresh subprocess and
-runs one forward pass of --forward_tokens tokens (refusal_jax/checkpoints/
-memory.py). Prints one JSON line per dtype with the peaks and the bound
-1.1 x (loaded parameter bytes) + 1 GB, and deletes the checkpoint afterwards
-unless --keep. A dtype whose bound exceeds the memory available now is
-skipped with a note rather than run into the OOM killer.
+runs one forward pass of --forward_tokens tokens (`memory.bound_row`).
+Prints one JSON line per dtype with the peaks and the bound, and deletes the
+checkpoint afterwards unless --keep.
 """
 
 import json
@@ -37,40 +35,6 @@ _TOKENS = flags.DEFINE_integer('forward_tokens', 21,
 _KEEP = flags.DEFINE_bool('keep', False, 'Keep the checkpoint afterwards.')
 flags.mark_flags_as_required(['workdir'])
 
-GB = 10**9
-
-
-def available_bytes() -> int:
-  """MemAvailable of /proc/meminfo, in bytes."""
-  with open('/proc/meminfo') as f:
-    for line in f:
-      if line.startswith('MemAvailable:'):
-        return int(line.split()[1]) * 1024
-  raise OSError('no MemAvailable in /proc/meminfo')
-
-
-def bound(param_bytes: int) -> int:
-  """The issue's bound on peak host memory: 1.1 x parameters + 1 GB."""
-  return int(1.1 * param_bytes) + GB
-
-
-def run_one(directory: str, ckpt_bytes: int, dtype: str) -> dict:
-  """Measures one dtype, or explains why it was skipped."""
-  param_bytes = ckpt_bytes * (2 if dtype == 'float32' else 1)
-  row = {'dtype': dtype, 'checkpoint_gb': ckpt_bytes / GB,
-         'bound_gb': bound(param_bytes) / GB}
-  if bound(param_bytes) > available_bytes():
-    row['skipped'] = (f'needs up to {bound(param_bytes) / GB:.1f} GB, '
-                      f'{available_bytes() / GB:.1f} GB available')
-    return row
-  m = memory.measure(directory, dtype, _TOKENS.value)
-  row.update({k: (v / GB if k.endswith(('peak', 'baseline', 'bytes'))
-                  else v) for k, v in m.items()})
-  row['within_bound'] = m['load_peak'] <= bound(m['param_bytes'])
-  row['load_ratio'] = m['load_peak'] / m['param_bytes']
-  return row
-
-
 @common.main_wrapper
 def main(argv):
   del argv
@@ -81,7 +45,7 @@ def main(argv):
   ckpt_bytes = synthetic.checkpoint_bytes(directory)
   try:
     for dtype in _DTYPES.value:
-      row = run_one(directory, ckpt_bytes, dtype)
+      row = memory.bound_row(directory, ckpt_bytes, dtype, _TOKENS.value)
       print(json.dumps({'preset': _PRESET.value, **row}), flush=True)
   finally:
     if not _KEEP.value:

@@ -125,6 +125,42 @@ def measure(directory: str, dtype: str = 'bfloat16', forward_tokens: int = 0,
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def available_bytes() -> int:
+  """MemAvailable of /proc/meminfo, in bytes."""
+  with open('/proc/meminfo') as f:
+    for line in f:
+      if line.startswith('MemAvailable:'):
+        return int(line.split()[1]) * 1024
+  raise OSError('no MemAvailable in /proc/meminfo')
+
+
+def bound(param_bytes: int) -> int:
+  """The bound on peak host memory of a load: 1.1 x parameters + 1 GB."""
+  return int(1.1 * param_bytes) + GB
+
+
+def bound_row(directory: str, ckpt_bytes: int, dtype: str,
+              forward_tokens: int) -> dict:
+  """Measures loading `directory` in `dtype` against `bound`, in GB.
+
+  A dtype whose bound exceeds the memory available now is skipped with a
+  note rather than run into the OOM killer.
+  """
+  param_bytes = ckpt_bytes * (2 if dtype == 'float32' else 1)
+  row = {'dtype': dtype, 'checkpoint_gb': ckpt_bytes / GB,
+         'bound_gb': bound(param_bytes) / GB}
+  if bound(param_bytes) > available_bytes():
+    row['skipped'] = (f'needs up to {bound(param_bytes) / GB:.1f} GB, '
+                      f'{available_bytes() / GB:.1f} GB available')
+    return row
+  m = measure(directory, dtype, forward_tokens)
+  row.update({k: (v / GB if k.endswith(('peak', 'baseline', 'bytes'))
+                  else v) for k, v in m.items()})
+  row['within_bound'] = m['load_peak'] <= bound(m['param_bytes'])
+  row['load_ratio'] = m['load_peak'] / m['param_bytes']
+  return row
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('directory')
