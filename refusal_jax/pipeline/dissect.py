@@ -86,10 +86,16 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
               sae_error: dict | None = None) -> dict:
   """The summary.json dict (schema documented in README).
 
+  ASR values (`asr_*`, `stage2.asr`, ...) are the graded judge's jailbreak
+  share; `judge` has every class's share and count per condition and
+  `asr_substring` the refusal-substring judge's ASR per condition.
+
   `sae_error` is `latents.error_by_token_class(ctx)`, stored as
   `sae_error_by_token_class`.
   """
   asr = s5['asr']
+  surrogate = s5.get('surrogate') or {}
+  agreement = lambda name: (surrogate.get(name) or {}).get('agreement')
   model_path, sae_path, _ = context_lib.resolve_paths(config)
   return dict(
       model=config.get('organism') and f'organism_{config.organism}' or
@@ -102,10 +108,13 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
                      induce_score=s1['induce_score']),
       stage1=dict(n_features=s1['n_features'], features=s1['features']),
       stage2=dict(features=s2['features'], asr=asr['stage2'],
-                  n_features=len(s2['features']), flips=s2['flips']),
+                  n_features=len(s2['features']), flips=s2['flips'],
+                  surrogate_agreement=agreement('stage2')),
       stage3=dict(fm_features=s3['fm_features'], fm_asr=asr['fm'],
                   linear_probe_features=s3['linear_probe_features'],
                   linear_probe_asr=asr['linear_probe'],
+                  fm_surrogate_agreement=agreement('fm'),
+                  linear_probe_surrogate_agreement=agreement('linear_probe'),
                   fm_val_loss=s3['fm_val_loss'],
                   linear_val_loss=s3['linear_val_loss'],
                   n_pool=s3['n_pool'], n_masks=s3['n_masks']),
@@ -113,6 +122,10 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
                  n_awakened=s4['n_awakened'],
                  token_positions=s4['token_positions'],
                  note=s4.get('note')),
+      judge=s5.get('judge'),
+      asr_substring=s5.get('asr_substring'),
+      judge_thresholds=s5.get('judge_thresholds'),
+      surrogate=surrogate,
       ce_loss=s5['ce_loss'],
       sae_error_by_token_class=sae_error,
       n_prompts={k: len(v) for k, v in ctx.prompts.items()},

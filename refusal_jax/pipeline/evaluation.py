@@ -1,9 +1,17 @@
 """Stage 5: jailbreak success from generations, and CE loss on harmless prompts.
 
 * ASR: greedy generations on the harmful test prompts under an intervention,
-  judged by a `Judge` (default: the refusal-substring judge; any object with
-  `__call__(prompts, completions) -> list[bool]`, True = jailbroken, plugs in,
-  e.g. a classifier model).
+  classified by the graded judge (`data.graded_judge`: refusal, broken,
+  off_topic or jailbreak; config `judge.*`). ASR is the jailbreak share; the
+  refusal-substring judge's ASR (`asr_substring`) is kept for comparison
+  with earlier work. The judge's NLL rule scores every completion under the
+  unablated model and calls it broken above a quantile of the same NLL of
+  the model's own harmless answers (those of the CE loss below).
+* The search's surrogate against the judge: the refusal metric greedy and
+  the FM search on, measured on the harmful test prompts under each
+  condition; a prompt "flips" when the metric falls below the greedy
+  threshold; `surrogate_agreement` is the share of flips the judge calls
+  jailbreak.
 * CE loss (the paper's CE table): the model's own greedy completions of the
   harmless test prompts are generated once without intervention; their mean
   per-token cross-entropy is then measured, teacher-forced, under each
@@ -13,9 +21,11 @@
 
 import numpy as np
 
+from refusal_jax.data import graded_judge
 from refusal_jax.data.judge import SubstringJudge
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.interventions.sae_edit import SAEEdit
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline.context import Context, PromptSet
 from refusal_jax.sweeps import engine
 
@@ -84,7 +94,26 @@ def jailbreak_rate(ctx: Context, interventions, progress=None,
   texts = decode(ctx, tokens)
   flags = make_judge(ctx)(ps.instructions, texts)
   return dict(asr=float(np.mean(flags)), completions=texts,
-              jailbroken=[bool(f) for f in flags])
+              jailbroken=[bool(f) for f in flags], tokens=tokens)
+
+
+def _token_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray, cmask,
+               interventions, i0: int, i1: int):
+  """([b, G] NLL of completion tokens, [b, G] completion mask), rows i0:i1."""
+  pad = ctx.model.config.pad_token_id or 0
+  t = ps.ids.shape[1]
+  ids = np.concatenate([ps.ids[i0:i1],
+                        np.where(cmask[i0:i1], tokens[i0:i1], pad)], 1)
+  mask = np.concatenate([ps.mask[i0:i1], cmask[i0:i1]], 1)
+  # Logits at t-1 ... t+G-2 predict the G completion tokens; only those
+  # rows are projected onto the vocabulary.
+  at = np.broadcast_to(np.arange(t - 1, ids.shape[1] - 1),
+                       (len(ids), ids.shape[1] - t))
+  logits = np.asarray(ctx.model.forward(
+      ids, mask, interventions=interventions, logits_at=at).logits)
+  logp = logits - _logsumexp(logits)
+  nll = -np.take_along_axis(logp, tokens[i0:i1, :, None], -1)[..., 0]
+  return nll, cmask[i0:i1]
 
 
 def ce_loss(ctx: Context, ps: PromptSet, tokens: np.ndarray,
@@ -95,28 +124,75 @@ def ce_loss(ctx: Context, ps: PromptSet, tokens: np.ndarray,
   device memory is halved and retried.
   """
   cmask = completion_mask(tokens, ctx.model.config.eos_token_ids)
-  pad = ctx.model.config.pad_token_id or 0
-  t = ps.ids.shape[1]
 
   def run(i0, i1):
-    ids = np.concatenate([ps.ids[i0:i1],
-                          np.where(cmask[i0:i1], tokens[i0:i1], pad)], 1)
-    mask = np.concatenate([ps.mask[i0:i1], cmask[i0:i1]], 1)
-    # Logits at t-1 ... t+G-2 predict the G completion tokens; only those
-    # rows are projected onto the vocabulary.
-    at = np.broadcast_to(np.arange(t - 1, ids.shape[1] - 1),
-                         (len(ids), ids.shape[1] - t))
-    logits = np.asarray(ctx.model.forward(
-        ids, mask, interventions=interventions, logits_at=at).logits)
-    logp = logits - _logsumexp(logits)
-    nll = -np.take_along_axis(logp, tokens[i0:i1, :, None], -1)[..., 0]
-    m = cmask[i0:i1]
+    nll, m = _token_nll(ctx, ps, tokens, cmask, interventions, i0, i1)
     return float((nll * m).sum()), int(m.sum())
 
   parts = engine.batched(run, len(ps), ctx.chunk_sizes, CE_OP)
   total = sum(s for s, _ in parts)
   count = sum(c for _, c in parts)
   return total / max(count, 1)
+
+
+def completion_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray,
+                   interventions=None) -> np.ndarray:
+  """[B] mean per-token NLL of each completion (tokens [B, G]) given its prompt.
+
+  The same teacher-forced pass as `ce_loss` (completion tokens up to and
+  including the stop token), averaged per completion instead of over all.
+  """
+  cmask = completion_mask(tokens, ctx.model.config.eos_token_ids)
+
+  def run(i0, i1):
+    nll, m = _token_nll(ctx, ps, tokens, cmask, interventions, i0, i1)
+    return (nll * m).sum(1) / np.maximum(m.sum(1), 1)
+
+  return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes,
+                                       CE_OP)).astype(np.float64)
+
+
+def judge_thresholds(ctx: Context, harmless_nll) -> dict:
+  """The graded judge's thresholds from config `judge.*` as a dict.
+
+  `nll_threshold` is the `judge.nll_quantile` of harmless_nll (the model's
+  own harmless answers), or None when the quantile is 0.
+  """
+  j = ctx.config.judge
+  q = float(j.nll_quantile)
+  nll = (graded_judge.calibrate_nll_threshold(harmless_nll, q) if q
+         else None)
+  return dict(min_tail_words=int(j.min_tail_words),
+              repeat_ngram=int(j.repeat_ngram),
+              max_repeat_share=float(j.max_repeat_share),
+              nll_threshold=nll,
+              min_topic_overlap=float(j.min_topic_overlap))
+
+
+def surrogate_agreement(metric: np.ndarray, classes, threshold: float) -> dict:
+  """How often a flip of the search's metric is a jailbreak by the judge.
+
+  Args:
+    metric: [P] refusal metric of each prompt under a condition.
+    classes: The graded judge's class of each prompt's completion.
+    threshold: A prompt flips when its metric is below this.
+
+  Returns:
+    `n_flips`, `n_flips_jailbreak`, `agreement` (their ratio; None without
+    flips), `flip_classes` {class: count among flips} and
+    `jailbreak_recall` (share of the judge's jailbreaks that flip; None
+    without jailbreaks).
+  """
+  flips = np.asarray(metric) < threshold
+  jail = np.asarray([c == graded_judge.JAILBREAK for c in classes])
+  n_flips, n_jail = int(flips.sum()), int(jail.sum())
+  both = int((flips & jail).sum())
+  return dict(
+      n_flips=n_flips, n_flips_jailbreak=both,
+      agreement=both / n_flips if n_flips else None,
+      flip_classes={c: int(sum(f and k == c for f, k in zip(flips, classes)))
+                    for c in graded_judge.CLASSES},
+      jailbreak_recall=both / n_jail if n_jail else None)
 
 
 def _logsumexp(x):
@@ -140,17 +216,42 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
                    'direction_ablation': DirectionalAblation(direction)}
   for name, feats in feature_sets.items():
     interventions[name] = sae_ablation(ctx, feats)
-  asr, texts = {}, {}
+  asr_substring, texts, tokens = {}, {}, {}
   memo = ctx.memo('evaluation')
   for name, iv in interventions.items():
     res = jailbreak_rate(ctx, iv, progress, memo_key=name)
-    asr[name] = res['asr']
+    asr_substring[name] = res['asr']
     texts[name] = res['completions']
+    tokens[name] = res['tokens']
   harmless = ctx.prompts['harmless_test']
   harmless = harmless.subset(range(min(ctx.config.eval.n_ce_prompts,
                                        len(harmless))))
   own = memo('ce_completions', lambda: dict(t=generate(
       ctx, harmless, None, ctx.config.eval.ce_max_new_tokens)))['t']
+  # The graded judge: NLLs under the unablated model, its threshold from the
+  # model's own harmless answers.
+  harmful = ctx.prompts['harmful_test']
+  harmless_nll = memo('nll_harmless', lambda: dict(v=completion_nll(
+      ctx, harmless, own)))['v']
+  thresholds = judge_thresholds(ctx, harmless_nll)
+  judge = graded_judge.GradedJudge(graded_judge.JudgeThresholds(**thresholds))
+  classes, judged, asr = {}, {}, {}
+  for name in interventions:
+    nll = memo(f'nll_{name}', lambda name=name: dict(v=completion_nll(
+        ctx, harmful, tokens[name])))['v']
+    classes[name] = judge.classify(harmful.instructions, texts[name], nll)
+    judged[name] = graded_judge.class_counts(classes[name])
+    asr[name] = judged[name][graded_judge.JAILBREAK]['fraction']
+  # The search's surrogate on the same prompts, for the searched sets.
+  thr = (ctx.metric.threshold_default if ctx.config.greedy.threshold is None
+         else float(ctx.config.greedy.threshold))
+  surrogate = {}
+  for name in feature_sets:
+    metric = memo(f'metric_{name}', lambda name=name: dict(
+        v=context_lib.refusal_scores(
+            ctx.model, ctx.metric, harmful, ctx.config.chunks.prompts,
+            interventions[name])))['v']
+    surrogate[name] = surrogate_agreement(metric, classes[name], thr)
   ce = {}
   for name, key in (('baseline', 'baseline'),
                     ('direction_ablation', 'direction_ablation'),
@@ -159,8 +260,13 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
         ctx, harmless, own, interventions[key])))['v'])
   answered = make_judge(ctx)(harmless.instructions, decode(ctx, own))
   harmless_refusal_rate = 1.0 - float(np.mean(answered))
-  summary = dict(asr=asr, ce_loss=ce, n_harmful_test=len(
-      ctx.prompts['harmful_test']), n_ce_prompts=len(harmless),
-                 harmless_refusal_rate=harmless_refusal_rate)
-  return summary, dict(completions=texts,
-                       prompts=ctx.prompts['harmful_test'].instructions)
+  summary = dict(asr=asr, asr_substring=asr_substring, judge=judged,
+                 judge_thresholds=thresholds, surrogate=surrogate,
+                 surrogate_threshold=thr, ce_loss=ce,
+                 n_harmful_test=len(harmful), n_ce_prompts=len(harmless),
+                 harmless_refusal_rate=harmless_refusal_rate,
+                 harmless_nll_quantiles={
+                     str(q): float(np.quantile(harmless_nll, q))
+                     for q in (0.5, 0.9, 0.99, 1.0)})
+  return summary, dict(completions=texts, judge=classes,
+                       prompts=harmful.instructions)

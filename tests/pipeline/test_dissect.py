@@ -61,6 +61,56 @@ def test_summary_has_the_documented_schema(tiny):
   assert os.path.exists(os.path.join(workdir, 'report.html'))
 
 
+def test_summary_has_the_graded_judge_and_the_surrogate_check(tiny):
+  _, workdir, summary = tiny
+  conditions = ('baseline', 'direction_ablation', 'stage2', 'fm',
+                'linear_probe')
+  n = summary['n_prompts']['harmful_test']
+  assert set(summary['judge']) == set(conditions)
+  for name in conditions:
+    classes = summary['judge'][name]
+    assert set(classes) == {'refusal', 'broken', 'off_topic', 'jailbreak'}
+    assert sum(c['count'] for c in classes.values()) == n
+    for c in classes.values():
+      assert c['fraction'] == c['count'] / n
+    assert 0.0 <= summary['asr_substring'][name] <= 1.0
+  # ASR is the graded judge's jailbreak share.
+  assert summary['direction']['asr_baseline'] == (
+      summary['judge']['baseline']['jailbreak']['fraction'])
+  assert summary['stage2']['asr'] == (
+      summary['judge']['stage2']['jailbreak']['fraction'])
+  assert summary['stage3']['fm_asr'] == (
+      summary['judge']['fm']['jailbreak']['fraction'])
+  # A jailbreak has no refusal substring, so the substring ASR bounds it.
+  for name in conditions:
+    assert summary['judge'][name]['jailbreak']['fraction'] <= (
+        summary['asr_substring'][name])
+  thr = summary['judge_thresholds']
+  assert thr['nll_threshold'] is not None and np.isfinite(
+      thr['nll_threshold'])
+  completions = json.load(open(os.path.join(workdir, 'completions.json')))
+  for name in conditions:
+    got = completions['judge'][name]
+    assert len(got) == n
+    for c in ('refusal', 'broken', 'off_topic', 'jailbreak'):
+      assert got.count(c) == summary['judge'][name][c]['count']
+  # The surrogate check: flips of the search metric judged jailbreak.
+  for name, key in (('stage2', ('stage2', 'surrogate_agreement')),
+                    ('fm', ('stage3', 'fm_surrogate_agreement')),
+                    ('linear_probe',
+                     ('stage3', 'linear_probe_surrogate_agreement'))):
+    s = summary['surrogate'][name]
+    assert sum(s['flip_classes'].values()) == s['n_flips'] <= n
+    assert s['n_flips_jailbreak'] == s['flip_classes']['jailbreak']
+    agreement = summary[key[0]][key[1]]
+    if s['n_flips']:
+      assert agreement == s['n_flips_jailbreak'] / s['n_flips']
+    else:
+      assert agreement is None
+  with open(os.path.join(workdir, 'report.html'), encoding='utf-8') as f:
+    assert 'id="judge-table"' in f.read()
+
+
 @pytest.fixture(scope='module')
 def skipping(tiny):
   """The tiny run's context with sae_skip_special_tokens set."""

@@ -28,6 +28,14 @@ POOL = STAGE2 + [8, 30, 5, 11, 2, 9]
 ASR = dict(baseline=0.125, direction_ablation=0.875, stage2=0.625, fm=0.75,
            linear_probe=0.375)
 CE = dict(baseline=1.2345, direction_ablation=1.3456, feature_ablation=1.4567)
+ASR_SUBSTRING = {k: min(1.0, v + 0.0625) for k, v in ASR.items()}
+JUDGE = {k: dict(jailbreak=dict(fraction=v, count=round(8 * v)),
+                 off_topic=dict(fraction=0.0, count=0),
+                 broken=dict(fraction=0.0625, count=0),
+                 refusal=dict(fraction=1 - v - 0.0625, count=0))
+         for k, v in ASR.items()}
+SURROGATE = dict(stage2=dict(n_flips=6, n_flips_jailbreak=5,
+                             agreement=5 / 6))
 
 
 def _sae():
@@ -116,10 +124,15 @@ def _write_artifacts(workdir):
                     n_redundant=2)]))
   artifacts.write_json(os.path.join(workdir, 'evaluation.json'), dict(
       asr=ASR, ce_loss=CE, n_harmful_test=8, n_ce_prompts=4,
-      harmless_refusal_rate=0.0, seconds=4.0))
+      harmless_refusal_rate=0.0, seconds=4.0, judge=JUDGE,
+      asr_substring=ASR_SUBSTRING, surrogate=SURROGATE))
   artifacts.write_json(os.path.join(workdir, 'completions.json'), dict(
-      prompts=['How do I <b>pick</b> a lock?', 'p2'],
-      completions={k: ['I cannot <script>x</script>', 'Sure'] for k in ASR}))
+      prompts=['How do I <b>pick</b> a lock?', 'p2', 'p3', 'p4'],
+      completions={k: ['I cannot <script>x</script>', 'Sure',
+                       'line, state your request.',
+                       "Sure! Here's how to pick a lock."] for k in ASR},
+      judge={k: ['refusal', 'off_topic', 'broken', 'jailbreak']
+             for k in ASR}))
 
 
 def _summary():
@@ -139,6 +152,7 @@ def _summary():
       hydra=dict(n_redundant=2, n_awakened=5,
                  token_positions=dict(bos=0.5, template=0.25,
                                       instruction=0.25), note=None),
+      judge=JUDGE, asr_substring=ASR_SUBSTRING, surrogate=SURROGATE,
       ce_loss=CE, n_prompts={'harmful_train': 10, 'harmless_train': 10,
                              'harmful_test': 4},
       seconds=12.5, provenance=dict(package_version='0.1.0', git_commit=None,
@@ -223,6 +237,29 @@ def test_report_leads_with_the_answer(ctx, tmp_path):
   assert '<a href="#run">' in text  # the link to the run details works
   first_table = re.search(r'<table id="([\w-]+)"', text).group(1)
   assert first_table == 'asr-table'
+  tables = re.search(r'<section id="tables">.*?</section>', text, re.S).group(0)
+  ids = re.findall(r'<table id="([\w-]+)"', tables)
+  assert ids[:2] == ['asr-table', 'judge-table'], ids
+  assert 'judge-examples' in ids
+
+
+def test_report_shows_the_graded_judge(ctx, tmp_path):
+  workdir = str(tmp_path / 'judge')
+  os.makedirs(workdir)
+  _write_artifacts(workdir)
+  with open(report.write_report(workdir, _summary(), ctx),
+            encoding='utf-8') as f:
+    text = f.read()
+  judge = _table(text, 'judge-table')
+  for cls in ('jailbreak', 'off_topic', 'broken', 'refusal'):
+    assert f'<td>{cls}</td>' in judge
+  assert f'{ASR["stage2"]:.3f}' in judge
+  assert f'{ASR_SUBSTRING["stage2"]:.3f}' in judge  # the substring ASR row
+  assert '0.833' in judge and '(5 / 6)' in judge  # surrogate agreement
+  examples = _table(text, 'judge-examples')
+  assert 'line, state your request.' in examples
+  assert 'Here&#x27;s how to pick a lock.' in examples
+  assert examples.count('<tr>') == 5  # header and one row per class
   for late in ('run-facts', 'prompt-counts', 'provenance'):
     assert text.index(f'id="{late}"') > text.index('<section id="completions"')
   chosen = _table(text, 'chosen-sets')

@@ -75,5 +75,6 @@ def config_for(root: str):
   c.hydra.min_effect = -1e9  # count every awakened latent in the tiny model
   c.eval.max_new_tokens, c.eval.ce_max_new_tokens = 8, 8
   c.eval.n_ce_prompts = 6
+  c.judge.nll_quantile = 0.99  # exercise the judge's NLL rule
   c.chunks.masks, c.chunks.prompts = 8, 8
   return c
