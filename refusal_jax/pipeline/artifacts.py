@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from refusal_jax import errors
-from refusal_jax import permissions
+from refusal_jax import atomic
 
 CONFIG_FILE = 'config.json'
 
@@ -40,7 +40,7 @@ def write_text(path: str, text: str) -> None:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())
-    permissions.as_new_file(tmp)
+    atomic.as_new_file(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
@@ -64,7 +64,7 @@ def write_npz(path: str, **arrays) -> None:
   os.close(fd)
   try:
     np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-    permissions.as_new_file(tmp)
+    atomic.as_new_file(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -61,10 +61,6 @@ class Preset:
   config_file: str
 
 
-def _tiny(config: dict, **changes) -> dict:
-  return dict(config, **changes)
-
-
 PRESETS = {
     'gemma-2-2b-it': Preset(
         'gemma-2-2b-it', hub_configs.GEMMA2_2B_IT, tokenizers.gemma2_tokenizer,
@@ -76,14 +72,14 @@ PRESETS = {
     # The same files at 4 layers and width 64 (tests): real vocabularies,
     # chat formats, shard layout and SAE layouts.
     'gemma-2-2b-it-tiny': Preset(
-        'gemma-2-2b-it-tiny', _tiny(
+        'gemma-2-2b-it-tiny', dict(
             hub_configs.GEMMA2_2B_IT, hidden_size=64, intermediate_size=96,
             num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1,
             head_dim=32, query_pre_attn_scalar=32, sliding_window=16),
         tokenizers.gemma2_tokenizer, 'gemma_scope', 2, 16384,
         'configs/gemma2_2b_it.py'),
     'llama-3.1-8b-instruct-tiny': Preset(
-        'llama-3.1-8b-instruct-tiny', _tiny(
+        'llama-3.1-8b-instruct-tiny', dict(
             hub_configs.LLAMA31_8B_INSTRUCT, hidden_size=64,
             intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
             num_key_value_heads=2),

@@ -42,16 +42,14 @@ import math
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from safetensors import numpy as st_numpy
 
+from refusal_jax import atomic
 from refusal_jax import errors
-from refusal_jax import permissions
 from refusal_jax.models import sites
 from refusal_jax.sae.model import ARCHITECTURES
 from refusal_jax.sae.model import SAE
@@ -156,9 +154,8 @@ def save_sae(sae: SAE, path: str | os.PathLike, *,
     raise errors.SAEError(
         f'SAE hook_name {sae.hook_name!r} disagrees with site {sae.site!r} '
         f'layer {sae.layer}')
-  dest.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))
-  try:
+  with atomic.directory(dest) as tmp:
+    tmp = pathlib.Path(tmp)
     (tmp / SAELENS_CFG).write_text(json.dumps(_saelens_cfg(sae), indent=2))
     tensors = {
         'W_enc': np.asarray(sae.W_enc), 'W_dec': np.asarray(sae.W_dec),
@@ -167,18 +164,6 @@ def save_sae(sae: SAE, path: str | os.PathLike, *,
     if sae.architecture == 'jumprelu':
       tensors['threshold'] = np.asarray(sae.threshold, np.float32)
     st_numpy.save_file(tensors, str(tmp / SAELENS_WEIGHTS))
-    permissions.as_new_tree(tmp)
-    if dest.exists():
-      old = pathlib.Path(tempfile.mkdtemp(prefix=f'.{dest.name}.old.',
-                                          dir=dest.parent))
-      os.rename(dest, old / dest.name)
-      os.rename(tmp, dest)
-      shutil.rmtree(old)
-    else:
-      os.rename(tmp, dest)
-  finally:
-    if tmp.exists():
-      shutil.rmtree(tmp)
   return dest
 
 

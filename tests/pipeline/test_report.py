@@ -220,15 +220,20 @@ def test_report_survives_empty_sets_and_missing_artifacts(ctx, tmp_path):
   assert f'{ASR["baseline"]:.3f}' in _table(text, 'asr-table')
 
 
-def test_report_leads_with_the_answer(ctx, tmp_path):
-  """Results and the chosen sets first, how they were found next, run
-  metadata (paths, counts, timings, provenance) last."""
-  workdir = str(tmp_path / 'order')
-  os.makedirs(workdir)
+@pytest.fixture(scope='module')
+def rendered(ctx, tmp_path_factory):
+  """report.html of the full artifacts, rendered once for the tests below."""
+  workdir = str(tmp_path_factory.mktemp('rendered'))
   _write_artifacts(workdir)
   with open(report.write_report(workdir, _summary(), ctx),
             encoding='utf-8') as f:
-    text = f.read()
+    return f.read()
+
+
+def test_report_leads_with_the_answer(rendered):
+  """Results and the chosen sets first, how they were found next, run
+  metadata (paths, counts, timings, provenance) last."""
+  text = rendered
   sections = re.findall(r'<section id="([\w-]+)">', text)
   assert sections[:2] == ['tables', 'chosen'], sections
   assert sections[-1] == 'run', sections
@@ -243,13 +248,8 @@ def test_report_leads_with_the_answer(ctx, tmp_path):
   assert 'judge-examples' in ids
 
 
-def test_report_shows_the_graded_judge(ctx, tmp_path):
-  workdir = str(tmp_path / 'judge')
-  os.makedirs(workdir)
-  _write_artifacts(workdir)
-  with open(report.write_report(workdir, _summary(), ctx),
-            encoding='utf-8') as f:
-    text = f.read()
+def test_report_shows_the_graded_judge(rendered):
+  text = rendered
   judge = _table(text, 'judge-table')
   for cls in ('jailbreak', 'off_topic', 'broken', 'refusal'):
     assert f'<td>{cls}</td>' in judge
