@@ -504,3 +504,26 @@ def test_greedy_judge_check_rejects_a_flip_the_judge_does_not_confirm(
              for c in got['judge_checks'])
   assert got['mean_metric'] == traj[0]['mean_metric']
   assert got['trajectory'] == traj
+
+
+def test_forward_judge_check_keeps_adding_when_the_judge_disagrees(tiny):
+  """Forward with a judge that finds no jailbreak: every set the surrogate
+  calls a flip is checked and rejected, up to max_size."""
+  config, _, summary = tiny
+  config = config.copy_and_resolve_references()
+  config.greedy.order, config.greedy.max_size = 'forward', 4
+  ctx = context_lib.build_context(config)
+  features = summary['stage1']['features']
+  plain = greedy.run(ctx, features)
+  assert plain['flips'] and 'judge_checks' not in plain
+  config.greedy.judge_check = True
+  config.judge.min_topic_overlap = 1.01
+  got = greedy.run(ctx, features)
+  assert len(got['features']) == 4 > len(plain['features'])
+  assert got['trajectory'][:len(plain['trajectory'])] == plain['trajectory']
+  flipping = [t['size'] for t in got['trajectory']
+              if t['flip_fraction'] >= config.greedy.min_flip_fraction]
+  assert [c['size'] for c in got['judge_checks']] == flipping
+  assert flipping[0] == len(plain['features'])
+  assert not any(c['accepted'] for c in got['judge_checks'])
+  assert not got['judge_accepted']
