@@ -13,6 +13,7 @@ from refusal_jax import errors
 from refusal_jax.data import model_judge
 from refusal_jax.models.model import load_model
 from refusal_jax.pipeline import artifacts
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import judging
 from refusal_jax.sweeps.engine import ChunkSizes
 
@@ -125,3 +126,11 @@ def test_config_errors_are_one_line(judges, tmp_path):
     judging.ModelJudge(_ctx(judges['harmbench'], 'llama_guard')).verdicts(
         ['a'], ['b'], artifacts.Memo(None, 'x'), 'k')
   assert os.path.isdir(judges['llama_guard'])
+
+
+def test_the_judge_checkpoint_is_an_input_of_the_run(judges):
+  config = dissect_base.base_config()
+  config.organism = 'llama'
+  without = context_lib.input_paths(config)
+  config.judge.model_path = judges['harmbench']
+  assert context_lib.input_paths(config) == [*without, judges['harmbench']]
