@@ -23,7 +23,7 @@ def judges(tmp_path_factory):
   return judge_tiny.build_all(str(tmp_path_factory.mktemp('judges')))
 
 
-def _ctx(path, kind, batch=2):
+def _ctx(path, kind, batch=8):
   """What ModelJudge reads of a run's context."""
   config = dissect_base.base_config()
   config.judge.model_path, config.judge.model_kind = path, kind
@@ -69,21 +69,15 @@ def test_prompt_tokens_are_the_tokenizers_own(judges, kind):
 @pytest.mark.parametrize('kind', model_judge.KINDS)
 @pytest.mark.parametrize('answer', ['yes', 'no'])
 def test_verdicts_from_the_judges_own_generation(judges, kind, answer):
+  """The rigged judges answer 'Yes' / 'No' (HarmBench) or 'unsafe\nS1' /
+  'safe' (Llama Guard) to every prompt."""
   path = judges[f'{kind}_{answer}']
   n = len(judge_tiny.REQUESTS)
   with judging.ModelJudge(_ctx(path, kind)) as judge:
     got = judge.verdicts(judge_tiny.REQUESTS, judge_tiny.COMPLETIONS,
                          artifacts.Memo(None, 'x'), 'k')
-    model = judge.model()
-    ids, mask = model_judge.encode(
-        kind, model.tokenizer, judge_tiny.REQUESTS[:1],
-        judge_tiny.COMPLETIONS[:1], bos_id=model.config.bos_token_id,
-        max_length=None)
-    text = model.tokenizer.decode(model.generate(
-        ids, mask, max_new_tokens=model_judge.NEW_TOKENS[kind])[0],
-                                  skip_special_tokens=True)
+    assert judge._model is not None  # loaded once, for the first verdicts
   assert judge._model is None  # released at the end of the block
-  assert text.strip() == judge_tiny.ANSWERS[kind][answer]
   assert got == [answer == 'yes'] * n
 
 
