@@ -59,8 +59,8 @@ def pad_left(sequences: Sequence[Sequence[int]], pad_id: int,
 
 
 def encode(tokenizer, texts: Sequence[str], *, bos_id: int | None,
-           pad_id: int | None = None,
-           max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+           pad_id: int | None = None, max_length: int | None = None,
+           length_multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
   """Tokenizes already-formatted texts into left-padded [B, T] ids and mask.
 
   Args:
@@ -70,6 +70,9 @@ def encode(tokenizer, texts: Sequence[str], *, bos_id: int | None,
       model has no BOS).
     pad_id: padding id; default the tokenizer's pad, else EOS, else 0.
     max_length: the model's context; longer prompts raise.
+    length_multiple: T is the longest prompt's length rounded up to a
+      multiple of this (at most max_length), so that sets of similar
+      lengths share one compiled shape.
 
   Returns:
     (ids [B, T] int32, mask [B, T] int32).
@@ -93,7 +96,11 @@ def encode(tokenizer, texts: Sequence[str], *, bos_id: int | None,
     pad_id = tokenizer.pad_token_id
   if pad_id is None:
     pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-  return pad_left(seqs, pad_id)
+  longest = max(len(s) for s in seqs)
+  t = -(-longest // length_multiple) * length_multiple
+  if max_length is not None:
+    t = max(min(t, max_length), longest)
+  return pad_left(seqs, pad_id, t)
 
 
 def encode_chat(tokenizer, instructions: Sequence[str], *,

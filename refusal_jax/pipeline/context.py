@@ -242,7 +242,8 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
 
 
 def input_paths(config) -> list[str]:
-  """The files a run reads: model, SAEs and (for file data) prompt files."""
+  """The files a run reads: model, SAEs, (for file data) prompt files and
+  the model judge (`judge.model_path`, when set)."""
   model_path, sae_path, hydra = resolve_paths(config)
   paths = [model_path, sae_path, *hydra]
   if config.data.source == 'files':
@@ -251,6 +252,9 @@ def input_paths(config) -> list[str]:
   from refusal_jax.data import datasets  # pylint: disable=g-import-not-at-top
   if config.data.source in datasets.SOURCES:
     paths += datasets.input_files(config.data)
+  judge = config.get('judge')
+  if judge is not None and judge.get('model_path'):
+    paths.append(judge.model_path)
   return paths
 
 

@@ -29,6 +29,7 @@ from refusal_jax.pipeline import evaluation as evaluation_stage
 from refusal_jax.pipeline import greedy as greedy_stage
 from refusal_jax.pipeline import hydra as hydra_stage
 from refusal_jax.pipeline import interactions as interactions_stage
+from refusal_jax.pipeline import judging
 from refusal_jax.pipeline import latents
 from refusal_jax.pipeline import stage_stats
 
@@ -87,8 +88,11 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
   """The summary.json dict (schema documented in README).
 
   ASR values (`asr_*`, `stage2.asr`, ...) are the graded judge's jailbreak
-  share; `judge` has every class's share and count per condition and
-  `asr_substring` the refusal-substring judge's ASR per condition.
+  share, or the model judge's when `judge.model_path` is set (then
+  `model_judge` has its kind, path, ASR, agreement with the graded judge
+  and counts per condition); `judge` has every graded class's share and
+  count per condition and `asr_substring` the refusal-substring judge's ASR
+  per condition.
 
   `sae_error` is `latents.error_by_token_class(ctx)`, stored as
   `sae_error_by_token_class`.
@@ -123,6 +127,7 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
                  token_positions=s4['token_positions'],
                  note=s4.get('note')),
       judge=s5.get('judge'),
+      **({'model_judge': s5['model_judge']} if s5.get('model_judge') else {}),
       asr_substring=s5.get('asr_substring'),
       judge_thresholds=s5.get('judge_thresholds'),
       surrogate=surrogate,
@@ -150,6 +155,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     errors.RefusalJaxError: on bad input, with a one-line message.
   """
   start = time.time()
+  judging.check_config(config)
   artifacts.claim_workdir(workdir, config.to_dict(),
                           inputs=artifacts.inputs_digest(
                               context_lib.input_paths(config)))
@@ -166,8 +172,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
           'linear_probe': s3['linear_probe_features']}
 
   def evaluate(progress):
-    summary, texts = evaluation_stage.run(ctx, a1['direction'], sets,
-                                          progress)
+    with judging.ModelJudge(ctx) as model_judge:
+      summary, texts = evaluation_stage.run(ctx, a1['direction'], sets,
+                                            progress, model_judge)
     artifacts.write_json(os.path.join(workdir, 'completions.json'),
                          dict(texts, provenance=artifacts.provenance()))
     return summary, {}

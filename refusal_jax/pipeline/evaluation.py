@@ -7,6 +7,11 @@
   with earlier work. The judge's NLL rule scores every completion under the
   unablated model and calls it broken above a quantile of the same NLL of
   the model's own harmless answers (those of the CE loss below).
+* A model judge, when `judge.model_path` names one (HarmBench's Llama-2
+  classifier or Llama-Guard-3, `data.model_judge`, run by
+  `judging.ModelJudge`): its verdicts are then the ASR, and `model_judge`
+  reports them per condition with their agreement with the graded judge,
+  whose classes stay in `judge`.
 * The search's surrogate against the judge: the refusal metric greedy and
   the FM search on, measured on the harmful test prompts under each
   condition; a prompt "flips" when the metric falls below the greedy
@@ -22,6 +27,7 @@
 import numpy as np
 
 from refusal_jax.data import graded_judge
+from refusal_jax.data import model_judge as model_judge_lib
 from refusal_jax.data.judge import SubstringJudge
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.interventions.sae_edit import SAEEdit
@@ -39,23 +45,34 @@ CE_OP = 'evaluation/ce_loss'
 
 
 def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
-             progress=None) -> np.ndarray:
+             progress=None, *, model=None, op: str = GENERATE_OP
+             ) -> np.ndarray:
   """[B, G] greedy completions (pad after the stop token).
 
-  Prompts are generated in batches of `ctx.chunk_sizes.batch(GENERATE_OP)`;
-  a batch that runs out of device memory is halved and retried.
+  Prompts are generated in batches of `ctx.chunk_sizes.batch(op)`; a batch
+  that runs out of device memory is halved and retried.
+
+  Args:
+    ctx: the run's context.
+    ps: the prompts.
+    interventions: applied to prompt and completion (None: none).
+    max_new_tokens: G.
+    progress: called with the number of prompts of each finished batch.
+    model: the model that generates (default `ctx.model`; the model judge
+      passes itself).
+    op: the name of the generation's chunk size in `ctx.chunk_sizes`.
   """
+  model = ctx.model if model is None else model
 
   def run(i0, i1):
-    out = ctx.model.generate(ps.ids[i0:i1], ps.mask[i0:i1],
-                             max_new_tokens=max_new_tokens,
-                             interventions=interventions)
+    out = model.generate(ps.ids[i0:i1], ps.mask[i0:i1],
+                         max_new_tokens=max_new_tokens,
+                         interventions=interventions)
     if progress is not None:
       progress(len(out))
     return out
 
-  return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes,
-                                       GENERATE_OP))
+  return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes, op))
 
 
 def completion_mask(tokens: np.ndarray, stop_ids) -> np.ndarray:
@@ -65,8 +82,11 @@ def completion_mask(tokens: np.ndarray, stop_ids) -> np.ndarray:
   return (before == 0).astype(np.int32)
 
 
-def decode(ctx: Context, tokens: np.ndarray) -> list[str]:
-  stops = set(ctx.model.config.eos_token_ids)
+def decode(ctx: Context, tokens: np.ndarray, model=None) -> list[str]:
+  """Each row of tokens [B, G] up to its stop token, as text (default model:
+  `ctx.model`)."""
+  model = ctx.model if model is None else model
+  stops = set(model.config.eos_token_ids)
   texts = []
   for row in tokens:
     keep = []
@@ -74,27 +94,13 @@ def decode(ctx: Context, tokens: np.ndarray) -> list[str]:
       if int(t) in stops:
         break
       keep.append(int(t))
-    texts.append(ctx.model.tokenizer.decode(keep, skip_special_tokens=True))
+    texts.append(model.tokenizer.decode(keep, skip_special_tokens=True))
   return texts
 
 
 def make_judge(ctx: Context):
   subs = ctx.config.eval.refusal_substrings
   return SubstringJudge(tuple(subs)) if subs else SubstringJudge()
-
-
-def jailbreak_rate(ctx: Context, interventions, progress=None,
-                   memo_key: str | None = None) -> dict:
-  """ASR on the harmful test prompts, with the completions."""
-  ps = ctx.prompts['harmful_test']
-  run = lambda: dict(t=generate(ctx, ps, interventions,
-                                ctx.config.eval.max_new_tokens, progress))
-  tokens = (run() if memo_key is None else
-            ctx.memo('evaluation')(f'gen_{memo_key}', run))['t']
-  texts = decode(ctx, tokens)
-  flags = make_judge(ctx)(ps.instructions, texts)
-  return dict(asr=float(np.mean(flags)), completions=texts,
-              jailbroken=[bool(f) for f in flags], tokens=tokens)
 
 
 def _token_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray, cmask,
@@ -169,6 +175,83 @@ def judge_thresholds(ctx: Context, harmless_nll) -> dict:
               min_topic_overlap=float(j.min_topic_overlap))
 
 
+def harmless_reference(ctx: Context, memo) -> tuple[PromptSet, np.ndarray,
+                                                     np.ndarray]:
+  """The CE-loss harmless prompts, the model's own answers and their NLLs.
+
+  Returns:
+    (the first `eval.n_ce_prompts` harmless test prompts, their greedy
+    completions [B, G] without intervention, the completions' mean per-token
+    NLL [B] under the unablated model), memoised in `memo`.
+  """
+  harmless = ctx.prompts['harmless_test']
+  harmless = harmless.subset(range(min(ctx.config.eval.n_ce_prompts,
+                                       len(harmless))))
+  own = memo('ce_completions', lambda: dict(t=generate(
+      ctx, harmless, None, ctx.config.eval.ce_max_new_tokens)))['t']
+  nll = memo('nll_harmless', lambda: dict(v=completion_nll(
+      ctx, harmless, own)))['v']
+  return harmless, own, nll
+
+
+def graded_thresholds(ctx: Context) -> dict:
+  """`judge_thresholds` as stage 5 computes them, from any stage.
+
+  The harmless answers the NLL rule is calibrated on (only when
+  `judge.nll_quantile` is set) are stage 5's own units of work, computed
+  once for both.
+  """
+  nll = (harmless_reference(ctx, ctx.memo('evaluation'))[2]
+         if ctx.config.judge.nll_quantile else None)
+  return judge_thresholds(ctx, nll)
+
+
+def judge_set(ctx: Context, ps: PromptSet, interventions, memo, key: str,
+              thresholds: dict, model_judge=None, progress=None) -> dict:
+  """Greedy completions of `ps` under `interventions`, judged.
+
+  Args:
+    ctx: the run's context.
+    ps: the prompts.
+    interventions: the intervention (None: none).
+    memo: where the units of work are kept: `gen_<key>` (completions),
+      `nll_<key>` (their NLL, only for the graded judge's NLL rule) and
+      `model_judge_<key>` (the model judge's verdicts).
+    key: the name of this condition.
+    thresholds: the graded judge's (`judge_thresholds`).
+    model_judge: a `judging.ModelJudge`, or None.
+    progress: called with the number of prompts generated.
+
+  Returns:
+    `tokens` [B, G], `texts`, `classes` (the graded judge's class per
+    prompt), `counts` (`graded_judge.class_counts`), `verdicts` (the model
+    judge's per prompt, None when not configured), `model_judge`
+    (`data.model_judge.agreement` of those verdicts with the graded judge's
+    jailbreaks, or None) and `asr`: the model judge's jailbreak share when
+    configured, else the graded judge's.
+  """
+  tokens = memo(f'gen_{key}', lambda: dict(t=generate(
+      ctx, ps, interventions, ctx.config.eval.max_new_tokens,
+      progress)))['t']
+  texts = decode(ctx, tokens)
+  nll = None
+  if thresholds.get('nll_threshold') is not None:
+    nll = memo(f'nll_{key}', lambda: dict(v=completion_nll(
+        ctx, ps, tokens)))['v']
+  classes = graded_judge.GradedJudge(
+      graded_judge.JudgeThresholds(**thresholds)).classify(
+          ps.instructions, texts, nll)
+  counts = graded_judge.class_counts(classes)
+  verdicts = (None if model_judge is None else model_judge.verdicts(
+      ps.instructions, texts, memo, f'model_judge_{key}'))
+  agreement = (None if verdicts is None else model_judge_lib.agreement(
+      verdicts, [c == graded_judge.JAILBREAK for c in classes]))
+  asr = (counts[graded_judge.JAILBREAK]['fraction'] if agreement is None
+         else agreement['asr'])
+  return dict(tokens=tokens, texts=texts, classes=classes, counts=counts,
+              verdicts=verdicts, model_judge=agreement, asr=asr)
+
+
 def surrogate_agreement(metric: np.ndarray, classes, threshold: float) -> dict:
   """How often a flip of the search's metric is a jailbreak by the judge.
 
@@ -210,38 +293,38 @@ def sae_ablation(ctx: Context, features) -> SAEEdit | None:
 
 
 def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
-        progress=None) -> tuple[dict, dict]:
-  """Stage 5. feature_sets: {name: latent list}. Returns (summary, texts)."""
+        progress=None, model_judge=None) -> tuple[dict, dict]:
+  """Stage 5. Returns (summary, texts).
+
+  Args:
+    ctx: the run's context.
+    direction: [D] the refusal direction.
+    feature_sets: {name: latent list}.
+    progress: called with the number of harmful prompts generated.
+    model_judge: a `judging.ModelJudge`; when configured, its verdicts are
+      the ASR (`asr`) and `model_judge` gives them with their agreement with
+      the graded judge, whose classes stay in `judge`.
+  """
   interventions = {'baseline': None,
                    'direction_ablation': DirectionalAblation(direction)}
   for name, feats in feature_sets.items():
     interventions[name] = sae_ablation(ctx, feats)
-  asr_substring, texts, tokens = {}, {}, {}
   memo = ctx.memo('evaluation')
-  for name, iv in interventions.items():
-    res = jailbreak_rate(ctx, iv, progress, memo_key=name)
-    asr_substring[name] = res['asr']
-    texts[name] = res['completions']
-    tokens[name] = res['tokens']
-  harmless = ctx.prompts['harmless_test']
-  harmless = harmless.subset(range(min(ctx.config.eval.n_ce_prompts,
-                                       len(harmless))))
-  own = memo('ce_completions', lambda: dict(t=generate(
-      ctx, harmless, None, ctx.config.eval.ce_max_new_tokens)))['t']
-  # The graded judge: NLLs under the unablated model, its threshold from the
-  # model's own harmless answers.
   harmful = ctx.prompts['harmful_test']
-  harmless_nll = memo('nll_harmless', lambda: dict(v=completion_nll(
-      ctx, harmless, own)))['v']
+  # The graded judge's NLL threshold from the model's own harmless answers
+  # (those of the CE loss), NLLs under the unablated model.
+  harmless, own, harmless_nll = harmless_reference(ctx, memo)
   thresholds = judge_thresholds(ctx, harmless_nll)
-  judge = graded_judge.GradedJudge(graded_judge.JudgeThresholds(**thresholds))
-  classes, judged, asr = {}, {}, {}
-  for name in interventions:
-    nll = memo(f'nll_{name}', lambda name=name: dict(v=completion_nll(
-        ctx, harmful, tokens[name])))['v']
-    classes[name] = judge.classify(harmful.instructions, texts[name], nll)
-    judged[name] = graded_judge.class_counts(classes[name])
-    asr[name] = judged[name][graded_judge.JAILBREAK]['fraction']
+  substring = make_judge(ctx)
+  res = {name: judge_set(ctx, harmful, iv, memo, name, thresholds,
+                         model_judge, progress)
+         for name, iv in interventions.items()}
+  texts = {name: r['texts'] for name, r in res.items()}
+  classes = {name: r['classes'] for name, r in res.items()}
+  judged = {name: r['counts'] for name, r in res.items()}
+  asr = {name: r['asr'] for name, r in res.items()}
+  asr_substring = {name: float(np.mean(substring(harmful.instructions, t)))
+                   for name, t in texts.items()}
   # The search's surrogate on the same prompts, for the searched sets.
   thr = (ctx.metric.threshold_default if ctx.config.greedy.threshold is None
          else float(ctx.config.greedy.threshold))
@@ -268,5 +351,19 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
                  harmless_nll_quantiles={
                      str(q): float(np.quantile(harmless_nll, q))
                      for q in (0.5, 0.9, 0.99, 1.0)})
-  return summary, dict(completions=texts, judge=classes,
-                       prompts=harmful.instructions)
+  out = dict(completions=texts, judge=classes, prompts=harmful.instructions)
+  if model_judge is not None and model_judge.configured:
+    summary['model_judge'] = model_judge_summary(
+        model_judge, {name: r['model_judge'] for name, r in res.items()})
+    out['model_judge'] = {name: r['verdicts'] for name, r in res.items()}
+  return summary, out
+
+
+def model_judge_summary(model_judge, counts: dict) -> dict:
+  """summary `model_judge`: kind, path, and per condition its ASR, its
+  agreement with the graded judge (share of prompts where both say
+  jailbreak or both do not) and `data.model_judge.agreement`'s counts."""
+  return dict(kind=model_judge.kind, path=model_judge.path,
+              asr={k: c['asr'] for k, c in counts.items()},
+              agreement={k: c['agreement'] for k, c in counts.items()},
+              counts=counts)

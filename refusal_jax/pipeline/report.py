@@ -340,8 +340,11 @@ def asr_table(summary: dict, arts: dict, sets: dict) -> str:
     rows.insert(1, ['jailbroken / prompts'] + [
         '\u2013' if asr[k] is None else f'{round(asr[k] * n)} / {n}'
         for k in names])
-  return ('<h3>(a) Jailbreak success (ASR: on-topic compliance, graded '
-          'judge) on the harmful test prompts</h3>'
+  mj = summary.get('model_judge') or arts['evaluation'].get('model_judge')
+  by = ('model judge, ' + MODEL_JUDGE_LABELS.get(mj.get('kind'), '')
+        if mj else 'on-topic compliance, graded judge')
+  return (f'<h3>(a) Jailbreak success (ASR: {esc(by)}) on the harmful test '
+          'prompts</h3>'
           + table([''] + [CONDITION_LABELS[k] for k in names], rows,
                   'asr-table'))
 
@@ -406,6 +409,37 @@ def judge_table(summary: dict, arts: dict) -> str:
                   'judge-table') + note
           + (table(('class', 'condition', 'prompt', 'completion'), examples,
                    'judge-examples') if examples else ''))
+
+
+MODEL_JUDGE_LABELS = {'harmbench': 'HarmBench classifier',
+                      'llama_guard': 'Llama Guard'}
+
+
+def model_judge_table(summary: dict, arts: dict) -> str:
+  """The model judge's ASR per condition and its agreement with the graded
+  judge (share of prompts where both call it a jailbreak or both do not),
+  with the counts; empty when no model judge was configured."""
+  mj = summary.get('model_judge') or arts['evaluation'].get('model_judge')
+  if not mj:
+    return ''
+  counts = mj.get('counts') or {}
+  names = [k for k in CONDITION_LABELS if k in counts]
+  rows = [
+      ['ASR, model judge'] + [mj['asr'].get(k) for k in names],
+      ['agreement with the graded judge'] + [
+          Html(f'{esc(mj["agreement"].get(k))} <span class="muted">'
+               f'({counts[k]["agree"]} / {counts[k]["n"]})</span>')
+          for k in names],
+      ['jailbreak, both judges'] + [counts[k]['both_jailbreak']
+                                    for k in names],
+      ['unparsed verdicts'] + [counts[k]['unparsed'] for k in names],
+  ]
+  label = MODEL_JUDGE_LABELS.get(mj.get('kind'), mj.get('kind'))
+  note = para(f'{label} at {mj.get("path")}: its verdicts are the ASR above. '
+              'Unparsed verdicts count as no jailbreak.', 'muted')
+  return ('<h3>Model judge against the graded judge</h3>'
+          + table([''] + [CONDITION_LABELS[k] for k in names], rows,
+                  'model-judge-table') + note)
 
 
 def _agreement(s):
@@ -538,8 +572,14 @@ def stage2(arts: dict, sets: dict) -> str:
           if traj else para('No trajectory recorded.', 'muted'))
   latents_text = para('Minimal set: ' + (', '.join(map(str, sets['stage2']))
                                          or 'empty'))
+  checks = g.get('judge_checks') or []
+  check_table = ('<h3>Judge checks where the search would stop</h3>' + table(
+      ('features', 'judge jailbreak share', 'accepted'),
+      [(c['size'], c['judge_asr'], c['accepted']) for c in checks],
+      'greedy-judge-checks') if checks else '')
   return section('Stage 2: greedy minimal set', 'stage2',
-                 facts_table(facts, 'greedy-facts'), latents_text, plot)
+                 facts_table(facts, 'greedy-facts'), latents_text, plot,
+                 check_table)
 
 
 # --------------------------------------------------------------------------
@@ -915,7 +955,8 @@ def render(workdir: str, summary: dict, ctx: Context) -> str:
   body = [  # the answer first, how it was obtained next, run metadata last
       header(summary),
       section('Results', 'tables', asr_table(summary, arts, sets),
-              judge_table(summary, arts), ce_table(summary, arts)),
+              judge_table(summary, arts), model_judge_table(summary, arts),
+              ce_table(summary, arts)),
       chosen_sets(summary, sets),
       stage1(arts), stage2(arts, sets), stage3(arts, sets),
       activations_section(ctx, sets, feats, harmful, prompts),

@@ -4,6 +4,7 @@ The dicts below are the config.json files of the hub repositories they are
 named after, as published (SmolLM2 also as re-saved by transformers 5).
 """
 
+import dataclasses
 import json
 import math
 
@@ -272,6 +273,66 @@ def test_real_hub_configs_load_with_the_right_numbers(name):
     assert len(cfg.layer_types) == cfg.num_layers
   else:
     assert set(cfg.layer_types) == {'full'}
+
+
+# The model judges' configs (config.judge.model_path), built from transformers'
+# LlamaConfig defaults and the documented sizes rather than copied:
+# HarmBench-Llama-2-13b-cls is a Llama-2-13B (40 layers, d 5120, 40 heads
+# with as many key/value heads, MLP 13824, vocab 32000, RoPE base 10000 and
+# no scaling, context 2048 or 4096, pretraining_tp 1, BOS 1, EOS 2, pad 0);
+# Llama-Guard-3-8B has the Llama-3.1-8B architecture (llama3 RoPE scaling)
+# and ends its answers with <|eot_id|> (128009).
+def _llama2_13b(max_positions: int) -> dict:
+  return transformers.LlamaConfig(
+      vocab_size=32000, hidden_size=5120, intermediate_size=13824,
+      num_hidden_layers=40, num_attention_heads=40, num_key_value_heads=40,
+      max_position_embeddings=max_positions, rms_norm_eps=1e-5,
+      rope_theta=10000.0, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+      pretraining_tp=1, tie_word_embeddings=False, use_cache=False,
+      architectures=['LlamaForCausalLM'], torch_dtype='bfloat16').to_dict()
+
+
+def _transformers4(d: dict) -> dict:
+  """A transformers 5 dict in the layout transformers 4 wrote."""
+  d = dict(d)
+  rope = dict(d.pop('rope_parameters'))
+  d['rope_theta'] = rope.pop('rope_theta')
+  if rope.pop('rope_type') == 'default':
+    d['rope_scaling'] = None
+  else:
+    d['rope_scaling'] = dict(rope, rope_type='llama3')
+  d['torch_dtype'] = d.pop('dtype')
+  d['transformers_version'] = '4.43.0'
+  return d
+
+
+@pytest.mark.parametrize('max_positions', (2048, 4096))
+@pytest.mark.parametrize('layout', ('transformers 5', 'transformers 4'))
+def test_the_harmbench_classifier_config_loads(max_positions, layout):
+  d = _llama2_13b(max_positions)
+  if layout == 'transformers 4':
+    d = _transformers4(d)
+    assert d['rope_scaling'] is None and d['pretraining_tp'] == 1
+  cfg = config_lib.from_hf_config(d)
+  assert _numbers(cfg) == ('llama', 40, 5120, 40, 40, 128, 13824, 32000,
+                           1e4, None, None, None, 128, False, (2,), None)
+  assert cfg.rope_scaling is None
+  assert cfg.max_position_embeddings == max_positions
+  assert (cfg.bos_token_id, cfg.pad_token_id) == (1, 0)
+
+
+@pytest.mark.parametrize('layout', ('transformers 5', 'transformers 4'))
+def test_the_llama_guard_3_config_loads(layout):
+  d = transformers.LlamaConfig(
+      **{k: v for k, v in LLAMA31_8B_INSTRUCT.items()
+         if k not in ('eos_token_id', 'transformers_version')},
+      eos_token_id=128009).to_dict()
+  if layout == 'transformers 4':
+    d = _transformers4(d)
+  cfg = config_lib.from_hf_config(d)
+  assert cfg == dataclasses.replace(config_lib.ModelConfig.llama31_8b(),
+                                    eos_token_ids=(128009,))
+  assert cfg.rope_scaling.factor == 8.0
 
 
 def test_real_configs_match_the_full_size_presets():

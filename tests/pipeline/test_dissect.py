@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+import judge_tiny
 import numerics
 import tiny_setup
 from refusal_jax import errors
@@ -20,6 +22,8 @@ from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import dissect
 from refusal_jax.pipeline import evaluation
+from refusal_jax.pipeline import greedy
+from refusal_jax.pipeline import judging
 from refusal_jax.pipeline import latents
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -383,3 +387,143 @@ def test_binary_stderr_has_only_our_lines_and_progress(tiny, tmp_path):
     for f in files:
       assert os.stat(os.path.join(dirpath, f)).st_mode & 0o777 == (
           0o666 & ~mask), f
+
+
+@pytest.fixture(scope='module')
+def judges(tiny):
+  config, _, _ = tiny
+  return judge_tiny.build_all(os.path.join(os.path.dirname(config.model_path),
+                                           'judges'))
+
+
+def _resumed(tiny, tmp_path, edit):
+  """A context on a copy of the tiny run's workdir (its finished units of
+  work reused) with the config changed by edit(config)."""
+  config, workdir, _ = tiny
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(os.path.join(workdir, 'partial'),
+                  os.path.join(copy, 'partial'))
+  config = config.copy_and_resolve_references()
+  edit(config)
+  return context_lib.build_context(config, workdir=copy), copy
+
+
+def test_a_model_judge_gives_the_asr_and_its_agreement(tiny, judges, tmp_path):
+  """The rigged HarmBench-layout judge says Yes to everything: ASR 1 in
+  every condition, agreement = the graded judge's jailbreak share."""
+  config, workdir, summary = tiny
+  assert 'model_judge' not in summary  # not configured by default
+
+  def edit(c):
+    c.judge.model_path = judges['harmbench_yes']
+    c.judge.model_kind = 'harmbench'
+
+  ctx, copy = _resumed(tiny, tmp_path, edit)
+  s = {name: artifacts.read_json(os.path.join(workdir, f'{name}.json'))
+       for name in dissect.STAGES[:4]}
+  sets = {'stage2': s['greedy']['features'],
+          'fm': s['interactions']['fm_features'],
+          'linear_probe': s['interactions']['linear_probe_features']}
+  direction = np.load(os.path.join(workdir, 'direction.npz'))['direction']
+  with judging.ModelJudge(ctx) as judge:
+    s5, texts = evaluation.run(ctx, direction, sets, model_judge=judge)
+  n = summary['n_prompts']['harmful_test']
+  mj = s5['model_judge']
+  assert (mj['kind'], mj['path']) == ('harmbench', judges['harmbench_yes'])
+  assert set(mj['asr']) == set(summary['judge'])
+  for name, classes in summary['judge'].items():
+    assert s5['asr'][name] == mj['asr'][name] == 1.0
+    assert s5['judge'][name] == classes  # the graded judge's, unchanged
+    jail = classes['jailbreak']['count']
+    assert mj['agreement'][name] == jail / n
+    assert mj['counts'][name] == dict(
+        n=n, jailbreak=n, no_jailbreak=0, unparsed=0, both_jailbreak=jail,
+        agree=jail, asr=1.0, agreement=jail / n)
+    assert texts['model_judge'][name] == [True] * n
+  full = dissect.summarize(ctx.config, ctx, s['direction'], s['greedy'],
+                           s['interactions'], s['hydra'], s5, 0.0)
+  assert full['model_judge'] == mj
+  assert full['direction']['asr_baseline'] == 1.0
+  for name in s:
+    shutil.copy(os.path.join(workdir, f'{name}.json'), copy)
+  artifacts.write_json(os.path.join(copy, 'evaluation.json'), s5)
+  artifacts.write_json(os.path.join(copy, 'completions.json'), texts)
+  from refusal_jax.pipeline import report  # pylint: disable=g-import-not-at-top
+  text = report.render(copy, full, ctx)
+  assert 'id="model-judge-table"' in text and 'HarmBench classifier' in text
+
+
+def _greedy(tiny, tmp_path, edit):
+  ctx, _ = _resumed(tiny, tmp_path, edit)
+  return greedy.run(ctx, tiny[2]['stage1']['features'])
+
+
+def test_greedy_judge_check_accepts_a_flip_the_judge_confirms(
+    tiny, judges, tmp_path):
+  config, workdir, _ = tiny
+  plain = artifacts.read_json(os.path.join(workdir, 'greedy.json'))
+  assert plain['flips'] and 'judge_checks' not in plain  # off by default
+
+  def edit(c):
+    c.greedy.judge_check = True
+    c.judge.model_path = judges['llama_guard_yes']
+    c.judge.model_kind = 'llama_guard'
+
+  got = _greedy(tiny, tmp_path, edit)
+  for key in ('features', 'flips', 'mean_metric', 'flip_fraction',
+              'trajectory', 'threshold'):
+    assert got[key] == plain[key], key
+  [check] = got['judge_checks']
+  assert check['accepted'] and got['judge_accepted']
+  assert check['judge_asr'] == 1.0 and check['features'] == plain['features']
+  assert check['model_judge']['jailbreak'] == plain['n_prompts']
+  assert sum(c['count'] for c in check['graded_judge'].values()) == (
+      plain['n_prompts'])
+
+
+def test_greedy_judge_check_rejects_a_flip_the_judge_does_not_confirm(
+    tiny, tmp_path):
+  """No completion is on topic (min_topic_overlap > 1), so the graded judge
+  finds no jailbreak: backward steps back through every set to the full one."""
+  config, workdir, _ = tiny
+  plain = artifacts.read_json(os.path.join(workdir, 'greedy.json'))
+
+  def edit(c):
+    c.greedy.judge_check = True
+    c.judge.min_topic_overlap = 1.01
+
+  got = _greedy(tiny, tmp_path, edit)
+  traj = plain['trajectory']
+  assert len(traj) > 1  # the surrogate did remove features
+  assert got['features'] == tiny[2]['stage1']['features']
+  assert [c['size'] for c in got['judge_checks']] == [
+      t['size'] for t in reversed(traj)]
+  assert not any(c['accepted'] for c in got['judge_checks'])
+  assert not got['judge_accepted'] and got['flips']
+  assert all(c['judge_asr'] == 0.0 and c['model_judge'] is None
+             for c in got['judge_checks'])
+  assert got['mean_metric'] == traj[0]['mean_metric']
+  assert got['trajectory'] == traj
+
+
+def test_forward_judge_check_keeps_adding_when_the_judge_disagrees(tiny):
+  """Forward with a judge that finds no jailbreak: every set the surrogate
+  calls a flip is checked and rejected, up to max_size."""
+  config, _, summary = tiny
+  config = config.copy_and_resolve_references()
+  config.greedy.order, config.greedy.max_size = 'forward', 4
+  ctx = context_lib.build_context(config)
+  features = summary['stage1']['features']
+  plain = greedy.run(ctx, features)
+  assert plain['flips'] and 'judge_checks' not in plain
+  config.greedy.judge_check = True
+  config.judge.min_topic_overlap = 1.01
+  got = greedy.run(ctx, features)
+  assert len(got['features']) == 4 > len(plain['features'])
+  assert got['trajectory'][:len(plain['trajectory'])] == plain['trajectory']
+  flipping = [t['size'] for t in got['trajectory']
+              if t['flip_fraction'] >= config.greedy.min_flip_fraction]
+  assert [c['size'] for c in got['judge_checks']] == flipping
+  assert flipping[0] == len(plain['features'])
+  assert not any(c['accepted'] for c in got['judge_checks'])
+  assert not got['judge_accepted']
