@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 
 import numerics
+from configs import dissect_base, paper_mode
 from refusal_jax import errors
 from refusal_jax.fm import classifier
+from refusal_jax.pipeline.paper import rankings
+
+# the paper's embedding 20 and 20 epochs; lr 1e-2 instead of its 1e-3, so that
+# 400 prompts take enough steps
+KW = dict(lr=1e-2, epochs=20, batch_size=16, test_fraction=0.3, seed=0)
 
 
 def _xor_prompts(n=400, n_features=10, seed=0):
@@ -20,11 +26,8 @@ def _xor_prompts(n=400, n_features=10, seed=0):
 @pytest.fixture(scope='module')
 def fits():
   x, y = _xor_prompts()
-  # the paper's embedding 20 and 20 epochs; lr 1e-2 instead of its 1e-3, so
-  # that 400 prompts take enough steps
-  kw = dict(lr=1e-2, epochs=20, batch_size=16, test_fraction=0.3, seed=0)
-  return (x, y, classifier.fit(x, y, rank=20, **kw),
-          classifier.fit(x, y, rank=0, l2=1e-4, **kw))
+  return (x, y, classifier.fit(x, y, rank=20, **KW),
+          classifier.fit(x, y, rank=0, l2=1e-4, **KW))
 
 
 def test_fm_separates_what_the_probe_cannot(fits):
@@ -85,3 +88,21 @@ def test_classifier_rejects_bad_labels():
     classifier.fit(x, np.ones(6), rank=2)
   with pytest.raises(errors.ConfigError, match='holds out no'):
     classifier.fit(x, [0, 1, 0, 1, 0, 1], rank=2, test_fraction=0.0)
+
+
+def test_rank_pool_runs_both_models_from_the_config_fields(fits):
+  x, y, fm, probe = fits
+  # [P, T=2, I]: the features on one token, nothing on the other
+  acts = np.stack([x, np.zeros_like(x)], axis=1)
+  cfg = paper_mode.add_paper_fields(dissect_base.base_config())
+  fields = dict(cfg.paper.classifier.to_dict(), **KW)
+  assert fields['embedding_dim'] == 20 and fields['probe_l2'] == 1e-4
+  summary, arrays = rankings.rank_pool(acts, y, **fields)
+  assert summary['fm_test_accuracy'] == fm.test_accuracy
+  assert summary['probe_test_accuracy'] == probe.test_accuracy
+  assert summary['fm_ranking'] == classifier.ranking(
+      classifier.fm_importance(fm, x))
+  assert summary['probe_ranking'] == classifier.ranking(
+      classifier.probe_importance(probe))
+  assert summary['n_train'] + summary['n_test'] == len(y)
+  np.testing.assert_array_equal(arrays['test_index'], fm.test_index)

@@ -108,6 +108,28 @@ def test_one_batched_call_per_dropped_block():
   assert calls[1] == 6  # every block scored in the first batched call
 
 
+def test_per_prompt_passes_share_their_scores():
+  # prompt 0 refuses unless candidate 4 is ablated; prompt 1, candidate 9
+  def score(masks):
+    return np.stack([np.where(masks[:, 4] > 0, 0.05, 0.9),
+                     np.where(masks[:, 9] > 0, 0.05, 0.9)], axis=1)
+
+  cached = block_greedy.CachedScore(score)
+  per = [block_greedy.block_greedy(list(range(12)), cached, tau=0.3,
+                                   block_size=1, seed=0, prompts=[p])
+         for p in (0, 1)]
+  assert [r.kept_indices for r in per] == [[4], [9]]
+  # the second pass meets masks the first one scored (the start, at least)
+  alone = block_greedy.block_greedy(list(range(12)), score, tau=0.3,
+                                    block_size=1, seed=0, prompts=[1])
+  assert alone.kept_indices == [9]
+  assert per[1].n_masks < alone.n_masks
+  assert cached.n_masks == per[0].n_masks + per[1].n_masks
+  both = block_greedy.block_greedy(list(range(12)), score, tau=0.3,
+                                   block_size=1, seed=0)
+  assert both.kept_indices == [4, 9]
+
+
 def test_tau_sweep_nests_on_an_additive_score():
   effect = {5: 0.15, 12: 0.3, 30: 0.45}
 

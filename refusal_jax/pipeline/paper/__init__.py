@@ -7,8 +7,10 @@ into one candidate list):
 
 * block_greedy: stage 2, block-wise greedy pruning on P('I'), seeds
   intersected, a tau sweep;
-* top_k: the K grid and the ASR of the top K of a ranking (stage 3; the FM
-  classifier and the probe are in refusal_jax/fm/classifier.py);
+* rankings: stage 3, the pool ranked by an FM and a logistic probe that
+  tell harmful from benign prompts by their activations (the models are in
+  refusal_jax/fm/classifier.py);
+* top_k: the K grid and the ASR of the top K of each ranking;
 * dormant: stage-2 features silent on the source prompts, and the jailbreak
   without them;
 * controls: random sets of the same size and the O'Brien-style set;

@@ -6,23 +6,29 @@ removal moves P('I') by at least a threshold tau (swept 0.1-0.8), run with 3
 seeds and intersected". The rule implemented here reads it as pruning, like
 the stage's name ("prune to a minimal set"):
 
-1. Start with every candidate ablated: the ablated set S is all K candidates.
+1. Start with every candidate ablated: the ablated set S is all I
+   candidates.
 2. Shuffle the candidates with the seed and cut the order into consecutive
    blocks of `block_size` (the last block may be shorter).
 3. Visit the blocks in that order. For block b, "removing" it means taking
    it out of the ablated set (its latents are left as they are). Its change
    is m(S minus b) - m(S), where m is P('I') at the last prompt position,
-   averaged over the prompts. If |change| >= tau the block is kept in S;
-   otherwise it is dropped from S for good, and the later blocks are judged
-   against the smaller set.
+   averaged over the prompts (or over the columns `prompts` names). If
+   |change| >= tau the block is kept in S; otherwise it is dropped from S
+   for good, and the later blocks are judged against the smaller set.
 4. One pass over the blocks; the kept set is what is left of S.
 
-Two readings had to be made. "Moves ... by at least" is taken as the size of
-the change (`absolute=True`); with `absolute=False` only a rise of P('I')
-(the block's ablation was lowering refusal) keeps a block. The change is of
-the mean over the prompts the score function scores; the note's "source
-prompt" suggests the paper ran one search per prompt, which is this function
-with a score function of that one prompt.
+Readings that had to be made: "removal" is removal from the ablated set
+(pruning from all candidates ablated, not growing from none). "Moves ... by
+at least" is taken as the size of the change (`absolute=True`); with
+`absolute=False` only a rise of P('I') (the block's ablation was lowering
+refusal) keeps a block. One pass, not passes repeated until nothing changes.
+The change is of the mean over the prompts the score function scores; the
+note's "source
+prompt" and its counts of "unique features" suggest the paper ran one search
+per prompt and pooled the sets: `prompts=[p]` judges by prompt p alone, and
+passes for several prompts that share one `CachedScore` score common masks
+(the all-ablated start, at least) once.
 
 A block is kept or dropped whole, so a kept block may carry features that do
 not matter; repeating the search over seeds (other block compositions) and
@@ -162,8 +168,8 @@ def cached(score_fn: ScoreFn) -> CachedScore:
 
 def block_greedy(candidates: Sequence[Any], score_fn: ScoreFn, *,
                  tau: float, block_size: int = 5, seed: int = 0,
-                 absolute: bool = True, max_masks: int = 16
-                 ) -> BlockGreedyResult:
+                 absolute: bool = True, max_masks: int = 16,
+                 prompts: Sequence[int] | None = None) -> BlockGreedyResult:
   """One block-wise greedy pass (module docstring: the rule).
 
   Args:
@@ -177,6 +183,7 @@ def block_greedy(candidates: Sequence[Any], score_fn: ScoreFn, *,
     absolute: judge |change| (the note's "moves"); False: only a rise of
       P('I') keeps a block.
     max_masks: at most this many blocks scored per call.
+    prompts: the columns of the [M, P] metric averaged (None: all).
 
   Returns:
     BlockGreedyResult.
@@ -190,7 +197,8 @@ def block_greedy(candidates: Sequence[Any], score_fn: ScoreFn, *,
   calls0, masks0 = score.n_calls, score.n_masks
   blocks = block_order(n, block_size, seed)
   cur = np.ones(n, np.float32)
-  base = float(score(cur[None]).mean(1)[0])
+  cols = slice(None) if prompts is None else list(prompts)
+  base = float(score(cur[None])[:, cols].mean(1)[0])
   start = base
   trajectory = []
   i = 0
@@ -199,7 +207,7 @@ def block_greedy(candidates: Sequence[Any], score_fn: ScoreFn, *,
     rows = np.repeat(cur[None], len(todo), axis=0)
     for r, block in enumerate(todo):
       rows[r, block] = 0.0
-    vals = score(rows).mean(1)
+    vals = score(rows)[:, cols].mean(1)
     for r, block in enumerate(todo):
       change = float(vals[r]) - base
       keep = (abs(change) if absolute else change) >= tau
@@ -221,7 +229,8 @@ def block_greedy(candidates: Sequence[Any], score_fn: ScoreFn, *,
 def intersect_over_seeds(candidates: Sequence[Any], score_fn: ScoreFn, *,
                          tau: float, block_size: int = 5,
                          seeds: Sequence[int] = (0, 1, 2),
-                         absolute: bool = True, max_masks: int = 16
+                         absolute: bool = True, max_masks: int = 16,
+                         prompts: Sequence[int] | None = None
                          ) -> SeedIntersection:
   """`block_greedy` under each seed; the candidates every pass keeps.
 
@@ -229,8 +238,8 @@ def intersect_over_seeds(candidates: Sequence[Any], score_fn: ScoreFn, *,
   once.
 
   Args:
-    candidates, score_fn, tau, block_size, absolute, max_masks: as
-      `block_greedy`.
+    candidates, score_fn, tau, block_size, absolute, max_masks, prompts:
+      as `block_greedy`.
     seeds: seeds of the candidate orders (the paper: 3).
 
   Returns:
@@ -241,7 +250,8 @@ def intersect_over_seeds(candidates: Sequence[Any], score_fn: ScoreFn, *,
   score = cached(score_fn)
   per_seed = {int(s): block_greedy(candidates, score, tau=tau,
                                    block_size=block_size, seed=int(s),
-                                   absolute=absolute, max_masks=max_masks)
+                                   absolute=absolute, max_masks=max_masks,
+                                   prompts=prompts)
               for s in seeds}
   common = set.intersection(*(set(r.kept_indices) for r in per_seed.values()))
   kept_indices = sorted(common)
@@ -252,12 +262,13 @@ def intersect_over_seeds(candidates: Sequence[Any], score_fn: ScoreFn, *,
 def tau_sweep(candidates: Sequence[Any], score_fn: ScoreFn, *,
               taus: Sequence[float], block_size: int = 5,
               seeds: Sequence[int] = (0, 1, 2), absolute: bool = True,
-              max_masks: int = 16) -> dict[float, SeedIntersection]:
+              max_masks: int = 16, prompts: Sequence[int] | None = None
+              ) -> dict[float, SeedIntersection]:
   """`intersect_over_seeds` for every tau, sharing one score memory.
 
   Args:
-    candidates, score_fn, block_size, seeds, absolute, max_masks: as
-      `intersect_over_seeds`.
+    candidates, score_fn, block_size, seeds, absolute, max_masks, prompts:
+      as `intersect_over_seeds`.
     taus: the thresholds (the paper swept 0.1 to 0.8).
 
   Returns:
@@ -266,4 +277,5 @@ def tau_sweep(candidates: Sequence[Any], score_fn: ScoreFn, *,
   score = cached(score_fn)
   return {float(t): intersect_over_seeds(
       candidates, score, tau=float(t), block_size=block_size, seeds=seeds,
-      absolute=absolute, max_masks=max_masks) for t in taus}
+      absolute=absolute, max_masks=max_masks, prompts=prompts)
+          for t in taus}
