@@ -25,7 +25,9 @@ def add_paper_fields(c: ml_collections.ConfigDict
   p.active_eps = 0.0
 
   p.greedy = ml_collections.ConfigDict()
-  # Stage 2, block-wise greedy pruning (pipeline/paper/block_greedy.py):
+  # Stage 2, block-wise greedy pruning (pipeline/paper/block_greedy.py;
+  # besides sweep_tau and taus, the fields are the keyword arguments of
+  # `intersect_over_seeds`):
   # from all candidates ablated, blocks of block_size candidates in a seeded
   # order are taken out of the ablated set unless that moves P('I') (mean
   # over prompts) by at least tau. [S+] block size 5.
@@ -47,7 +49,8 @@ def add_paper_fields(c: ml_collections.ConfigDict
 
   p.classifier = ml_collections.ConfigDict()
   # Stage 3, an FM classifying harmful vs benign prompts by the pool's SAE
-  # activations (fm/classifier.py). [S+] 2-way FM, embedding 20, Adam
+  # activations (fm/classifier.py; the fields are the keyword arguments of
+  # pipeline/paper/rankings.py's `rank_pool`). [S+] 2-way FM, embedding 20, Adam
   # learning rate 1e-3, 20 epochs.
   p.classifier.embedding_dim = 20
   p.classifier.lr = 1e-3
@@ -70,7 +73,8 @@ def add_paper_fields(c: ml_collections.ConfigDict
 
   p.top_k = ml_collections.ConfigDict()
   # Top-K ablation of the FM's and the probe's rankings, K on a geometric
-  # grid scaled to the pool (pipeline/paper/top_k.py). [S+] K 100-2000 on
+  # grid scaled to the pool (the keyword arguments of pipeline/paper/
+  # top_k.py's `k_grid`). [S+] K 100-2000 on
   # pools of ~1,600 (LLaMA) to ~5,700 (Gemma) features, i.e. from a few
   # percent of the pool up to about all of it.
   p.top_k.n_points = 8
@@ -78,13 +82,16 @@ def add_paper_fields(c: ml_collections.ConfigDict
   p.top_k.max_fraction = 1.0
 
   p.controls = ml_collections.ConfigDict()
-  # Random sets of the stage's set size drawn from the candidate pool
-  # [I]: the note gives no number of draws.
-  p.controls.n_random = 5
+  # Controls (pipeline/paper/controls.py; the fields are the keyword
+  # arguments of `control_asr`). Random sets of the controlled set's size
+  # drawn from the candidate pool: n_draws of them, seeded [I]: the note
+  # gives no number of draws.
+  p.controls.n_draws = 5
   p.controls.seed = 0
   # O'Brien et al.-style sets: every feature active on at least k tokens of
-  # the prompts, k swept; the best ASR is reported ([S+] "max ASR").
-  p.controls.obrien_min_tokens = (1, 2, 4, 8, 16, 32)
+  # the prompts, k swept over min_tokens; the best ASR is reported ([S+]
+  # "max ASR").
+  p.controls.min_tokens = (1, 2, 4, 8, 16, 32)
   # Cap of the O'Brien-style set, most frequent first (0 = no cap, as the
   # note describes it).
   p.controls.obrien_size = 0

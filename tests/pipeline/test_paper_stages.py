@@ -228,6 +228,7 @@ def test_obrien_set_counts_active_tokens():
   assert controls.obrien_set(ACTS, 2) == [0]
   assert controls.obrien_set(ACTS, 4) == []
   assert controls.obrien_set(ACTS, 1, size=2) == [0, 2]
+  assert controls.obrien_set(ACTS, 1, size=0) == [0, 2, 3]
   assert controls.obrien_set(ACTS, 1, eps=0.05) == [0, 2]
   assert controls.obrien_set(ACTS[0], 1) == [0, 2]
 
@@ -240,6 +241,12 @@ def test_control_asr():
 
   out = controls.control_asr(cands, 2, ACTS, jailbreak, n_draws=6, seed=0,
                              min_tokens=(1, 2, 9))
+  # the config section holds control_asr's keyword arguments
+  cfg = paper_mode.add_paper_fields(dissect_base.base_config())
+  again = controls.control_asr(cands, 2, ACTS, jailbreak,
+                               **dict(cfg.paper.controls.to_dict(),
+                                      n_draws=6, min_tokens=(1, 2, 9)))
+  assert again == out
   assert [r['size'] for r in out['obrien']] == [3, 1, 0]
   assert [r['asr_count'] for r in out['obrien']] == [2, 0, 0]
   assert out['obrien_max_asr'] == 1.0 and out['obrien_max_asr_count'] == 2
@@ -326,10 +333,13 @@ def test_paper_config_defaults():
   assert g.block_size == 5 and g.seeds == (0, 1, 2)
   assert min(g.taus) == 0.1 and max(g.taus) == 0.8 and g.tau in g.taus
   assert f.embedding_dim == 20 and f.lr == 1e-3 and f.epochs == 20
-  assert c.paper.controls.n_random >= 2 and c.paper.active_eps == 0.0
-  grid = top_k.k_grid(1619, n_points=c.paper.top_k.n_points,
-                      min_fraction=c.paper.top_k.min_fraction,
-                      max_fraction=c.paper.top_k.max_fraction)
+  assert c.paper.controls.n_draws >= 2 and c.paper.active_eps == 0.0
+  grid = top_k.k_grid(1619, **c.paper.top_k)
   assert grid[0] == 81 and grid[-1] == 1619
+  # the greedy section holds intersect_over_seeds' keyword arguments
+  fields = {k: v for k, v in g.items() if k not in ('sweep_tau', 'taus')}
+  res = block_greedy.intersect_over_seeds(list(range(12)), _and_score([3]),
+                                          **fields)
+  assert 3 in res.kept_indices and sorted(res.per_seed) == [0, 1, 2]
   # the current procedures keep their own fields
   assert c.greedy.order == 'backward' and c.fm.lr == 0.02

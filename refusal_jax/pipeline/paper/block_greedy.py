@@ -127,6 +127,7 @@ class CachedScore:
 
   Rows already scored (by any earlier call, under any seed or tau) are
   answered from memory; the other distinct rows go to `score_fn` in one call.
+  Masks are told apart as binary (> 0), as the greedy search builds them.
 
   Attributes:
     n_calls: calls passed on to the wrapped function.

@@ -61,7 +61,7 @@ def obrien_set(acts, min_tokens: int, *, eps: float = 0.0,
     acts: [..., T, I] activations of the candidates on the prompts.
     min_tokens: k.
     eps: active means above this.
-    size: keep at most this many (the most frequent); None keeps all.
+    size: keep at most this many (the most frequent); None or 0 keeps all.
 
   Returns:
     Candidate indices, by token count descending, then index.
@@ -69,7 +69,7 @@ def obrien_set(acts, min_tokens: int, *, eps: float = 0.0,
   counts = token_counts(acts, eps)
   order = np.lexsort((np.arange(len(counts)), -counts))
   chosen = [int(i) for i in order if counts[i] >= min_tokens]
-  return chosen if size is None else chosen[:size]
+  return chosen[:size] if size else chosen
 
 
 def control_asr(candidates: Sequence[Any], size: int, acts,
@@ -87,7 +87,8 @@ def control_asr(candidates: Sequence[Any], size: int, acts,
     seed: their seed.
     min_tokens: the k swept for the O'Brien-style set.
     eps: active means above this.
-    obrien_size: cap of the O'Brien-style set (None: all features >= k).
+    obrien_size: cap of the O'Brien-style set (None or 0: all features
+      active on >= k tokens).
 
   Returns:
     {'random': [{'size', 'asr', 'asr_count'}] per draw, 'random_mean_asr',
