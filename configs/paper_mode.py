@@ -25,12 +25,11 @@ def add_paper_fields(c: ml_collections.ConfigDict
   p.active_eps = 0.0
 
   p.greedy = ml_collections.ConfigDict()
-  # Stage 2, block-wise greedy pruning (pipeline/paper/block_greedy.py;
-  # besides sweep_tau and taus, the fields are the keyword arguments of
-  # `intersect_over_seeds`):
-  # from all candidates ablated, blocks of block_size candidates in a seeded
-  # order are taken out of the ablated set unless that moves P('I') (mean
-  # over prompts) by at least tau. [S+] block size 5.
+  # Stage 2, block-wise greedy pruning: from all candidates ablated, blocks
+  # of block_size candidates in a seeded order are taken out of the ablated
+  # set unless that moves P('I') (mean over prompts) by at least tau
+  # (pipeline/paper/block_greedy.py; besides sweep_tau and taus, the fields
+  # are the keyword arguments of `intersect_over_seeds`). [S+] block size 5.
   p.greedy.block_size = 5
   # [S+] swept 0.1-0.8; the single-run default is the lowest value of the
   # sweep [I], which keeps the most features.
@@ -50,8 +49,8 @@ def add_paper_fields(c: ml_collections.ConfigDict
   p.classifier = ml_collections.ConfigDict()
   # Stage 3, an FM classifying harmful vs benign prompts by the pool's SAE
   # activations (fm/classifier.py; the fields are the keyword arguments of
-  # pipeline/paper/rankings.py's `rank_pool`). [S+] 2-way FM, embedding 20, Adam
-  # learning rate 1e-3, 20 epochs.
+  # pipeline/paper/rankings.py's `rank_pool`). [S+] 2-way FM, embedding 20,
+  # Adam learning rate 1e-3, 20 epochs.
   p.classifier.embedding_dim = 20
   p.classifier.lr = 1e-3
   p.classifier.epochs = 20
