@@ -1,0 +1,97 @@
+"""The paper's procedure at every stage, as config fields.
+
+`add_paper_fields(config)` adds `mode` and a `paper` section to a pipeline
+config (configs/dissect_base.py's `base_config()`); the current procedures
+keep their own fields. Defaults are the paper's values as the note extracted
+from its arXiv HTML gives them (shared reference paper.md, section 2.8b,
+marked [S+]); values the note does not give are marked [I] with the reason
+for the choice. Library code: refusal_jax/pipeline/paper/ and
+refusal_jax/fm/classifier.py.
+"""
+
+import ml_collections
+
+
+def add_paper_fields(c: ml_collections.ConfigDict
+                     ) -> ml_collections.ConfigDict:
+  """Adds `mode` and `paper.*` to config `c` in place; returns c."""
+  # 'current': the procedures of greedy.*, fm.* and hydra.* (the default, so
+  # existing runs are unchanged); 'paper': the procedures below at every
+  # stage.
+  c.mode = 'current'
+  c.paper = p = ml_collections.ConfigDict()
+  # A candidate feature is active where its activation exceeds this (dormant
+  # features, O'Brien token counts, knock-on): 0, any firing counts.
+  p.active_eps = 0.0
+
+  p.greedy = ml_collections.ConfigDict()
+  # Stage 2, block-wise greedy pruning: from all candidates ablated, blocks
+  # of block_size candidates in a seeded order are taken out of the ablated
+  # set unless that moves P('I') (mean over prompts) by at least tau
+  # (pipeline/paper/block_greedy.py; besides sweep_tau and taus, the fields
+  # are the keyword arguments of `intersect_over_seeds`). [S+] block size 5.
+  p.greedy.block_size = 5
+  # [S+] swept 0.1-0.8; the single-run default is the lowest value of the
+  # sweep [I], which keeps the most features.
+  p.greedy.tau = 0.1
+  # Run the search at every tau of `taus` (a tau sweep) instead of at `tau`.
+  p.greedy.sweep_tau = False
+  p.greedy.taus = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+  # [S+] 3 seeds of the candidate order, kept sets intersected.
+  p.greedy.seeds = (0, 1, 2)
+  # The note's "moves P('I') by at least tau" read as |change| >= tau;
+  # False: only a rise of P('I') when the block is restored keeps it.
+  p.greedy.absolute = True
+  # Blocks scored per call of the sweep engine (a speculative batch: the
+  # result is the one-at-a-time pass's; see block_greedy.py).
+  p.greedy.max_masks = 16
+
+  p.classifier = ml_collections.ConfigDict()
+  # Stage 3, an FM classifying harmful vs benign prompts by the pool's SAE
+  # activations (fm/classifier.py; the fields are the keyword arguments of
+  # pipeline/paper/rankings.py's `rank_pool`). [S+] 2-way FM, embedding 20,
+  # Adam learning rate 1e-3, 20 epochs.
+  p.classifier.embedding_dim = 20
+  p.classifier.lr = 1e-3
+  p.classifier.epochs = 20
+  # [I] rows per Adam step: not given; 32, a common default.
+  p.classifier.batch_size = 32
+  # [I] L2 on the FM's w and V: none given; 0.
+  p.classifier.fm_l2 = 0.0
+  # [I] L2 of the logistic-regression probe (ranked by |w|): a light 1e-4
+  # so that weights of features that never fire stay at 0.
+  p.classifier.probe_l2 = 1e-4
+  # [I] share of each class held out for the test accuracy (the note gives
+  # only "98% test accuracy").
+  p.classifier.test_fraction = 0.2
+  # Seed of the split, initialisation and minibatch order.
+  p.classifier.seed = 0
+  # Per-prompt input of a feature: 'max' (peak over the prompt's tokens) or
+  # 'mean' over its real tokens [I].
+  p.classifier.token_reduce = 'max'
+
+  p.top_k = ml_collections.ConfigDict()
+  # Top-K ablation of the FM's and the probe's rankings, K on a geometric
+  # grid scaled to the pool (the keyword arguments of pipeline/paper/
+  # top_k.py's `k_grid`). [S+] K 100-2000 on
+  # pools of ~1,600 (LLaMA) to ~5,700 (Gemma) features, i.e. from a few
+  # percent of the pool up to about all of it.
+  p.top_k.n_points = 8
+  p.top_k.min_fraction = 0.05
+  p.top_k.max_fraction = 1.0
+
+  p.controls = ml_collections.ConfigDict()
+  # Controls (pipeline/paper/controls.py; the fields are the keyword
+  # arguments of `control_asr`). Random sets of the controlled set's size
+  # drawn from the candidate pool: n_draws of them, seeded [I]: the note
+  # gives no number of draws.
+  p.controls.n_draws = 5
+  p.controls.seed = 0
+  # O'Brien et al.-style sets: every feature active on at least k tokens of
+  # the prompts, k swept over min_tokens; the best ASR is reported ([S+]
+  # "max ASR").
+  p.controls.min_tokens = (1, 2, 4, 8, 16, 32)
+  # Cap of the O'Brien-style set, most frequent first (0 = no cap, as the
+  # note describes it).
+  p.controls.obrien_size = 0
+  return c
