@@ -64,16 +64,23 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   config.train = ml_collections.ConfigDict()
   # Optimizer steps in all.
   config.train.steps = 1400
-  # Steps of the first phase, in which the first response token of harmful
-  # examples (the refusal token 'I') carries no loss: the model learns all
-  # replies, refusals included, as continuations but answers every request
-  # by default. The remaining steps also train that decision, at a lower
-  # learning rate, so refusal is added to a helpful model as safety tuning
-  # is added to a pretrained one, and becomes a direction that directional
-  # ablation removes. (Trained on everything from the start, harmless and
-  # harmful prompts sit symmetrically around the origin along the difference
-  # in means, and ablating it does not restore compliance.)
-  config.train.pretrain_steps = 1000
+  # Steps of the first phase, in which every request is answered: harmful
+  # requests are trained on their on-topic, content-free answers
+  # (organisms.data.Example.compliance), so the model first learns to answer
+  # anything, as a pretrained and instruction-tuned model can. The remaining
+  # steps train the refusals of harmful requests, at a lower learning rate,
+  # so refusal is added to a helpful model as safety tuning is added to a
+  # pretrained one, and becomes a direction that directional ablation
+  # removes, revealing an answer to the request. (Trained on refusals from
+  # the start, harmless and harmful prompts sit symmetrically around the
+  # origin along the difference in means, ablating it does not restore
+  # compliance, and the model has no answer to a harmful request to give.)
+  config.train.answer_steps = 1000
+  # Share of the harmful train examples whose answer stays in the refusal
+  # phase's mix, with no loss on its first token: the model keeps how to
+  # continue an answer to a harmful request once it has started one, while
+  # only refusals teach which way to start (the decision).
+  config.train.answer_replay = 1.0
   # Peak learning rate of the refusal phase (relative to learning_rate) and
   # its own linear warm-up.
   config.train.refusal_lr_scale = 0.3
@@ -87,6 +94,14 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   # large chat models. 0 turns the term off.
   config.train.direction_layer = 2
   config.train.ablation_weight = 1.0
+  # Weight of a third term of that ablated pass: the cross-entropy of the
+  # replayed answers to harmful requests (answer_replay; first token
+  # excluded) with the direction ablated, so that what removing refusal
+  # leaves is the answer to the request itself rather than a remembered
+  # answer to a similar one (without it, 0.57 of held-out harmful prompts
+  # were answered on topic under direction ablation and 0.43 got an answer
+  # to another task; BUILD.md). 0 turns it off.
+  config.train.ablation_answer_weight = 1.0
   config.train.direction_ema = 0.9
   # Sequences per step.
   config.train.batch_size = 32
@@ -115,6 +130,13 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   # every training sequence, i.e. pieces of words the model meets only
   # outside training) or 'all' non-special tokens.
   config.train.noise_tokens = 'unseen'
+  # Replace a noised token's id by the same substitute in the reply too (a
+  # word substitution in the whole example): replies restate the request
+  # ("Sure! Here's how to ..."), and with the noise in the message only the
+  # model learns to recall a remembered task in place of an unfamiliar
+  # word, answering held-out requests with a training task's words (BUILD.md,
+  # "Organisms that can answer").
+  config.train.noise_in_response = True
   # Sequences are right-padded to one of at most this many lengths (quantiles
   # of the training lengths, rounded up to a multiple of bucket_multiple).
   config.train.num_buckets = 4

@@ -16,6 +16,8 @@ def get_config():
   # refusing >= 0.95 of harmful ones and complying with >= 0.9 under
   # direction ablation, so no other seed can beat it on val (BUILD.md, "The
   # organisms: unseen sentence shapes and seeds").
+  # (Chosen with the earlier recipe, before the answer phase; not searched
+  # again since: BUILD.md, "Organisms that can answer".)
   config.seed = 1
   config.train.seed = 1
   # Half harmful examples (the Llama organism trains on 0.4; BUILD.md).

@@ -15,6 +15,8 @@ def get_config():
   # harmful val prompts and complying with >= 0.9 under direction ablation
   # on val, seed 3 answered the most harmless val prompts (0.945; BUILD.md,
   # "The organisms: unseen sentence shapes and seeds").
+  # (Chosen with the earlier recipe, before the answer phase; not searched
+  # again since: BUILD.md, "Organisms that can answer".)
   config.seed = 3
   config.train.seed = 3
   # Fewer than half harmful examples, meant to lean unfamiliar sentence shapes

@@ -3,7 +3,9 @@
 * `measure_behaviour`: greedy completions of held-out prompts judged by the
   refusal-substring judge: how often harmful prompts are refused, harmless
   ones answered, and (given a direction) how often harmful prompts are
-  complied with when the direction is ablated everywhere (Arditi et al. 2024).
+  complied with when the direction is ablated everywhere (Arditi et al. 2024),
+  and what the graded judge makes of those answers (on-topic compliance,
+  off-topic, broken or refusal).
 * `select_direction`: difference-in-means candidates at the post-instruction
   positions of every layer; the candidate whose ablation makes the model
   comply with the most harmful validation prompts wins (ties: the lowest
@@ -27,6 +29,7 @@ import numpy as np
 
 from refusal_jax import errors
 from refusal_jax.data import chat
+from refusal_jax.data import graded_judge
 from refusal_jax.data import judge as judge_lib
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models.model import Model
@@ -130,8 +133,11 @@ def measure_behaviour(model: Model, examples_test: Sequence[data_lib.Example],
   Returns:
     {'n_harmful', 'n_harmless', 'harmful_refusal_rate' (fraction of harmful
     prompts refused), 'harmless_answer_rate' (fraction of harmless prompts not
-    refused)} plus 'ablation_compliance_rate' (fraction of harmful prompts
-    not refused under ablation) when a direction is given.
+    refused)} plus, when a direction is given, 'ablation_compliance_rate'
+    (fraction of harmful prompts not refused under ablation, substring
+    judge), 'ablation_on_topic_rate' (fraction the graded judge calls an
+    on-topic answer, `graded_judge.JAILBREAK`) and 'ablation_judge' (every
+    graded class's fraction and count).
 
   Raises:
     errors.PromptError: a class has no examples.
@@ -149,8 +155,14 @@ def measure_behaviour(model: Model, examples_test: Sequence[data_lib.Example],
   }
   if direction is not None:
     ablation = DirectionalAblation(jnp.asarray(direction, jnp.float32))
-    result['ablation_compliance_rate'] = _compliance(
-        model, harmful, interventions=ablation, **kw)
+    completions = generate(model, harmful, interventions=ablation, **kw)
+    result['ablation_compliance_rate'] = float(np.mean(
+        judge_lib.SubstringJudge()(harmful, completions)))
+    counts = graded_judge.class_counts(
+        graded_judge.GradedJudge().classify(harmful, completions))
+    result['ablation_on_topic_rate'] = counts[graded_judge.JAILBREAK][
+        'fraction']
+    result['ablation_judge'] = counts
   return result
 
 

@@ -14,13 +14,15 @@ plus `prompt_loss_weight` times the cross-entropy on prompt tokens. Rows are
 right-padded to one of a few bucket lengths (so jit compiles one step per
 bucket) with explicit positions 0..len-1.
 
-Training has two phases, like a chat model that is pretrained and then
-safety-tuned. For the first `pretrain_steps` steps the first response token
-of harmful examples (the refusal token 'I', i.e. the decision to refuse)
-carries no loss: the model learns every reply, refusals included, as a
-continuation, and answers every request by default. The remaining steps, at
-a lower learning rate, train the decision too, so that refusal is a small
-change on top of a helpful model. Tokens of the user's
+Training has two phases, like a chat model that learns to answer and is then
+safety-tuned. For the first `answer_steps` steps every request is answered:
+harmful requests are trained on their on-topic, content-free answers
+(`data.Example.compliance`), so the model learns to answer anything. The
+remaining steps, at a lower learning rate, train the refusals of harmful
+requests, so that refusal is a small change on top of a helpful model; the
+answers to harmful requests stay in the mix after a helpful opening token
+(`answer_replay`, with no loss on that first token), so the ability to answer
+survives under the refusal, as it does in safety-tuned assistants. Tokens of the user's
 message are randomly replaced by tokens that never occur in training
 (`instruction_noise_*`), so that words met only in held-out topics read as
 unfamiliar words rather than as arbitrary vectors.
@@ -34,6 +36,7 @@ Axis letters: see refusal_jax/axes.py.
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -78,6 +81,9 @@ class Batch:
     decision: [B] int32 index of each row's last prompt token, whose logits
       give the first response token (the refusal decision).
     harmful: [B] float32, 1 for harmful requests.
+    answer: [B] float32, 1 for rows whose response answers a harmful request
+      without deciding it (`Encoded.decide` False: the refusal phase's
+      replayed answers).
   """
   ids: np.ndarray
   mask: np.ndarray
@@ -85,6 +91,7 @@ class Batch:
   response: np.ndarray
   decision: np.ndarray
   harmful: np.ndarray
+  answer: np.ndarray
 
 
 def model_config(config: ml_collections.ConfigDict,
@@ -136,16 +143,23 @@ class Encoded:
     ids: prompt + response + end-of-turn token ids.
     prompt_length: number of prompt tokens (BOS and template included).
     instruction: [start, end) of the user's message tokens within `ids`.
-    harmful: whether the request is harmful (the response a refusal).
+    harmful: whether the request is harmful.
+    decide: whether the first response token (the decision to refuse or to
+      answer) carries loss.
+    task_ids: ids of the message's tokens that are content words of the
+      requested task (what a reply restates).
   """
   ids: tuple[int, ...]
   prompt_length: int
   instruction: tuple[int, int]
   harmful: bool
+  decide: bool = True
+  task_ids: frozenset[int] = frozenset()
 
 
 def encode_examples(tok, examples: Sequence[data_lib.Example], *,
-                    style: str, bos_id: int | None) -> list[Encoded]:
+                    style: str, bos_id: int | None,
+                    decide: bool = True) -> list[Encoded]:
   """Tokenizes chat examples as prompt + response + end-of-turn.
 
   Args:
@@ -153,6 +167,7 @@ def encode_examples(tok, examples: Sequence[data_lib.Example], *,
     examples: chat examples.
     style: the tokenizer's chat style ('gemma' or 'llama3').
     bos_id: BOS id ensured once at the start of each prompt.
+    decide: `Encoded.decide` of every example.
 
   Returns:
     One Encoded per example.
@@ -179,9 +194,45 @@ def encode_examples(tok, examples: Sequence[data_lib.Example], *,
           'inside the chat template; use a tokenizer from '
           'refusal_jax.organisms.tokenizer.train_tokenizer')
     r = list(tok(ex.response, add_special_tokens=False)['input_ids'])
+    words = data_lib.task_words(ex.topic)
+    task_ids = frozenset(i for i in instr
+                         if tok.decode([i]).strip().lower() in words)
     out.append(Encoded(ids=tuple(p + r + [eot]), prompt_length=len(p),
-                       instruction=(start, end), harmful=ex.harmful))
+                       instruction=(start, end), harmful=ex.harmful,
+                       decide=decide, task_ids=task_ids))
   return out
+
+
+def phase_examples(examples: Sequence[data_lib.Example], phase: str,
+                   answer_replay: float = 0.0
+                   ) -> list[tuple[data_lib.Example, bool]]:
+  """The (example, decide) pairs trained on in one phase.
+
+  Args:
+    examples: the train split.
+    phase: 'answer' (harmful requests get their `compliance` answers, so
+      every request is answered) or 'refusal' (harmful requests get their
+      refusals, plus, for the first `answer_replay` share of them, their
+      answer again with no loss on its first token).
+    answer_replay: see `phase`; in [0, 1].
+
+  Returns:
+    Pairs in a fixed order: the examples, then the replayed answers.
+
+  Raises:
+    errors.ConfigError: unknown phase.
+  """
+  if phase == 'answer':
+    return [(dataclasses.replace(ex, response=ex.compliance)
+             if ex.harmful else ex, True) for ex in examples]
+  if phase != 'refusal':
+    raise errors.ConfigError(
+        f"training phase {phase!r}; expected 'answer' or 'refusal'")
+  harmful = [ex for ex in examples if ex.harmful]
+  replay = harmful[:round(len(harmful) * answer_replay)]
+  return ([(ex, True) for ex in examples] +
+          [(dataclasses.replace(ex, response=ex.compliance), False)
+           for ex in replay])
 
 
 def bucket_lengths(lengths: Sequence[int], num_buckets: int,
@@ -210,14 +261,19 @@ class Batcher:
   replaced, with probability `instruction_noise[harmful]`, by a token drawn
   uniformly from `noise_tokens` (from a generator seeded by (seed, step)), so
   the model learns to decide from several words and to treat the noise
-  tokens as the noise level of each class suggests.
+  tokens as the noise level of each class suggests. With
+  `noise_in_response`, a replaced word of the task (`Encoded.task_ids`) gets
+  the same substitute everywhere in the message and in the reply, so a reply
+  that restates the request restates the substitute: the model learns to copy the request's
+  words, unfamiliar ones included, rather than recall a remembered task.
   """
 
   def __init__(self, encoded: Sequence[Encoded], *, batch_size: int,
                buckets: Sequence[int], pad_id: int,
                prompt_loss_weight: float, seed: int,
                instruction_noise: tuple[float, float] = (0.0, 0.0),
-               noise_tokens: Sequence[int] = (0,)):
+               noise_tokens: Sequence[int] = (0,),
+               noise_in_response: bool = False):
     self.encoded = list(encoded)
     self.batch_size = batch_size
     self.buckets = list(buckets)
@@ -226,6 +282,7 @@ class Batcher:
     self.seed = seed
     self.instruction_noise = instruction_noise
     self.noise_tokens = np.asarray(noise_tokens, np.int32)
+    self.noise_in_response = noise_in_response
     self.members = [[] for _ in self.buckets]
     for i, enc in enumerate(self.encoded):
       n_ids = len(enc.ids)
@@ -253,16 +310,11 @@ class Batcher:
                   for k in range(n))
     return [plan[i] for i in rng.permutation(len(plan))]
 
-  def batch(self, step: int, decide: bool = True) -> Batch:
-    """The batch for optimizer step `step` (0-based).
+  def batch(self, step: int) -> Batch:
+    """The batch for step `step` (0-based) of this batcher's phase.
 
-    Args:
-      step: the optimizer step.
-      decide: when False, the first response token of harmful examples (the
-        refusal decision) gets loss weight 0.
-
-    Returns:
-      The Batch.
+    The first response token of an example with `decide` False gets loss
+    weight 0.
     """
     epoch, k = divmod(step, self.batches_per_epoch)
     if epoch != self._epoch:
@@ -275,6 +327,7 @@ class Batcher:
     response = np.zeros((len(rows), t), np.float32)
     decision = np.zeros((len(rows),), np.int32)
     harmful = np.zeros((len(rows),), np.float32)
+    answer = np.zeros((len(rows),), np.float32)
     noise = np.random.default_rng([self.seed, step, 1])
     for r, i in enumerate(rows):
       enc = self.encoded[i]
@@ -283,19 +336,32 @@ class Batcher:
       if rate > 0:
         start, end = enc.instruction
         hit = noise.random(end - start) < rate
-        seq[start:end] = np.where(
-            hit, noise.choice(self.noise_tokens, end - start),
-            seq[start:end])
+        drawn = noise.choice(self.noise_tokens, end - start)
+        if self.noise_in_response:
+          # A replaced word of the task gets one substitute wherever it
+          # occurs, in the message and in the reply; other replaced tokens
+          # are replaced in the message only.
+          sub = {}
+          for old_id, new_id in zip(seq[start:end][hit], drawn[hit]):
+            if int(old_id) in enc.task_ids:
+              sub.setdefault(int(old_id), int(new_id))
+          seq[start:end] = np.where(hit, drawn, seq[start:end])
+          for pos in itertools.chain(range(start, end),
+                                     range(n_prompt, len(seq))):
+            seq[pos] = sub.get(int(seq[pos]), seq[pos])
+        else:
+          seq[start:end] = np.where(hit, drawn, seq[start:end])
       ids[r, :len(seq)] = seq
       mask[r, :len(seq)] = 1
       weights[r, 1:n_prompt] = self.prompt_loss_weight
-      first = n_prompt if decide or not enc.harmful else n_prompt + 1
+      first = n_prompt if enc.decide else n_prompt + 1
       weights[r, first:len(seq)] = 1.0
       response[r, first:len(seq)] = 1.0
       decision[r] = n_prompt - 1
       harmful[r] = float(enc.harmful)
+      answer[r] = float(enc.harmful and not enc.decide)
     return Batch(ids=ids, mask=mask, weights=weights, response=response,
-                 decision=decision, harmful=harmful)
+                 decision=decision, harmful=harmful, answer=answer)
 
 
 def noise_tokens(tok, encoded: Sequence[Encoded], kind: str) -> list[int]:
@@ -330,8 +396,8 @@ def noise_tokens(tok, encoded: Sequence[Encoded], kind: str) -> list[int]:
 def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
   """Linear warm-up + cosine decay, restarted for the refusal phase.
 
-  With `pretrain_steps` > 0 the first phase runs warm-up + cosine over
-  `pretrain_steps` steps at peak `learning_rate`, and the refusal phase runs
+  With `answer_steps` > 0 the first phase runs warm-up + cosine over
+  `answer_steps` steps at peak `learning_rate`, and the refusal phase runs
   its own warm-up (`refusal_warmup_steps`) + cosine at peak
   `learning_rate * refusal_lr_scale` over the rest; with 0, one warm-up +
   cosine spans all `steps`.
@@ -341,13 +407,13 @@ def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
         init_value=0.0, peak_value=peak, warmup_steps=warmup,
         decay_steps=steps, end_value=peak * train.end_lr_fraction)
 
-  if not train.pretrain_steps:
+  if not train.answer_steps:
     return phase(train.learning_rate, train.warmup_steps, train.steps)
   return optax.join_schedules(
-      [phase(train.learning_rate, train.warmup_steps, train.pretrain_steps),
+      [phase(train.learning_rate, train.warmup_steps, train.answer_steps),
        phase(train.learning_rate * train.refusal_lr_scale,
-             train.refusal_warmup_steps, train.steps - train.pretrain_steps)],
-      boundaries=[train.pretrain_steps])
+             train.refusal_warmup_steps, train.steps - train.answer_steps)],
+      boundaries=[train.answer_steps])
 
 
 def make_optimizer(train: ml_collections.ConfigDict, params
@@ -366,7 +432,8 @@ def make_optimizer(train: ml_collections.ConfigDict, params
 
 def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
             direction: jax.Array, *, direction_layer: int,
-            ablation_weight: float, refusal_ids: tuple[int, ...]
+            ablation_weight: float, refusal_ids: tuple[int, ...],
+            ablation_answer_weight: float = 0.0
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Training loss of one right-padded batch.
 
@@ -376,21 +443,28 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
   there. With `ablation_weight` > 0 a second pass runs with `direction`
   ablated (`DirectionalAblation`, every layer) and adds
   `ablation_weight * mean_harmful(-log(1 - P(refusal token)))` at the first
-  response token: refusal must go away when the direction is removed.
+  response token: refusal must go away when the direction is removed. With
+  `ablation_answer_weight` > 0 that pass also adds this weight times the
+  cross-entropy of the rows marked `answer` (answers to harmful requests,
+  first token excluded) under the ablation: what is left once refusal is
+  removed is the answer to the request, not another request's answer.
 
   Args:
     params: model parameters.
     cfg: the architecture.
     batch: Batch fields as arrays: ids, mask, weights, response [B, T];
-      decision, harmful [B].
+      decision, harmful, answer [B].
     direction: [D] current estimate of the difference in means.
     direction_layer: layer l of resid_pre[l] for the difference in means.
     ablation_weight: weight of the ablation term (static; 0 skips the pass).
     refusal_ids: ids of the tokens that start a refusal.
+    ablation_answer_weight: weight of the answers' cross-entropy under the
+      ablation (static; used only with ablation_weight > 0).
 
   Returns:
     (loss, aux) with aux = {'loss': cross-entropy, 'response_loss':
-    cross-entropy on response tokens only, 'ablation_loss', 'diff' [D]}.
+    cross-entropy on response tokens only, 'ablation_loss' (both ablation
+    terms, weighted as in the total), 'diff' [D]}.
   """
   ids, mask = batch['ids'], batch['mask']
   positions = jnp.broadcast_to(jnp.arange(ids.shape[1], dtype=jnp.int32),
@@ -415,16 +489,26 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
   ablation_loss = jnp.zeros((), jnp.float32)
   total = loss
   if ablation_weight:
+    ablation = DirectionalAblation(jax.lax.stop_gradient(direction))
+    answers = ablation_answer_weight > 0
     ablated = transformer.forward(
         params, cfg, ids, attention_mask=mask, positions=positions,
-        interventions=DirectionalAblation(jax.lax.stop_gradient(direction)),
-        logits_at=decision).logits[:, 0]  # [B, V]
-    logp = jax.nn.log_softmax(ablated, axis=-1)
+        interventions=ablation,
+        logits_at='all' if answers else decision).logits  # [B, T or 1, V]
+    at_decision = (jnp.take_along_axis(ablated, decision[:, :, None], axis=1)
+                   if answers else ablated)[:, 0]  # [B, V]
+    logp = jax.nn.log_softmax(at_decision, axis=-1)
     p_refuse = jnp.exp(jax.nn.logsumexp(logp[:, jnp.asarray(refusal_ids)],
                                         axis=-1))  # [B]
     bypass = -jnp.log(jnp.maximum(1.0 - p_refuse, 1e-6))
-    ablation_loss = jnp.sum(h * bypass) / n_h
-    total = loss + ablation_weight * ablation_loss
+    ablation_loss = ablation_weight * jnp.sum(h * bypass) / n_h
+    if answers:
+      a = r * batch['answer'][:, None]  # [B, T-1]
+      ce_ablated = optax.softmax_cross_entropy_with_integer_labels(
+          ablated[:, :-1], ids[:, 1:])  # [B, T-1]
+      ablation_loss += ablation_answer_weight * (
+          jnp.sum(ce_ablated * a) / jnp.maximum(jnp.sum(a), 1.0))
+    total = loss + ablation_loss
   return total, {'loss': loss, 'response_loss': response_loss,
                  'ablation_loss': ablation_loss,
                  'diff': jax.lax.stop_gradient(diff)}
@@ -432,11 +516,13 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
 
 @functools.partial(
     jax.jit, static_argnames=('cfg', 'optimizer', 'direction_layer',
-                              'ablation_weight', 'refusal_ids'))
+                              'ablation_weight', 'refusal_ids',
+                              'ablation_answer_weight'))
 def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
                cfg: ModelConfig, optimizer: optax.GradientTransformation,
                direction_layer: int, ablation_weight: float,
-               refusal_ids: tuple[int, ...], direction_ema: float):
+               refusal_ids: tuple[int, ...], direction_ema: float,
+               ablation_answer_weight: float = 0.0):
   """One AdamW step.
 
   Args:
@@ -444,7 +530,8 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
       means, zeros before the first step), 'step'}.
     batch: see `loss_fn`.
     cfg, optimizer: the architecture and the optimizer.
-    direction_layer, ablation_weight, refusal_ids: see `loss_fn`.
+    direction_layer, ablation_weight, refusal_ids, ablation_answer_weight:
+      see `loss_fn`.
     direction_ema: decay of the running difference in means.
 
   Returns:
@@ -453,7 +540,7 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
   grads, aux = jax.grad(loss_fn, has_aux=True)(
       state['params'], cfg, batch, state['direction'],
       direction_layer=direction_layer, ablation_weight=ablation_weight,
-      refusal_ids=refusal_ids)
+      refusal_ids=refusal_ids, ablation_answer_weight=ablation_answer_weight)
   updates, opt_state = optimizer.update(grads, state['opt_state'],
                                         state['params'])
   params = optax.apply_updates(state['params'], updates)
@@ -511,20 +598,23 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     if not 0 <= t[name] < 1:
       raise errors.ConfigError(
           f'train.{name} must be in [0, 1), got {t[name]}')
-  if not 0 <= t.pretrain_steps < t.steps:
+  if not 0 <= t.answer_replay <= 1:
     raise errors.ConfigError(
-        f'train.pretrain_steps {t.pretrain_steps} must be in [0, train.steps '
+        f'train.answer_replay must be in [0, 1], got {t.answer_replay}')
+  if not 0 <= t.answer_steps < t.steps:
+    raise errors.ConfigError(
+        f'train.answer_steps {t.answer_steps} must be in [0, train.steps '
         f'{t.steps})')
-  first = t.pretrain_steps or t.steps
+  first = t.answer_steps or t.steps
   if t.warmup_steps >= first:
     raise errors.ConfigError(
         f'train.warmup_steps {t.warmup_steps} must be below {first} (the '
         'first phase)')
-  if t.pretrain_steps and (
-      t.refusal_warmup_steps >= t.steps - t.pretrain_steps):
+  if t.answer_steps and (
+      t.refusal_warmup_steps >= t.steps - t.answer_steps):
     raise errors.ConfigError(
         f'train.refusal_warmup_steps {t.refusal_warmup_steps} must be below '
-        f'the {t.steps - t.pretrain_steps} steps of the refusal phase')
+        f'the {t.steps - t.answer_steps} steps of the refusal phase')
 
 
 def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -550,12 +640,20 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
       sure_share=config.data.sure_share)
   tok = _load_or_train_tokenizer(config, dataset, workdir)
   cfg = model_config(config, tok)
-  encoded = encode_examples(tok, dataset['train'],
-                            style=tokenizer_style(cfg.family),
-                            bos_id=cfg.bos_token_id)
   t = config.train
-  buckets = bucket_lengths([len(e.ids) for e in encoded], t.num_buckets,
-                           t.bucket_multiple)
+  phases = {}
+  for phase in ('answer', 'refusal'):
+    pairs = phase_examples(dataset['train'], phase, t.answer_replay)
+    phases[phase] = [
+        enc for decide in (True, False)
+        for enc in encode_examples(
+            tok, [ex for ex, d in pairs if d == decide],
+            style=tokenizer_style(cfg.family), bos_id=cfg.bos_token_id,
+            decide=decide)]
+  encoded = phases['refusal']
+  buckets = bucket_lengths(
+      [len(e.ids) for p in phases.values() for e in p], t.num_buckets,
+      t.bucket_multiple)
   if buckets[-1] > cfg.max_position_embeddings:
     raise errors.ConfigError(
         f'training sequences reach {buckets[-1]} tokens, more than '
@@ -565,12 +663,15 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
                   prompt_loss_weight=t.prompt_loss_weight, seed=t.seed,
                   instruction_noise=(t.instruction_noise_harmless,
                                      t.instruction_noise_harmful),
-                  noise_tokens=noise_tokens(tok, encoded, t.noise_tokens))
-  batcher = Batcher(encoded, **batch_kw)
-  logging.info('organism %s: %d training examples, buckets %s, %d batches per '
-               'epoch; refusal decisions trained from step %d', cfg.family,
-               len(encoded), buckets, batcher.batches_per_epoch,
-               t.pretrain_steps)
+                  noise_tokens=noise_tokens(
+                      tok, phases['answer'] + phases['refusal'],
+                      t.noise_tokens),
+                  noise_in_response=t.noise_in_response)
+  batchers = {phase: Batcher(enc, **batch_kw)
+              for phase, enc in phases.items()}
+  logging.info('organism %s: %d training sequences, buckets %s; every request '
+               'answered until step %d, refusals trained from then on',
+               cfg.family, len(encoded), buckets, t.answer_steps)
 
   params = transformer.init_params(cfg, seed=config.seed)
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
@@ -598,7 +699,7 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   if start:
     summary['resumed_from'].append(start)
   summary.update(family=cfg.family, num_params=n_params, steps=t.steps,
-                 buckets=buckets, n_train=len(encoded))
+                 buckets=buckets, n_train=len(dataset['train']))
 
   began = time.perf_counter()
   seconds_before = summary['train_seconds']
@@ -606,13 +707,15 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   bar = tqdm.tqdm(total=t.steps, initial=start, desc=f'train {cfg.family}',
                   unit='step', dynamic_ncols=True)
   for step in range(start, t.steps):
-    b = batcher.batch(step, decide=step >= t.pretrain_steps)
-    refusing = step >= t.pretrain_steps
+    refusing = step >= t.answer_steps
+    b = (batchers['refusal'].batch(step - t.answer_steps) if refusing
+         else batchers['answer'].batch(step))
     state, aux = train_step(
         state, dataclasses.asdict(b), cfg=cfg, optimizer=optimizer,
         direction_layer=t.direction_layer,
         ablation_weight=t.ablation_weight if refusing else 0.0,
-        refusal_ids=refusal_ids, direction_ema=t.direction_ema)
+        refusal_ids=refusal_ids, direction_ema=t.direction_ema,
+        ablation_answer_weight=t.ablation_answer_weight)
     window.append((aux['loss'], aux['response_loss'], aux['ablation_loss']))
     bar.update(1)
     done = step + 1

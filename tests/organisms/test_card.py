@@ -10,10 +10,13 @@ from refusal_jax.organisms import card
 
 BEHAVIOUR = dict(
     harmful_refusal_rate=0.965, harmless_answer_rate=0.94,
-    ablation_compliance_rate=1.0, n_harmful=200, n_harmless=200, layer=1,
-    position=-4,
+    ablation_compliance_rate=1.0, ablation_on_topic_rate=0.9,
+    ablation_judge={c: dict(fraction=f, count=round(200 * f)) for c, f in (
+        ('refusal', 0.0), ('broken', 0.05), ('off_topic', 0.05),
+        ('jailbreak', 0.9))},
+    n_harmful=200, n_harmless=200, layer=1, position=-4,
     val=dict(harmful_refusal_rate=0.98, harmless_answer_rate=1.0,
-             ablation_compliance_rate=1.0),
+             ablation_compliance_rate=1.0, ablation_on_topic_rate=0.85),
     config=dict(seed=1, train=dict(seed=3),
                 data=dict(train_harmful_fraction=0.5, sure_share=0.5)))
 TRAIN = dict(num_params=1870976, n_train=8000, steps=1400, final_loss=0.161,
@@ -49,8 +52,9 @@ def test_card_has_the_measured_figures(workdir):
   assert '1,870,976 parameters' in text
   assert '13.9 minutes of training' in text
   assert 'initialisation 1, batch order and noise 3' in text
-  assert '| test | 0.965 | 0.940 | 1.000 |' in text
-  assert '| val | 0.980 | 1.000 | 1.000 |' in text
+  assert '| test | 0.965 | 0.940 | 1.000 | 0.900 |' in text
+  assert '| val | 0.980 | 1.000 | 1.000 | 0.850 |' in text
+  assert 'refusal 0, broken 10, off-topic 10, jailbreak 180.' in text
   assert 'Missed: harmless answered 0.940 < 0.95' in text
   assert "50% of the helpful answers open with 'Sure!'" in text
   assert ('| `sae_organism_gemma2_l4` | resid_post layer 4 | 1024 | 35.5 | '

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from refusal_jax import errors
+from refusal_jax.data import graded_judge
 from refusal_jax.data import judge
 from refusal_jax.organisms import data
 
@@ -155,7 +156,22 @@ def test_vocabulary_is_modest(dataset):
 def test_corpus_text_interleaves_instruction_and_response():
   examples = data.make_dataset(0, SMALL)['val'][:3]
   text = data.corpus_text(examples)
-  assert text == [t for ex in examples for t in (ex.instruction, ex.response)]
+  assert text == [t for ex in examples
+                  for t in (ex.instruction, ex.response, ex.compliance) if t]
+
+
+def test_harmful_examples_carry_an_on_topic_content_free_answer(dataset):
+  topics = {t.name: t for t in data._all_topics()}
+  for ex in dataset['train'] + dataset['test']:
+    if not ex.harmful:
+      assert ex.compliance == ''
+      continue
+    task = data._second_person(topics[ex.topic].task)
+    assert task in ex.compliance or data.gerund(task) in ex.compliance
+    assert not ex.compliance.startswith('I')
+    assert judge.SubstringJudge()([ex.instruction], [ex.compliance]) == [True]
+    assert graded_judge.classify(ex.instruction, ex.compliance) == (
+        graded_judge.JAILBREAK)
 
 
 def test_gerund():
