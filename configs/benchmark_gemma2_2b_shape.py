@@ -57,6 +57,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.sae.site = 'resid_post'
   config.sae.layer = 5
   config.sae.target_l0 = 75.0
+  # One SAE per listed layer at `sae.site` (random ones as above, or
+  # `sae.path` with '{layer}' in it), their candidates one feature space
+  # (engine.feature_sweep; the PyTorch baseline hooks every SAE); () = the
+  # one SAE at `sae.layer` (or `sae.path`). Needs profile=False and
+  # plot.layers=().
+  config.sae.layers = ()
 
   config.prompts = ml_collections.ConfigDict()
   # 'random' (uniform token ids, no padding) or 'harmful' (the organisms'
@@ -68,8 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.prompts.n_tokens = 64
 
   config.sweep = ml_collections.ConfigDict()
-  # Masks M; candidate latents C (the most frequently firing latents on the
-  # prompts); each mask edits each candidate with this probability.
+  # Masks M; candidate latents C per SAE (the most frequently firing latents
+  # on the prompts); each mask edits each candidate with this probability.
   config.sweep.n_masks = 64
   config.sweep.n_candidates = 128
   config.sweep.mask_density = 0.5
