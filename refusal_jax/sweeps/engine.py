@@ -11,9 +11,14 @@ Every stage of the pipeline and the benchmark evaluate through here.
   latents of one SAE. The residual at the SAE's site and its latents are
   computed once per prompt chunk; per mask, only the edit of the C candidate
   latents (a [C, D] decoder slice) and the layers after the site are run.
+* `feature_sweep`: the same over a feature space of many SAEs
+  (sae/space.py), e.g. one per layer: each mask edits every SAE's candidates
+  at its own site in one pass; the prefix is shared up to the first SAE a
+  sweep touches, and each later SAE encodes and decodes only its candidate
+  latents in the pass. `sae_sweep` is its one-SAE case.
 
-Both compute only last-position logits (no [T, V] projection); `sae_sweep`
-also runs the last decoder layer at the last position only (its keys and
+Both compute only last-position logits (no [T, V] projection); the SAE paths
+also run the last decoder layer at the last position only (its keys and
 values at every position), the only position a metric reads. Both compile once
 per shape (chunks have fixed sizes; a ragged last chunk is padded, never
 recompiled) and bound memory by `Chunks`. No input buffer is donated: the
