@@ -106,6 +106,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.torch.batch_prompts = 8
   # 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
   config.torch.device = 'auto'
+  # CPU threads of the PyTorch model (0 = one per core). On a CPU shared with
+  # other jobs, one per core oversubscribes it and PyTorch slows down far more
+  # than the engine; 1 keeps the comparison closer to a quiet machine's.
+  config.torch.threads = 0
 
   config.peak = ml_collections.ConfigDict()
   # Square matmul side and timed runs of the peak measurement.

@@ -109,7 +109,7 @@ def time_torch(setup: Setup, config) -> dict[str, Any]:
   """The hook-based PyTorch baseline: evaluations/s and [M', P] values."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(config.torch.get('threads') or os.cpu_count())
   device = config.torch.device
   if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
