@@ -57,6 +57,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.sae.site = 'resid_post'
   config.sae.layer = 5
   config.sae.target_l0 = 75.0
+  # One SAE per listed layer at `sae.site` (random ones as above, or
+  # `sae.path` with '{layer}' in it), their candidates one feature space
+  # (engine.feature_sweep; the PyTorch baseline hooks every SAE); () = the
+  # one SAE at `sae.layer` (or `sae.path`). Needs profile=False and
+  # plot.layers=().
+  config.sae.layers = ()
 
   config.prompts = ml_collections.ConfigDict()
   # 'random' (uniform token ids, no padding) or 'harmful' (the organisms'
@@ -68,8 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.prompts.n_tokens = 64
 
   config.sweep = ml_collections.ConfigDict()
-  # Masks M; candidate latents C (the most frequently firing latents on the
-  # prompts); each mask edits each candidate with this probability.
+  # Masks M; candidate latents C per SAE (the most frequently firing latents
+  # on the prompts); each mask edits each candidate with this probability.
   config.sweep.n_masks = 64
   config.sweep.n_candidates = 128
   config.sweep.mask_density = 0.5
@@ -100,6 +106,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.torch.batch_prompts = 8
   # 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.
   config.torch.device = 'auto'
+  # CPU threads of the PyTorch model (0 = one per core). On a CPU shared with
+  # other jobs, one per core oversubscribes it and PyTorch slows down far more
+  # than the engine; 1 keeps the comparison closer to a quiet machine's.
+  config.torch.threads = 0
 
   config.peak = ml_collections.ConfigDict()
   # Square matmul side and timed runs of the peak measurement.

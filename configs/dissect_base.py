@@ -22,6 +22,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.sae_path = ''
   # SAEs at later layers, used to look for dormant ("hydra") features.
   c.hydra_sae_paths = ()
+  # SAEs searched together as one feature space, as the paper (one SAE per
+  # layer up to the refusal layer, paper.md 2.8b): SAE folders, each of which
+  # may contain '{layer}', filled in from `sae_layers`. A feature is then
+  # (SAE, latent), numbered consecutively in forward-pass order
+  # (sae/space.py); sae_path is not read and the searched SAE of the
+  # single-SAE parts (hydra, the report) is the deepest one. () = sae_path
+  # alone.
+  c.saes = ()
+  # Layers filled into '{layer}' of the `saes` entries (e.g. range(0, 13)).
+  c.sae_layers = ()
   # Parameter dtype: 'float32' or 'bfloat16'.
   c.dtype = 'float32'
   # Seed of prompt sampling and ablation-mask sampling.
@@ -101,6 +111,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.features.signed = True
   # K features kept (secondary sources: 10-200).
   c.features.top_k = 64
+  # With several SAEs (`saes`): keep the top K of each SAE instead of the
+  # top_k over all (the paper: top K per layer, K = 10 on Llama, up to 200 on
+  # Gemma). 0 = top_k over the whole feature space.
+  c.features.k_per_layer = 0
 
   c.greedy = ml_collections.ConfigDict()
   # 'backward' (prune from all K) or 'forward' (grow from empty).

@@ -23,13 +23,17 @@ def throughput_curves(setup: Setup, config) -> dict[str, list]:
     if not 0 < m:
       raise errors.ConfigError(f'plot.n_masks has {m}; must be positive')
     rng = np.random.default_rng(config.seed + m)
-    masks = (rng.random((m, setup.candidates.shape[0]))
+    masks = (rng.random((m, setup.masks.shape[1]))
              < config.sweep.mask_density).astype(np.float32)
     timing.sweep(setup, config, masks=masks)  # compile
     seconds, _ = timing.timed(lambda: timing.sweep(setup, config, masks=masks))
     by_masks.append([m, m * n_prompts / seconds])
   by_layer = []
   masks = setup.masks[:min(config.sweep.chunk_masks, setup.masks.shape[0])]
+  if config.plot.layers and len(setup.space.saes) > 1:
+    raise errors.ConfigError(
+        'plot.layers moves one SAE across layers; set plot.layers=() with '
+        'sae.layers')
   for layer in config.plot.layers:
     if not 0 <= layer < setup.model.config.num_layers:
       raise errors.ConfigError(

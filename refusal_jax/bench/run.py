@@ -3,11 +3,12 @@
 In one process, on the same weights, SAE, prompts and masks (`setup.prepare`),
 `run_benchmark` measures
 
-* the engine (`engine.sae_sweep`): evaluations/s (one evaluation = one prompt
-  under one latent mask), warm, with the compile time reported separately
+* the engine (`engine.feature_sweep`; one SAE, or one per layer of
+  `config.sae.layers`): evaluations/s (one evaluation = one prompt under one
+  latent mask), warm, with the compile time reported separately
   (`timing.time_engine`);
 * the conventional baseline (`torch_baseline.time_torch`): the transformers
-  PyTorch model of the same checkpoint with a forward hook at the SAE's site
+  PyTorch model of the same checkpoint with a forward hook at each SAE's site
   that encodes, zero-ablates (or clamps / scales) the masked latents and
   decodes with the error term kept, one full forward pass per mask with the
   prompts batched; its metric values are checked against the engine's;
@@ -15,7 +16,7 @@ In one process, on the same weights, SAE, prompts and masks (`setup.prepare`),
   peak measured in the same process;
 
 and, with `config.profile`, the time of each stage of one engine chunk
-(`profile.profile_engine`). Writes DIR/benchmark.json and DIR/throughput.png
+(`profile.profile_engine`, one SAE only). Writes DIR/benchmark.json and DIR/throughput.png
 (engine throughput against the number of masks and against the edited layer,
 `plots`).
 """
@@ -69,6 +70,9 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
       in float32 the PyTorch and JAX metric values differ by
       `config.tolerance` or more (after the files are written).
   """
+  if config.profile and config.sae.get('layers'):
+    raise errors.ConfigError('profile times a one-SAE chunk; set profile=False '
+                             'with sae.layers')
   os.makedirs(workdir, exist_ok=True)
   load_start = os.getloadavg()
   with tempfile.TemporaryDirectory(prefix='benchmark-ablation-') as tmp:
@@ -87,14 +91,16 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
   n_masks, n_prompts = setup.masks.shape[0], setup.input_ids.shape[0]
   t = setup.input_ids.shape[1]
   start = engine.sae_resume_layer(setup.sae)
+  n_first = int((setup.space.locate(setup.features)[0] == 0).sum())
   flops = roofline.sweep_flops(
       cfg, n_tokens=t, site_layer_resume=start,
       d_sae_candidates=setup.candidates.shape[0],
+      encoded_candidates=setup.candidates.shape[0] - n_first,
       metric_vocab=(cfg.vocab_size if setup.metric.name != 'logit_diff' else
                     len(setup.metric.refusal_ids) +
                     len(setup.metric.comply_ids)))
-  torch_flops = roofline.hooked_forward_flops(cfg, n_tokens=t,
-                                              d_sae=setup.sae.d_sae)
+  torch_flops = roofline.hooked_forward_flops(
+      cfg, n_tokens=t, d_sae=sum(s.d_sae for s in setup.space.saes))
   diff = np.abs(torch_run['values'] -
                 jax_run['values'][:torch_run['n_masks']])
   achieved = jax_run['evals_per_s'] * flops / 1e9
@@ -107,6 +113,7 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
       fraction_of_peak=achieved / peak, device=_device(),
       dtype=config.dtype, model=config.model.name, n_prompts=n_prompts,
       n_masks=n_masks, layer=setup.sae.layer, site=setup.sae.site,
+      sae_layers=[s.layer for s in setup.space.saes],
       n_tokens=t, compile_seconds=jax_run['compile_seconds'],
       max_abs_diff=float(diff.max()),
       max_abs_metric=float(np.abs(torch_run['values']).max()),

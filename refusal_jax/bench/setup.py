@@ -5,7 +5,10 @@ with random weights (`random_params`) and exported to a temporary transformers
 checkpoint; an SAE given without a path is a random JumpReLU SAE calibrated on
 the prompts (`random_sae`). From there on a shape and a shipped checkpoint take
 the same path: both frameworks load the checkpoint directory. `prepare` returns
-the `Setup` every measurement of the benchmark reads.
+the `Setup` every measurement of the benchmark reads. With `config.sae.layers`
+there is one SAE per listed layer (random ones, or `sae.path` with '{layer}'
+filled in) and the masks are over the candidates of all of them, one
+`FeatureSpace` (sae/space.py).
 
 Axis letters: see refusal_jax/axes.py (M masks, P prompts, C candidates; in
 `random_sae`, N counts the prompts' real tokens).
@@ -28,6 +31,7 @@ from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
 from refusal_jax.sae import loaders as sae_loaders
 from refusal_jax.sae.model import SAE
+from refusal_jax.sae.space import FeatureSpace
 from refusal_jax.sweeps import engine
 from refusal_jax.sweeps import metrics as metrics_lib
 
@@ -41,13 +45,17 @@ class Setup:
   Attributes:
     model: the JAX model loaded from `checkpoint`.
     checkpoint: transformers checkpoint directory.
-    sae: the SAE (at a resid_pre or resid_post site).
+    sae: the first SAE of `space` (at a resid_pre or resid_post site).
     input_ids: [P, T] left-padded prompts.
     attention_mask: [P, T].
-    candidates: [C] latent indices the masks refer to.
+    candidates: [C] latent indices the masks refer to, each of its SAE in
+      `space` (`features`).
     masks: [M, C] 0/1 float32.
     metric: the metric.
-    l0: mean number of SAE latents firing per real token on the prompts.
+    l0: mean number of SAE latents firing per real token on the prompts
+      (averaged over the SAEs).
+    space: every SAE of the benchmark, in forward-pass order.
+    features: [C] the candidates as features of `space`.
     mesh: device mesh the engine's parameters live on and its masks are
       split over (None = the default device).
   """
@@ -60,6 +68,8 @@ class Setup:
   masks: np.ndarray
   metric: metrics_lib.Metric
   l0: float
+  space: FeatureSpace
+  features: np.ndarray
   mesh: Any = None
 
 
@@ -232,31 +242,56 @@ def prepare(config, tmpdir: str, mesh=None) -> Setup:
   model = refusal_jax.load_model(checkpoint, dtype=dtype, mesh=mesh)
   rng = np.random.default_rng(config.seed)
   ids, mask = _prompts(config, model, rng)
+  layers = tuple(config.sae.get('layers') or ())
+  saes = [_load_sae(config, model, ids, mask, tmpdir, layer)
+          for layer in (layers or (None,))]
+  space = FeatureSpace.of(saes)
+  c = config.sweep.n_candidates
+  candidates, features, l0s = [], [], []
+  for s, sae in enumerate(space.saes):
+    counts, l0 = _firing(sae, _site_residual(model, sae.site, sae.layer, ids,
+                                             mask), jnp.asarray(mask))
+    if not 0 < c <= sae.d_sae:
+      raise errors.ConfigError(
+          f'sweep.n_candidates {c} must be in [1, {sae.d_sae}]')
+    top = np.argsort(-np.asarray(counts), kind='stable')[:c]
+    candidates.append(top)
+    features.append(space.feature_ids(s, top))
+    l0s.append(float(l0))
+  n = c * len(space.saes)
+  if config.sweep.n_masks <= 0:
+    raise errors.ConfigError('sweep.n_masks must be positive')
+  masks = (rng.random((config.sweep.n_masks, n))
+           < config.sweep.mask_density).astype(np.float32)
+  return Setup(model=model, checkpoint=checkpoint, sae=space.saes[0],
+               input_ids=ids, attention_mask=mask,
+               candidates=np.concatenate(candidates).astype(np.int32),
+               masks=masks, metric=_metric(config, model),
+               l0=float(np.mean(l0s)), space=space,
+               features=np.concatenate(features), mesh=mesh)
+
+
+def _load_sae(config, model: refusal_jax.Model, ids, mask, tmpdir: str,
+              layer: int | None) -> SAE:
+  """The benchmark's SAE at `layer` (None: the single `config.sae`).
+
+  From `sae.path` ('{layer}' in it filled in), or a random SAE at
+  `sae.site` of the layer (`sae.layer` when None).
+  """
   if config.sae.path:
-    if not os.path.isdir(config.sae.path):
-      raise errors.SAEError(f'benchmark SAE {config.sae.path} does not exist')
-    sae_dir = config.sae.path
+    sae_dir = config.sae.path.format(layer=layer)
+    if not os.path.isdir(sae_dir):
+      raise errors.SAEError(f'benchmark SAE {sae_dir} does not exist')
   else:
     sae = random_sae(model, ids, mask, d_sae=config.sae.d_sae,
-                     site=config.sae.site, layer=config.sae.layer,
-                     target_l0=config.sae.target_l0, seed=config.seed)
-    sae_dir = sae_loaders.save_sae(sae, os.path.join(tmpdir, 'sae'),
+                     site=config.sae.site,
+                     layer=config.sae.layer if layer is None else layer,
+                     target_l0=config.sae.target_l0,
+                     seed=config.seed + (layer or 0))
+    name = 'sae' if layer is None else f'sae_layer{layer}'
+    sae_dir = sae_loaders.save_sae(sae, os.path.join(tmpdir, name),
                                    overwrite=True)
   sae = sae_loaders.load_sae(sae_dir, dtype=config.dtype)
   sae_loaders.check_sae_fits(sae, model.config.d_model,
                              model.config.num_layers)
-  counts, l0 = _firing(sae, _site_residual(model, sae.site, sae.layer, ids,
-                                           mask), jnp.asarray(mask))
-  c = config.sweep.n_candidates
-  if not 0 < c <= sae.d_sae:
-    raise errors.ConfigError(
-        f'sweep.n_candidates {c} must be in [1, {sae.d_sae}]')
-  candidates = np.argsort(-np.asarray(counts), kind='stable')[:c]
-  if config.sweep.n_masks <= 0:
-    raise errors.ConfigError('sweep.n_masks must be positive')
-  masks = (rng.random((config.sweep.n_masks, c))
-           < config.sweep.mask_density).astype(np.float32)
-  return Setup(model=model, checkpoint=checkpoint, sae=sae, input_ids=ids,
-               attention_mask=mask, candidates=candidates.astype(np.int32),
-               masks=masks, metric=_metric(config, model), l0=float(l0),
-               mesh=mesh)
+  return sae

@@ -1,9 +1,9 @@
 """Timing the sweep engine on a benchmark `Setup`.
 
-`sweep` runs `engine.sae_sweep` on the Setup's model, SAE, prompts and masks
-with the config's mode, value, chunks and trimming; `timed` keeps the best of
-a few calls; `time_engine` reports the engine's compile time separately from
-its warm evaluations/s.
+`sweep` runs `engine.feature_sweep` on the Setup's model, SAEs, prompts and
+masks with the config's mode, value, chunks and trimming; `timed` keeps the
+best of a few calls; `time_engine` reports the engine's compile time
+separately from its warm evaluations/s.
 
 Axis letters: see refusal_jax/axes.py (M masks, P prompts).
 """
@@ -23,15 +23,23 @@ def _chunks(config) -> engine.Chunks:
 
 
 def sweep(setup: Setup, config, sae=None, masks=None, n_prompts=None):
-  """[M, P] engine metric values; `sae`, `masks`, `n_prompts` override."""
+  """[M, P] engine metric values; `sae`, `masks`, `n_prompts` override.
+
+  Over the Setup's feature space (`engine.feature_sweep`), or with `sae`
+  (one SAE, the candidates its latents) `engine.sae_sweep`.
+  """
   n_prompts = n_prompts or len(setup.input_ids)
-  return engine.sae_sweep(
-      setup.model.params, setup.model.config, sae or setup.sae,
-      setup.input_ids[:n_prompts], setup.attention_mask[:n_prompts],
-      setup.candidates, setup.masks if masks is None else masks,
-      metric=setup.metric, mode=config.sweep.mode, value=config.sweep.value,
-      chunks=_chunks(config), trim_last_layer=config.sweep.trim_last_layer,
-      mesh=setup.mesh)
+  kw = dict(metric=setup.metric, mode=config.sweep.mode,
+            value=config.sweep.value, chunks=_chunks(config),
+            trim_last_layer=config.sweep.trim_last_layer, mesh=setup.mesh)
+  args = (setup.input_ids[:n_prompts], setup.attention_mask[:n_prompts])
+  masks = setup.masks if masks is None else masks
+  params, cfg = setup.model.params, setup.model.config
+  if sae is not None:
+    return engine.sae_sweep(params, cfg, sae, *args, setup.candidates, masks,
+                            **kw)
+  return engine.feature_sweep(params, cfg, setup.space, *args,
+                              setup.features, masks, **kw)
 
 
 def timed(fn, repeats: int = 1):

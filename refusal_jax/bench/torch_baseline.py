@@ -1,11 +1,11 @@
-"""The conventional baseline: a transformers model with an SAE forward hook.
+"""The conventional baseline: a transformers model with SAE forward hooks.
 
 The transformers PyTorch model of the benchmark's checkpoint gets a forward
-hook at the SAE's site that encodes, zero-ablates (or clamps / scales) the
-masked latents and decodes with the error term kept
-(x + decode(edited) - decode(f)), one full forward pass per mask with the
-prompts batched, the metric read from the last position of the model's
-logits, as hook-based tools do.
+hook at each SAE's site (one hook per SAE of the benchmark) that encodes,
+zero-ablates (or clamps / scales) the masked latents and decodes with the
+error term kept (x + decode(edited) - decode(f)), one full forward pass per
+mask with the prompts batched, the metric read from the last position of the
+model's logits, as hook-based tools do.
 
 torch (and transformers' PyTorch model with it) is imported inside the
 functions that use it: the runtime never requires torch (`make install-dev`
@@ -109,7 +109,7 @@ def time_torch(setup: Setup, config) -> dict[str, Any]:
   """The hook-based PyTorch baseline: evaluations/s and [M', P] values."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(config.torch.get('threads') or os.cpu_count())
   device = config.torch.device
   if device == 'auto':
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -118,33 +118,38 @@ def time_torch(setup: Setup, config) -> dict[str, Any]:
       setup.checkpoint, dtype=_torch_dtype(config.dtype),
       attn_implementation='eager' if family == 'gemma2' else 'sdpa').to(
           device).eval()
-  sae = setup.sae
-  hook = TorchSAEHook(sae, config.sweep.mode, config.sweep.value, device)
-  if sae.site == sites.RESID_POST:
-    module = model.model.layers[sae.layer]
-  elif sae.layer > 0:
-    module = model.model.layers[sae.layer - 1]
-  else:
-    module = model.model.embed_tokens
-  handle = module.register_forward_hook(hook)
   n = config.torch.n_masks or setup.masks.shape[0]
   masks = setup.masks[:n]
+  sae_of = setup.space.locate(setup.features)[0]
+  hooks, handles, dense = [], [], []
+  for s, sae in enumerate(setup.space.saes):
+    hooks.append(TorchSAEHook(sae, config.sweep.mode, config.sweep.value,
+                              device))
+    if sae.site == sites.RESID_POST:
+      module = model.model.layers[sae.layer]
+    elif sae.layer > 0:
+      module = model.model.layers[sae.layer - 1]
+    else:
+      module = model.model.embed_tokens
+    handles.append(module.register_forward_hook(hooks[-1]))
+    dense.append(np.zeros((n, sae.d_sae), np.float32))  # [M', A] per SAE
+    dense[-1][:, setup.candidates[sae_of == s]] = masks[:, sae_of == s]
   batch = config.torch.batch_prompts
   ids = torch.from_numpy(setup.input_ids.astype(np.int64)).to(device)
   attn = torch.from_numpy(setup.attention_mask.astype(np.int64)).to(device)
   positions = (attn.cumsum(-1) - 1).clamp(min=0)
   last = (torch.arange(ids.shape[1], device=device)[None] * attn).argmax(-1)
-  dense = np.zeros((n, sae.d_sae), np.float32)
-  dense[:, setup.candidates] = masks
 
   def evaluate(rows):
     out = np.zeros((len(rows), ids.shape[0]), np.float32)
     with torch.inference_mode():
       for i, row in enumerate(rows):
-        hook.latent_mask = torch.from_numpy(dense[row]).to(device)
+        for hook, d in zip(hooks, dense):
+          hook.latent_mask = torch.from_numpy(d[row]).to(device)
         for p0 in range(0, ids.shape[0], batch):
           sl = slice(p0, p0 + batch)
-          hook.token_mask = attn[sl].float()
+          for hook in hooks:
+            hook.token_mask = attn[sl].float()
           logits = model(input_ids=ids[sl], attention_mask=attn[sl],
                          position_ids=positions[sl]).logits
           rows_last = logits[torch.arange(logits.shape[0]), last[sl]]
@@ -155,7 +160,8 @@ def time_torch(setup: Setup, config) -> dict[str, Any]:
     evaluate([0])  # warm-up, not timed
     seconds, values = timing.timed(lambda: evaluate(list(range(n))))
   finally:
-    handle.remove()
+    for handle in handles:
+      handle.remove()
   return dict(seconds=seconds, evals_per_s=n * ids.shape[0] / seconds,
               values=values, n_masks=n, device=device,
               threads=torch.get_num_threads())

@@ -16,6 +16,11 @@ chat-template token, or an instruction token; the hydra stage localises
 features with them and the report breaks the SAE's reconstruction error down
 by them. With `sae_skip_special_tokens`, every SAE edit and SAE statistic of
 the run skips the tokenizer's special tokens (`Context.skip_ids`).
+
+Features: with `config.saes`, the latents of several SAEs form one feature
+space (`Context.space`, sae/space.py) and a feature is a (SAE, latent) pair
+numbered in it; otherwise the space is the one SAE and a feature is its
+latent. `feature_edits` and `feature_latents` take feature lists either way.
 """
 
 import dataclasses
@@ -35,6 +40,7 @@ from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import check_sae_fits, load_sae
 from refusal_jax.sae import transfer
 from refusal_jax.sae.model import SAE
+from refusal_jax.sae.space import FeatureSpace
 from refusal_jax.sweeps.engine import Chunks, ChunkSizes
 from refusal_jax.sweeps.metrics import Metric, metric_from
 
@@ -98,7 +104,8 @@ class Context:
   Attributes:
     config: the experiment config.
     model: the loaded model (with tokenizer).
-    sae: the SAE whose latents are searched.
+    sae: the SAE whose latents are searched (with `config.saes`, the deepest
+      SAE of `space`).
     hydra_saes: SAEs downstream of `sae` used to look for dormant features.
     metric: the refusal metric at the last position.
     prompts: {'harmful_train', 'harmless_train', ...} PromptSets.
@@ -114,6 +121,8 @@ class Context:
       under `config.sae_skip_special_tokens`, else none.
     chunk_sizes: per-operation chunk sizes, halved on out-of-memory (default:
       from `chunks` and config.eval.batch_size).
+    space: the searched feature space (default: `sae` alone, features are
+      its latents).
   """
   config: ml_collections.ConfigDict
   model: Model
@@ -129,8 +138,11 @@ class Context:
   special_ids: tuple[int, ...] = ()
   skip_ids: tuple[int, ...] = ()
   chunk_sizes: ChunkSizes | None = None
+  space: FeatureSpace | None = None
 
   def __post_init__(self):
+    if self.space is None:
+      self.space = FeatureSpace((self.sae,))
     if self.chunk_sizes is None:
       ev = self.config.get('eval')
       batch = ev.get('batch_size') if ev is not None else None
@@ -155,6 +167,18 @@ class Context:
     """An edit of `sae`'s latents that leaves `skip_ids` tokens unchanged."""
     return SAEEdit(sae=sae, latent_mask=latent_mask, value=value, mode=mode,
                    skip_ids=self.skip_array)
+
+  def feature_edits(self, features, value=0.0,
+                    mode: str = 'zero') -> tuple[SAEEdit, ...]:
+    """One `sae_edit` per SAE of `space` with some of `features` edited."""
+    sae_of, latent_of = self.space.locate(features)
+    edits = []
+    for s, sae in enumerate(self.space.saes):
+      if (sae_of == s).any():
+        mask = np.zeros(sae.d_sae, np.float32)
+        mask[latent_of[sae_of == s]] = 1.0
+        edits.append(self.sae_edit(sae, mask, value=value, mode=mode))
+    return tuple(edits)
 
   def encode(self, instructions) -> PromptSet:
     cfg = self.model.config
@@ -226,8 +250,25 @@ def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
   return scores
 
 
+def space_paths(config) -> list[str]:
+  """The SAE folders of `config.saes`, '{layer}' filled from sae_layers."""
+  paths = []
+  for entry in config.get('saes') or ():
+    if '{layer}' not in entry:
+      paths.append(entry)
+      continue
+    if not config.get('sae_layers'):
+      raise errors.ConfigError(
+          f"saes entry {entry!r} has '{{layer}}' but sae_layers is empty")
+    paths += [entry.format(layer=int(l)) for l in config.sae_layers]
+  return paths
+
+
 def resolve_paths(config) -> tuple[str, str, list[str]]:
-  """(model path, SAE path, hydra SAE paths) with organism defaults."""
+  """(model path, SAE path, hydra SAE paths) with organism defaults.
+
+  With `config.saes` the SAE path is '' (the SAEs are `space_paths`).
+  """
   model_path, sae_path = config.model_path, config.sae_path
   hydra = list(config.get('hydra_sae_paths') or ())
   if config.get('organism'):
@@ -236,16 +277,18 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
     sae_path = sae_path or assets.sae_path(config.organism)
     if not hydra:
       hydra = assets.hydra_sae_paths(config.organism)
-  if not model_path or not sae_path:
-    raise errors.ConfigError('set model_path and sae_path (or organism)')
-  return model_path, sae_path, hydra
+  if not model_path or not (sae_path or config.get('saes')):
+    raise errors.ConfigError(
+        'set model_path and sae_path or saes (or organism)')
+  return model_path, '' if config.get('saes') else sae_path, hydra
 
 
 def input_paths(config) -> list[str]:
   """The files a run reads: model, SAEs, (for file data) prompt files and
   the model judge (`judge.model_path`, when set)."""
   model_path, sae_path, hydra = resolve_paths(config)
-  paths = [model_path, sae_path, *hydra]
+  paths = [model_path, *([sae_path] if sae_path else space_paths(config)),
+           *hydra]
   if config.data.source == 'files':
     paths += [config.data.get(f'{kind}_{split}') or ''
               for kind in ('harmful', 'harmless') for split in SPLITS]
@@ -281,14 +324,18 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
         f'{model_path} has no tokenizer files; the pipeline needs the chat '
         'tokenizer saved with the model')
   mcfg = model.config
-  sae = load_sae(sae_path)
-  check_sae_fits(sae, mcfg.d_model, mcfg.num_layers)
-  hydra_saes = []
-  for p in hydra_paths:
-    h = load_sae(p)
-    check_sae_fits(h, mcfg.d_model, mcfg.num_layers)
-    hydra_saes.append(h)
-  transfer.warn_base_saes_on_instruct([sae, *hydra_saes], model_path,
+
+  def load(path):
+    sae = load_sae(path)
+    check_sae_fits(sae, mcfg.d_model, mcfg.num_layers)
+    return sae
+
+  space = (FeatureSpace.of([load(p) for p in space_paths(config)])
+           if not sae_path else None)
+  sae = load(sae_path) if sae_path else space.saes[-1]
+  hydra_saes = [load(p) for p in hydra_paths]
+  searched = list(space.saes) if space else [sae]
+  transfer.warn_base_saes_on_instruct([*searched, *hydra_saes], model_path,
                                       mcfg.num_layers)
   tok = model.tokenizer
   special = chat.special_token_ids(tok, mcfg.bos_token_id)
@@ -317,7 +364,7 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
                               prompts=config.chunks.prompts), workdir=workdir,
                 mesh=mesh, special_ids=special,
                 skip_ids=(special if config.get('sae_skip_special_tokens')
-                          else ()))
+                          else ()), space=space)
   for key, instructions in raw.items():
     split = key.split('_')[1]
     if not instructions:

@@ -15,7 +15,10 @@ interventions (no Python loop over forward passes):
 Candidates in the last `prune_layer_fraction` of layers are dropped; the one
 with the lowest bypass score is kept. Then the SAE latents whose decoder rows
 are most cosine-similar to r (signed, largest first) are collected, or ranked
-by first-order attribution when `features.ranking = 'attribution'`.
+by first-order attribution when `features.ranking = 'attribution'`. With
+several SAEs (`config.saes`) every feature of the space is ranked, and
+`features.k_per_layer` keeps the top K of each SAE (the paper's top K per
+layer) instead of the top `features.top_k` over all.
 """
 
 import jax
@@ -111,31 +114,51 @@ def select(ctx: Context, scores: dict) -> tuple[int, str]:
   return best, note
 
 
-def nearest_features(ctx: Context, direction: np.ndarray) -> dict:
-  """Top-K SAE latents by signed decoder cosine (or by attribution)."""
+def _feature_scores(ctx: Context, sae, direction) -> tuple[np.ndarray, ...]:
+  """(score [A], decoder cosine [A]) of one SAE's latents; higher = first."""
   cfg = ctx.config.features
-  sae = ctx.sae
   cos = np.asarray(unit(sae.W_dec.astype(jnp.float32)) @ unit(
       jnp.asarray(direction)))
   if cfg.ranking == 'cosine':
-    score = cos if cfg.signed else np.abs(cos)
-    order = np.argsort(-score)
-  elif cfg.ranking == 'attribution':
+    return (cos if cfg.signed else np.abs(cos)), cos
+  if cfg.ranking == 'attribution':
     ps = ctx.prompts['harmful_train']
     metric = ctx.metric
     effect = np.asarray(attribution.latent_attribution(
         ctx.model.params, ctx.model.config, sae, jnp.asarray(ps.ids),
         jnp.asarray(ps.mask), lambda out: metric(out.logits[:, 0]).mean(),
         skip_ids=ctx.skip_array))
-    score = -effect
-    order = np.argsort(effect)
+    return -effect, cos
+  raise errors.ConfigError(
+      f"features.ranking {cfg.ranking!r}: expected 'cosine' or "
+      "'attribution'")
+
+
+def nearest_features(ctx: Context, direction: np.ndarray) -> dict:
+  """Top-K features by signed decoder cosine (or by attribution).
+
+  Over the feature space of `ctx.space`: the top `features.top_k` of all its
+  features, or with `features.k_per_layer` the top K of each SAE, best
+  first.
+  """
+  cfg = ctx.config.features
+  scores = [_feature_scores(ctx, sae, direction) for sae in ctx.space.saes]
+  score = np.concatenate([sc for sc, _ in scores])
+  cos = np.concatenate([c for _, c in scores])
+  k_per = cfg.get('k_per_layer') or 0
+  if k_per:
+    top = np.concatenate([
+        ctx.space.feature_ids(s, np.argsort(-sc)[:k_per])
+        for s, (sc, _) in enumerate(scores)])
+    top = top[np.argsort(-score[top], kind='stable')]
   else:
-    raise errors.ConfigError(
-        f"features.ranking {cfg.ranking!r}: expected 'cosine' or "
-        "'attribution'")
-  top = order[:cfg.top_k]
-  return dict(features=top.tolist(), cosine=cos[top].tolist(),
-              score=np.asarray(score)[top].tolist())
+    top = np.argsort(-score)[:cfg.top_k]
+  out = dict(features=top.tolist(), cosine=cos[top].tolist(),
+             score=score[top].tolist())
+  if len(ctx.space.saes) > 1:  # each feature's SAE
+    out['hooks'] = [ctx.space.saes[s].hook_name
+                    for s in ctx.space.locate(top)[0]]
+  return out
 
 
 def run(ctx: Context, progress=None) -> tuple[dict, dict]:

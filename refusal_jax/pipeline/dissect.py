@@ -104,7 +104,10 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
   return dict(
       model=config.get('organism') and f'organism_{config.organism}' or
       model_path,
-      model_path=model_path, sae=sae_path, sae_hook=ctx.sae.hook_name,
+      model_path=model_path,
+      sae=sae_path or context_lib.space_paths(config),
+      sae_hook=ctx.sae.hook_name,
+      sae_hooks=[s.hook_name for s in ctx.space.saes],
       direction=dict(layer=s1['layer'], position=s1['position'],
                      asr_baseline=asr['baseline'],
                      asr_ablation=asr['direction_ablation'],

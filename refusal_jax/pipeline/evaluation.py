@@ -283,13 +283,12 @@ def _logsumexp(x):
   return m + np.log(np.exp(x - m).sum(-1, keepdims=True))
 
 
-def sae_ablation(ctx: Context, features) -> SAEEdit | None:
+def sae_ablation(ctx: Context, features) -> SAEEdit | tuple | None:
   if not features:
     return None
   g = ctx.config.greedy
-  mask = np.zeros(ctx.sae.d_sae, np.float32)
-  mask[list(features)] = 1.0
-  return ctx.sae_edit(ctx.sae, mask, value=g.value, mode=g.mode)
+  edits = ctx.feature_edits(features, value=g.value, mode=g.mode)
+  return edits[0] if len(edits) == 1 else edits  # one SAEEdit per SAE
 
 
 def run(ctx: Context, direction: np.ndarray, feature_sets: dict,

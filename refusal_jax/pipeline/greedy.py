@@ -12,7 +12,8 @@ prompts falls below `threshold`. Two orders (config `greedy.order`):
   each step add the feature that lowers the mean metric most given the set
   already chosen; stop as soon as the set flips (or at `max_size`).
 
-Every step evaluates all remaining candidates with `engine.sae_sweep`.
+Every step evaluates all remaining candidates with `engine.feature_sweep`
+(features of `ctx.space`: one SAE's latents, or (SAE, latent) pairs).
 
 With `greedy.judge_check`, the surrogate's flip is checked where the search
 would stop: the completions of the search's prompts with the set ablated are
@@ -44,12 +45,14 @@ def evaluate_sets(ctx: Context, ps, features, masks, progress=None,
                   op: str = 'greedy'):
   """[M, P] metric with each row of masks [M, K] over `features` edited.
 
+  Features are of `ctx.space`; each SAE's are edited at its own site.
+
   `op` names the sweep in ctx.chunk_sizes (each caller keeps its own chunk
   sizes when one runs out of memory).
   """
   g = ctx.config.greedy
-  return engine.sae_sweep(
-      ctx.model.params, ctx.model.config, ctx.sae, ps.ids, ps.mask,
+  return engine.feature_sweep(
+      ctx.model.params, ctx.model.config, ctx.space, ps.ids, ps.mask,
       np.asarray(features), np.asarray(masks, np.float32),
       metric=ctx.metric, mode=g.mode, value=g.value, chunks=ctx.chunk_sizes,
       op=op, skip_ids=ctx.skip_array, progress=progress, mesh=ctx.mesh)

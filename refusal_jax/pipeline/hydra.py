@@ -1,7 +1,7 @@
 """Stage 4: redundant ("hydra") features that stay silent until others are ablated.
 
 With the ablation set S (the stage-3 FM set) edited at the searched SAE's
-site, the latents of each downstream SAE H are compared with the clean run on
+site (each SAE's features at its own site, with several), the latents of each downstream SAE H are compared with the clean run on
 the harmful prompts:
 
 * dormant: never active (max over prompts and real tokens is 0) when clean;
@@ -11,8 +11,9 @@ the harmful prompts:
 
 For the redundant features we report where they fire under the ablation: the
 BOS token, the other chat-template tokens, or the instruction's tokens
-(`context.token_classes`). A downstream SAE is needed: ablations at one site
-cannot change that same site's latents on the prompt. Under
+(`context.token_classes`). A downstream SAE is needed (after the deepest
+searched SAE): ablations at one site cannot change that same site's latents
+on the prompt. Under
 `sae_skip_special_tokens` both edits leave special tokens unchanged and their
 latents there are not counted.
 """
@@ -22,19 +23,18 @@ import numpy as np
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.pipeline import latents
 from refusal_jax.pipeline.context import CLASS_NAMES, Context
+from refusal_jax.sae import space
 from refusal_jax.sweeps import engine
 
 
 def _set_plus_one(row, shared):
-  sae, set_mask, hydra_sae, skip_ids = shared
-  return (SAEEdit(sae=sae, latent_mask=set_mask, skip_ids=skip_ids),
-          SAEEdit(sae=hydra_sae, latent_mask=row, skip_ids=skip_ids))
+  edits, hydra_sae, skip_ids = shared
+  return (*edits, SAEEdit(sae=hydra_sae, latent_mask=row, skip_ids=skip_ids))
 
 
 def _downstream(ctx: Context):
-  order = {'resid_pre': 0, 'attn_out': 1, 'mlp_out': 2, 'resid_post': 3}
-  key = lambda s: (s.layer, order[s.site])
-  return [h for h in ctx.hydra_saes if key(h) > key(ctx.sae)]
+  last = space.pass_order(ctx.space.saes[-1])
+  return [h for h in ctx.hydra_saes if space.pass_order(h) > last]
 
 
 def run(ctx: Context, ablate: list[int], progress=None) -> dict:
@@ -47,9 +47,7 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
                                     if not hydras else 'empty ablation set'))
   ps = ctx.prompts['harmful_train']
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
-  set_mask = np.zeros(ctx.sae.d_sae, np.float32)
-  set_mask[ablate] = 1.0
-  edit = ctx.sae_edit(ctx.sae, set_mask)
+  edit = ctx.feature_edits(ablate)
   classes = ctx.token_classes(ps)
   counts = {v: 0.0 for v in CLASS_NAMES.values()}
   redundant, n_awake, per_sae = [], 0, []
@@ -75,8 +73,9 @@ def run(ctx: Context, ablate: list[int], progress=None) -> dict:
     rows = np.eye(h.d_sae, dtype=np.float32)[awake]
     vals = memo(f'{key}_effects', lambda: dict(v=engine.sweep(
         ctx.model.params, ctx.model.config, ps.ids, ps.mask, rows,
-        _set_plus_one, shared=(ctx.sae, set_mask, h, ctx.skip_array),
-        metric=ctx.metric, start_layer=ctx.sae.layer, chunks=ctx.chunk_sizes,
+        _set_plus_one, shared=(edit, h, ctx.skip_array),
+        metric=ctx.metric, start_layer=ctx.space.saes[0].layer,
+        chunks=ctx.chunk_sizes,
         op='hydra', progress=progress, mesh=ctx.mesh)))['v']
     effect = vals.mean(1) - base
     red = awake[effect < -cfg.min_effect]

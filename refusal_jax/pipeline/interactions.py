@@ -1,9 +1,10 @@
 """Stage 3: interaction discovery with a factorization machine.
 
-The pool is the stage-2 minimal set plus the other SAE latents active on the
-harmful prompts (most active first, up to `fm.pool_size`). Random ablation
-masks over the pool are evaluated with the sweep engine (one row per mask,
-target y = mean refusal metric over the prompts). Mask densities are drawn
+The pool is the stage-2 minimal set plus the other features (SAE latents, of
+every SAE of the feature space) active on the harmful prompts (most active
+first, up to `fm.pool_size`). Random ablation masks over the pool are
+evaluated with the sweep engine (one row per mask, target y = mean refusal
+metric over the prompts). Mask densities are drawn
 uniformly from [`fm.density_min`, `fm.density_max`] so that both sparse and
 dense ablations are seen. On the same masks two models are fitted, with a
 held-out split for validation:
@@ -29,10 +30,12 @@ def build_pool(ctx: Context, minimal: list[int]) -> tuple[list[int], dict]:
   cfg = ctx.config.fm
   ps = ctx.prompts['harmful_train']
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
-  strength = ctx.memo('interactions')('pool', lambda: dict(s=latents.site_latents(
-      ctx.model, ctx.sae, ps, ctx.chunks.prompts,
-      skip_ids=ctx.skip_ids).max(axis=1).mean(0)))['s']
-  # strength: [A] mean over prompts of each latent's max over tokens
+  strength = ctx.memo('interactions')('pool', lambda: dict(s=np.concatenate([
+      latents.site_latents(ctx.model, sae, ps, ctx.chunks.prompts,
+                           skip_ids=ctx.skip_ids).max(axis=1).mean(0)
+      for sae in ctx.space.saes])))['s']
+  # strength: [A] mean over prompts of each feature's max over tokens (A: the
+  # feature space, all SAEs' latents)
   others = [int(a) for a in np.argsort(-strength)
             if strength[a] > 0 and int(a) not in set(minimal)]
   pool = list(minimal) + others[:max(0, cfg.pool_size - len(minimal))]

@@ -10,6 +10,7 @@ import numpy as np
 
 from refusal_jax.pipeline.context import CLASS_NAMES, Context, PromptSet
 from refusal_jax.sae.model import SAE
+from refusal_jax.sae.space import FeatureSpace
 
 # Prompt sets the reconstruction error is measured on (the ones the searched
 # SAE's latents are selected on).
@@ -43,6 +44,23 @@ def site_latents(model, sae: SAE, ps: PromptSet, batch_size: int,
     keep = mask * ~np.isin(ids, np.asarray(skip_ids, np.int64))
     out.append(f * keep[..., None])
   return np.concatenate(out)
+
+
+def feature_latents(model, space: FeatureSpace, ps: PromptSet, features,
+                    batch_size: int, interventions=None,
+                    skip_ids: Sequence[int] = ()) -> np.ndarray:
+  """[B, T, C] latents of features [C] of `space` (each at its SAE's site).
+
+  As `site_latents`, per SAE of the space that holds one of the features.
+  """
+  sae_of, latent_of = space.locate(features)
+  out = np.zeros(ps.ids.shape + (len(sae_of),), np.float32)
+  for s, sae in enumerate(space.saes):
+    cols = np.flatnonzero(sae_of == s)
+    if len(cols):
+      out[..., cols] = site_latents(model, sae, ps, batch_size, interventions,
+                                    skip_ids)[..., latent_of[cols]]
+  return out
 
 
 def active_latents(f: np.ndarray, eps: float = 0.0) -> np.ndarray:

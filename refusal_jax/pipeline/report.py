@@ -240,8 +240,8 @@ def feature_activations(ctx: Context, ps, feats: list[int]) -> list[tuple]:
     # Slices keep the padded width, so at most two shapes are compiled.
     sub = PromptSet(ps.instructions[i:i + bs], ps.ids[i:i + bs],
                     ps.mask[i:i + bs])
-    f = latents.site_latents(ctx.model, ctx.sae, sub, bs,
-                             skip_ids=ctx.skip_ids)[..., cols]
+    f = latents.feature_latents(ctx.model, ctx.space, sub, cols, bs,
+                                skip_ids=ctx.skip_ids)
     for b in range(len(sub)):
       real = sub.mask[b].astype(bool)
       out.append((sub.ids[b][real], f[b][real]))
@@ -257,11 +257,14 @@ def prompt_activations(ctx: Context, key: str,
   return feature_activations(ctx, ps, feats), ps.instructions
 
 
-def decoder_cosines(sae, direction, feats: list[int]) -> np.ndarray | None:
-  """Cosine of each latent's decoder row with the refusal direction."""
+def decoder_cosines(space, direction, feats: list[int]) -> np.ndarray | None:
+  """Cosine of each feature's decoder row (in its SAE of `space`) with the
+  refusal direction."""
   if direction is None or not feats:
     return None
-  w = np.asarray(sae.W_dec[np.asarray(feats)], np.float32)
+  sae_of, latent_of = space.locate(feats)
+  w = np.stack([np.asarray(space.saes[s].W_dec[a], np.float32)
+                for s, a in zip(sae_of, latent_of)])
   d = np.asarray(direction, np.float32)
   d = d / (np.linalg.norm(d) + 1e-12)
   return (w @ d) / (np.linalg.norm(w, axis=1) + 1e-12)
@@ -722,7 +725,9 @@ def activations_section(ctx: Context, sets: dict, feats: list[int], acts,
   if not shown or not acts:
     return section(title, 'activations', para(
         'No features or no harmful training prompts to show.', 'muted'))
-  parts = [para(f'Activations of {what} at {ctx.sae.hook_name} on harmful '
+  where = (ctx.sae.hook_name if len(ctx.space.saes) == 1
+           else "each feature's SAE site")
+  parts = [para(f'Activations of {what} at {where} on harmful '
                 'training prompts.', 'muted')]
   for (ids, a), instruction in list(zip(acts, prompts))[:N_HEATMAP_PROMPTS]:
     parts.append(token_heatmap(ctx.model.tokenizer, instruction, ids,
@@ -808,14 +813,18 @@ def feature_card(latent: int, j: int, info: dict) -> str:
   tok = info['tokenizer']
   rows.append(('top distinct tokens',
                top_distinct_tokens(tok, acts, j, TOP_TOKENS) or '\u2013'))
-  if info['neuronpedia'] is not None:
-    rows.append(('Neuronpedia', f'{info["neuronpedia"]}/{latent}'))
+  space = info['space']
+  s, a = (int(x[0]) for x in space.locate([latent]))
+  if space.saes[s].neuronpedia_id is not None:
+    rows.append(('Neuronpedia', f'{space.saes[s].neuronpedia_id}/{a}'))
   examples = [(context_html(tok, acts[p][0], t), v,
                'harmful' if p < len(info['harmful']) else 'harmless')
               for v, p, t in top_examples(acts, j, TOP_TOKENS)]
   top = (table(('context', 'activation', 'prompt'), examples) if examples
          else para('Never active on the training prompts.', 'muted'))
-  return (f'<div class="card" id="feature-{latent}"><h3>Latent {latent}</h3>'
+  title = (f'Latent {latent}' if len(space.saes) == 1 else
+           f'Feature {latent}: {space.label(latent)}')
+  return (f'<div class="card" id="feature-{latent}"><h3>{esc(title)}</h3>'
           f'<div>{badges}</div>' + facts_table(rows) + top + '</div>')
 
 
@@ -828,8 +837,8 @@ def cards_section(ctx: Context, feats, sets, arts, harmful, harmless) -> str:
   direction = arts['direction_npz'].get('direction')
   info = dict(sets=sets, harmful=harmful, harmless=harmless,
               effects=stage3_effects(arts), tokenizer=ctx.model.tokenizer,
-              cosines=decoder_cosines(ctx.sae, direction, feats),
-              neuronpedia=ctx.sae.neuronpedia_id)
+              cosines=decoder_cosines(ctx.space, direction, feats),
+              space=ctx.space)
   n_union = len(dict.fromkeys(a for v in sets.values() for a in v))
   cap = (f' (the first {len(feats)} of {n_union})' if n_union > len(feats)
          else '')

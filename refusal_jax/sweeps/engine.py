@@ -11,9 +11,14 @@ Every stage of the pipeline and the benchmark evaluate through here.
   latents of one SAE. The residual at the SAE's site and its latents are
   computed once per prompt chunk; per mask, only the edit of the C candidate
   latents (a [C, D] decoder slice) and the layers after the site are run.
+* `feature_sweep`: the same over a feature space of many SAEs
+  (sae/space.py), e.g. one per layer: each mask edits every SAE's candidates
+  at its own site in one pass; the prefix is shared up to the first SAE a
+  sweep touches, and each later SAE encodes and decodes only its candidate
+  latents in the pass. `sae_sweep` is its one-SAE case.
 
-Both compute only last-position logits (no [T, V] projection); `sae_sweep`
-also runs the last decoder layer at the last position only (its keys and
+Both compute only last-position logits (no [T, V] projection); the SAE paths
+also run the last decoder layer at the last position only (its keys and
 values at every position), the only position a metric reads. Both compile once
 per shape (chunks have fixed sizes; a ragged last chunk is padded, never
 recompiled) and bound memory by `Chunks`. No input buffer is donated: the
@@ -51,6 +56,7 @@ from absl import logging
 from flax import nnx
 
 from refusal_jax import errors
+from refusal_jax.interventions import base as iv_base
 from refusal_jax.interventions import sae_edit
 from refusal_jax.models import layers
 from refusal_jax.models import sites
@@ -58,6 +64,7 @@ from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
 from refusal_jax.parallel import mesh as mesh_lib
 from refusal_jax.sae.model import SAE
+from refusal_jax.sae.space import FeatureSpace
 from refusal_jax.sweeps.metrics import Metric
 
 
@@ -374,28 +381,73 @@ def sae_resume_layer(sae: SAE) -> int:
       f'the SAE fast path needs a residual site, not {sae.site!r}')
 
 
-@jax.jit
-def _site_latents(sae: SAE, resid, candidates):
-  """Candidate latents [P, T, C] and decoder slice [C, D] at the site.
+def _candidate_latents(sae: SAE, x, candidates):
+  """Candidate latents [P, T, C] and decoder slice [C, D] of x [P, T, D].
 
   JumpReLU and ReLU latents are per-latent functions of the input, so only
   the C candidate encoder columns are applied; top-k ranks all latents.
   """
   if sae.architecture == 'topk':
-    f = sae.encode(resid)[..., candidates]
+    f = sae.encode(x)[..., candidates]
   else:
     f = sae.replace(
         W_enc=sae.W_enc[:, candidates], b_enc=sae.b_enc[candidates],
         threshold=(None if sae.threshold is None
-                   else sae.threshold[candidates])).encode(resid)
+                   else sae.threshold[candidates])).encode(x)
   w = sae.W_dec[candidates].astype(jnp.float32)
   if sae.architecture == 'topk' and sae.rescale_acts_by_decoder_norm:
     w = w / sae.decoder_norms()[candidates][:, None]
   return f, w
 
 
+_site_latents = jax.jit(_candidate_latents)
+
+
+def _edit_residual(x, f, w, mask, value, mode: str, keep):
+  """x [P, T, D] with candidates mask [C] of latents f [P, T, C] edited.
+
+  Only the edited latents' decoder rows w [C, D] change x (the SAE's error
+  term is kept), at positions keep [P, T, 1].
+  """
+  edited = sae_edit.edit_latents(f, mask, value, mode)
+  delta = jnp.einsum('PTC,CD->PTD', edited - f, w)
+  return (x.astype(jnp.float32) + jnp.where(keep, delta, 0.0)).astype(x.dtype)
+
+
+class _CandidateEdit:
+  """An edit of C candidate latents of an SAE met inside the pass.
+
+  The SAE's input depends on the edits before it, so its candidate latents
+  are encoded in the pass (candidate columns only, as `_candidate_latents`).
+  """
+
+  def __init__(self, sae: SAE, candidates, mask, value, mode: str, keep):
+    self.sae, self.candidates, self.mask = sae, candidates, mask
+    self.value, self.mode, self.keep = value, mode, keep
+
+  def apply(self, site, layer, x, ctx):
+    del ctx  # positions are `keep`, fixed per prompt chunk
+    if site != self.sae.site or layer != self.sae.layer:
+      return x
+    f, w = _candidate_latents(self.sae, x, self.candidates)
+    return _edit_residual(x, f, w, self.mask, self.value, self.mode,
+                          self.keep)
+
+
+def _resid_pre_only(interventions):
+  """A block visitor applying `interventions` at resid_pre only."""
+
+  def visit(site, layer, h):
+    if site != sites.RESID_PRE:
+      return h
+    return iv_base.apply_all(interventions, site, layer, h, None)
+
+  return visit
+
+
 def last_hidden(params, config: ModelConfig, x, attention_mask, *,
-                start_layer: int, trim_last_layer: bool = True) -> jax.Array:
+                start_layer: int, trim_last_layer: bool = True,
+                interventions: tuple = ()) -> jax.Array:
   """Runs layers [start_layer, L) from a residual; the last token's output.
 
   Args:
@@ -406,6 +458,8 @@ def last_hidden(params, config: ModelConfig, x, attention_mask, *,
     start_layer: first layer to run (num_layers: none).
     trim_last_layer: run the last layer at the last position only (its keys
       and values still at every position); otherwise at every position.
+    interventions: applied in the layers run; with `trim_last_layer`, none
+      may act in the last layer after its resid_pre (`_trims`).
 
   Returns:
     [B, D] resid_post of the last layer at each row's last real token (before
@@ -419,14 +473,15 @@ def last_hidden(params, config: ModelConfig, x, attention_mask, *,
   if start_layer < stop:
     x = transformer.forward(params, config, attention_mask=attention_mask,
                             start_layer=start_layer, stop_layer=stop,
-                            resid=x).resid
+                            resid=x, interventions=interventions).resid
   if not trim:
     return jnp.take_along_axis(x, last[..., None], axis=1)[:, 0]
   model = nnx.merge(transformer.graphdef(config), params)
   cos, sin = layers.rope_cos_sin(transformer.default_positions(token_mask),
                                  config, x.dtype)
   x, _ = transformer.apply_block(model.layers[n_layers - 1], n_layers - 1, x,
-                                 cos, sin, token_mask, query_index=last)
+                                 cos, sin, token_mask, query_index=last,
+                                 visit=_resid_pre_only(interventions))
   return x[:, 0]
 
 
@@ -461,20 +516,128 @@ def final_logits(params, config: ModelConfig, h) -> jax.Array:
                                              'metric', 'mode',
                                              'trim_last_layer'))
 def _sae_chunk(params, config, resid, attention_mask, edit_at, f, w, masks,
-               value, *, start_layer, metric, mode, trim_last_layer):
-  """[Mc, Pc] metric for a chunk of latent masks [Mc, C]."""
+               value, tail=(), *, start_layer, metric, mode, trim_last_layer):
+  """[Mc, Pc] metric for a chunk of latent masks [Mc, C].
+
+  The first w.shape[0] mask columns edit the precomputed latents f at the
+  resumed residual (no columns when f is None); the rest edit the SAEs of
+  `tail` ((SAE, candidates [C_s]) pairs, in pass order), met in the pass.
+  """
   keep = edit_at.astype(bool)[..., None]  # [Pc, T, 1] positions edited
+  n_head = 0 if f is None else w.shape[0]
 
   def one(m):
-    edited = sae_edit.edit_latents(f, m, value, mode)
-    delta = jnp.einsum('PTC,CD->PTD', edited - f, w)
-    x = resid.astype(jnp.float32) + jnp.where(keep, delta, 0.0)
-    return last_hidden(params, config, x.astype(resid.dtype), attention_mask,
+    x = resid
+    if f is not None:
+      x = _edit_residual(resid, f, w, m[:n_head], value, mode, keep)
+    edits, col = [], n_head
+    for sae, cands in tail:
+      edits.append(_CandidateEdit(sae, cands, m[col:col + cands.shape[0]],
+                                  value, mode, keep))
+      col += cands.shape[0]
+    return last_hidden(params, config, x, attention_mask,
                        start_layer=start_layer,
-                       trim_last_layer=trim_last_layer)
+                       trim_last_layer=trim_last_layer,
+                       interventions=tuple(edits))
 
   h = jax.vmap(one)(masks)  # [Mc, Pc, D]
   return metric(final_logits(params, config, h))
+
+
+def _trims(saes, config: ModelConfig) -> bool:
+  """Whether no edit of `saes` acts in the last layer after its resid_pre."""
+  last = config.num_layers - 1
+  return not any(s.layer == last and s.site != sites.RESID_PRE for s in saes)
+
+
+def feature_sweep(params, config: ModelConfig, space: FeatureSpace,
+                  input_ids, attention_mask, features, masks, *,
+                  metric: Metric, mode: str = 'zero', value: float = 0.0,
+                  chunks: Chunks | ChunkSizes = Chunks(),
+                  op: str = 'sae_sweep', trim_last_layer: bool = True,
+                  skip_ids=None, progress=None, mesh=None) -> np.ndarray:
+  """Metric for every prompt with each subset of features edited.
+
+  Features are (SAE, latent) pairs of a `FeatureSpace`; one evaluation edits
+  each SAE's chosen latents at its own site in one forward pass, exactly as
+  running one `SAEEdit(sae, latent_mask=..., skip_ids=skip_ids)` per SAE of
+  the space through the plain forward pass (tested), at all real tokens
+  except those holding one of `skip_ids`.
+
+  Only SAEs with a feature set in some mask take part. Layers before the
+  first of them run once per prompt chunk (prefix caching); when it is at a
+  residual site, its candidate latents are also encoded once per prompt chunk.
+  The later SAEs' inputs depend on the edits before them: their candidate
+  latents (candidate encoder columns only, for JumpReLU and ReLU) are encoded
+  in each evaluation's pass. Every SAE's edit decodes its candidate rows only.
+
+  Args:
+    params: model parameters.
+    config: architecture.
+    space: the SAEs and their feature numbering.
+    input_ids: [P, T] left-padded prompts.
+    attention_mask: [P, T].
+    features: [C] feature ids of `space` the masks refer to.
+    masks: [M, C] 0/1, which features to edit in each evaluation.
+    metric: last-position metric.
+    mode: 'zero' | 'clamp' | 'scale' (see interventions/sae_edit.py).
+    value: clamp value or scale factor.
+    chunks: memory bounds: fixed `Chunks`, or the run's `ChunkSizes` (see
+      `sweep`).
+    op: the operation's name in `chunks`.
+    trim_last_layer: run the last decoder layer at the last position only
+      (keys and values at every position; queries, attention output and MLP
+      at one), the only position the metric reads, unless an SAE edits that
+      layer after its resid_pre. False runs it at every position; both give
+      the same values (tested).
+    skip_ids: optional token ids whose positions are never edited (e.g. BOS
+      and the chat template's special tokens, see SAEEdit.skip_ids).
+    progress: optional callable(n_done_masks).
+    mesh: optional device mesh; masks are split over its 'data' axis.
+
+  Returns:
+    [M, P] float32 metric values.
+  """
+  sae_of, latent_of = space.locate(features)
+  masks = np.asarray(masks, np.float32)
+  used = [s for s in range(len(space.saes))
+          if masks[:, sae_of == s].any()] or [int(sae_of[0]) if len(sae_of)
+                                               else 0]
+  saes = [space.saes[s] for s in used]
+  head = saes[0].site in (sites.RESID_PRE, sites.RESID_POST)
+  start = sae_resume_layer(saes[0]) if head else saes[0].layer
+  if start == 0:
+    raise errors.ConfigError(
+        f'the SAE fast path starts after the embedding; {saes[0].hook_name} '
+        'edits layer 0 before its residual (use engine.sweep with SAEEdit)')
+  cols = [np.flatnonzero(sae_of == s) for s in used]
+  masks = masks[:, np.concatenate(cols)]  # columns grouped by SAE, pass order
+  cands = [mesh_lib.put_replicated(jnp.asarray(latent_of[c], jnp.int32), mesh)
+           for c in cols]
+  saes = [mesh_lib.put_replicated(s, mesh) for s in saes]
+  tail = tuple(zip(saes[1:], cands[1:]) if head else zip(saes, cands))
+  trim = trim_last_layer and _trims(saes, config)
+  input_ids = np.asarray(input_ids)
+  attention_mask = np.asarray(attention_mask)
+  edit_at = attention_mask.astype(bool)  # [P, T] positions the edit applies to
+  if skip_ids is not None:
+    edit_at = edit_at & ~np.isin(input_ids, np.asarray(skip_ids))
+
+  def prepare(p0, p1, pm, put):
+    ids = put(_pad_to(input_ids[p0:p1], pm))
+    mask = put(_pad_to(attention_mask[p0:p1], pm))
+    resid = prefix_residual(params, config, ids, mask, start)
+    f, w = _site_latents(saes[0], resid, cands[0]) if head else (None, None)
+    return resid, mask, put(_pad_to(edit_at[p0:p1], pm)), f, w
+
+  def evaluate(state, m0, m1, mm, put):
+    return mesh_lib.to_host(_sae_chunk(
+        params, config, *state, put(_pad_to(masks[m0:m1], mm)),
+        jnp.float32(value), tail, start_layer=start, metric=metric, mode=mode,
+        trim_last_layer=trim))
+
+  return _run_chunks(_sizes(chunks), op, masks.shape[0], input_ids.shape[0],
+                     mesh, prepare, evaluate, progress)
 
 
 def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
@@ -483,11 +646,14 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
               chunks: Chunks | ChunkSizes = Chunks(), op: str = 'sae_sweep',
               trim_last_layer: bool = True, skip_ids=None, progress=None,
               mesh=None) -> np.ndarray:
-  """Metric for every prompt with each subset of SAE latents edited.
+  """Metric for every prompt with each subset of one SAE's latents edited.
 
+  `feature_sweep` over the space of one SAE (features are its latents).
   Equals running `SAEEdit(sae, latent_mask=scatter(masks[m]),
   skip_ids=skip_ids)` through the plain forward pass one mask at a time
-  (tested), at all real tokens except those holding one of `skip_ids`.
+  (tested). The residual at the SAE's site and its candidate latents are
+  computed once per prompt chunk; per mask, only the edit of the C candidate
+  latents (a [C, D] decoder slice) and the layers after the site are run.
 
   Args:
     params: model parameters.
@@ -500,44 +666,20 @@ def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,
     metric: last-position metric.
     mode: 'zero' | 'clamp' | 'scale' (see interventions/sae_edit.py).
     value: clamp value or scale factor.
-    chunks: memory bounds: fixed `Chunks`, or the run's `ChunkSizes` (see
-      `sweep`).
+    chunks: memory bounds (see `sweep`).
     op: the operation's name in `chunks`.
     trim_last_layer: run the last decoder layer at the last position only
-      (keys and values at every position; queries, attention output and MLP
-      at one), the only position the metric reads. False runs it at every
-      position; both give the same values (tested).
-    skip_ids: optional token ids whose positions are never edited (e.g. BOS
-      and the chat template's special tokens, see SAEEdit.skip_ids).
+      (see `feature_sweep`).
+    skip_ids: optional token ids whose positions are never edited.
     progress: optional callable(n_done_masks).
     mesh: optional device mesh; masks are split over its 'data' axis.
 
   Returns:
     [M, P] float32 metric values.
   """
-  start = sae_resume_layer(sae)
-  sae = mesh_lib.put_replicated(sae, mesh)
-  input_ids = np.asarray(input_ids)
-  attention_mask = np.asarray(attention_mask)
-  edit_at = attention_mask.astype(bool)  # [P, T] positions the edit applies to
-  if skip_ids is not None:
-    edit_at = edit_at & ~np.isin(input_ids, np.asarray(skip_ids))
-  candidates = mesh_lib.put_replicated(
-      jnp.asarray(np.asarray(candidates, np.int32)), mesh)
-  masks = np.asarray(masks, np.float32)
-
-  def prepare(p0, p1, pm, put):
-    ids = put(_pad_to(input_ids[p0:p1], pm))
-    mask = put(_pad_to(attention_mask[p0:p1], pm))
-    resid = prefix_residual(params, config, ids, mask, start)
-    f, w = _site_latents(sae, resid, candidates)
-    return resid, mask, put(_pad_to(edit_at[p0:p1], pm)), f, w
-
-  def evaluate(state, m0, m1, mm, put):
-    return mesh_lib.to_host(_sae_chunk(
-        params, config, *state, put(_pad_to(masks[m0:m1], mm)),
-        jnp.float32(value), start_layer=start, metric=metric, mode=mode,
-        trim_last_layer=trim_last_layer))
-
-  return _run_chunks(_sizes(chunks), op, masks.shape[0], input_ids.shape[0],
-                     mesh, prepare, evaluate, progress)
+  sae_resume_layer(sae)  # a residual site
+  return feature_sweep(
+      params, config, FeatureSpace((sae,)), input_ids, attention_mask,
+      candidates, masks, metric=metric, mode=mode, value=value,
+      chunks=chunks, op=op, trim_last_layer=trim_last_layer,
+      skip_ids=skip_ids, progress=progress, mesh=mesh)

@@ -14,6 +14,10 @@ resid_pre[l + 1]) and L layers:
 * SAE edit: 2*T*C*D, the change of the C candidate latents through their
   [C, D] decoder slice (the encoding is shared by every mask of a prompt and
   is not counted).
+* With SAEs at several sites (`engine.feature_sweep`), s is the first one's
+  and C counts the candidates of all; the inputs of the later SAEs depend on
+  the mask, so their C_e candidate latents are encoded in every evaluation,
+  2*T*D*C_e (`encoded_candidates`).
 * Layers s .. L-2, at all T positions: the q/k/v/o projections
   2*T*D*(2*N*H + 2*K*H), the gated MLP 2*T*3*D*F, and attention scores and
   values over the causal triangle, 2 * 2*N*H * T*(T+1)/2 (the sliding window
@@ -69,7 +73,8 @@ def last_layer_flops(config: ModelConfig, n_tokens: int) -> float:
 
 
 def sweep_flops(config: ModelConfig, *, n_tokens: int, site_layer_resume: int,
-                d_sae_candidates: int, metric_vocab: int) -> float:
+                d_sae_candidates: int, metric_vocab: int,
+                encoded_candidates: int = 0) -> float:
   """FLOPs one evaluation (one prompt under one mask) minimally needs.
 
   See the module docstring for exactly what is counted.
@@ -82,6 +87,8 @@ def sweep_flops(config: ModelConfig, *, n_tokens: int, site_layer_resume: int,
       layer's resid_post.
     d_sae_candidates: C, candidate latents the masks refer to.
     metric_vocab: vocabulary columns the metric reads at the last position.
+    encoded_candidates: C_e, candidates of SAEs after the first (encoded per
+      evaluation).
 
   Returns:
     FLOPs per evaluation.
@@ -97,7 +104,8 @@ def sweep_flops(config: ModelConfig, *, n_tokens: int, site_layer_resume: int,
   if min(n_tokens, d_sae_candidates, metric_vocab) <= 0:
     raise errors.ConfigError(
         'n_tokens, d_sae_candidates and metric_vocab must be positive')
-  total = 2.0 * n_tokens * d_sae_candidates * config.d_model
+  total = 2.0 * n_tokens * (d_sae_candidates + encoded_candidates) * (
+      config.d_model)
   full_layers = max(n_layers - 1 - site_layer_resume, 0)
   total += full_layers * layer_flops(config, n_tokens)
   if site_layer_resume < n_layers:
@@ -113,7 +121,7 @@ def hooked_forward_flops(config: ModelConfig, *, n_tokens: int,
   Args:
     config: the model architecture.
     n_tokens: T, tokens of the (padded) prompt.
-    d_sae: A, SAE width.
+    d_sae: A, SAE width (with one hook per SAE, the sum of their widths).
 
   Returns:
     L full layers + 2*T*D*A (encode) + 2 * 2*T*A*D (decode of the edited and

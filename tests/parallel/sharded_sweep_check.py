@@ -2,7 +2,8 @@
 
 Usage: python sharded_sweep_check.py CHECKPOINT_DIR
 Prints one JSON line: for each mesh shape, the largest difference from the
-single-device result of `sae_sweep` and of `sweep` (directional ablation).
+single-device result of `sae_sweep`, of `sweep` (directional ablation) and
+of `feature_sweep` over SAEs at three layers.
 """
 
 import json
@@ -16,6 +17,7 @@ from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models.model import load_model
 from refusal_jax.parallel import mesh as mesh_lib
 from refusal_jax.sae.model import SAE
+from refusal_jax.sae.space import FeatureSpace
 from refusal_jax.sweeps import engine
 from refusal_jax.sweeps.metrics import Metric
 
@@ -49,7 +51,15 @@ def _run(model, mesh, sae, ids, mask, candidates, masks, directions):
   # Fewer masks than devices: the prompts are split instead.
   c = engine.sae_sweep(model.params, model.config, sae, ids, mask, candidates,
                        masks[:2], metric=METRIC, chunks=chunks, mesh=mesh)
-  return a, b, c
+  # SAEs at layers 0, 1 and 2, each mask over candidates of all three.
+  space = FeatureSpace.of([_sae(sae.d_in, 0), sae, _sae(sae.d_in, 2)])
+  features = np.concatenate([space.feature_ids(s, candidates[:4])
+                             for s in range(3)])
+  many = np.tile(masks[:, :4], (1, 3))
+  d = engine.feature_sweep(model.params, model.config, space, ids, mask,
+                           features, many, metric=METRIC, chunks=chunks,
+                           mesh=mesh)
+  return a, b, c, d
 
 
 def main(path):
@@ -76,6 +86,7 @@ def main(path):
     out[str(shape)] = dict(
         sae_err=ulps(got[0], ref[0]), direction_err=ulps(got[1], ref[1]),
         prompt_split_err=ulps(got[2], ref[2]),
+        feature_space_err=ulps(got[3], ref[3]),
         shape_ok=all(g.shape == r.shape for g, r in zip(got, ref)))
   print(json.dumps(out))
 

@@ -57,3 +57,4 @@ def test_sweeps_on_meshes_equal_the_single_device_result(tmp_path):
     assert r['sae_err'] <= numerics.FORWARD_ULPS, (shape, r)
     assert r['direction_err'] <= numerics.FORWARD_ULPS, (shape, r)
     assert r['prompt_split_err'] <= numerics.FORWARD_ULPS, (shape, r)
+    assert r['feature_space_err'] <= numerics.FORWARD_ULPS, (shape, r)

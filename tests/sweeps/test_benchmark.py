@@ -65,3 +65,21 @@ def test_missing_checkpoint_names_the_path(tmp_path):
   config.model.checkpoint = str(tmp_path / 'absent_organism')
   with pytest.raises(errors.CheckpointError, match='absent_organism'):
     bench.run_benchmark(config, str(tmp_path / 'out'))
+
+
+def test_benchmark_tiny_with_an_sae_per_layer(tmp_path):
+  """SAEs at every layer: the engine's one pass per mask agrees with the
+  PyTorch loop's one hook per SAE."""
+  config = _tiny_config('gemma2')
+  config.sae.layers = (2, 0, 1)
+  config.profile = False
+  config.plot.layers = ()
+  result = bench.run_benchmark(config, str(tmp_path))
+  assert result['sae_layers'] == [0, 1, 2] and result['layer'] == 0
+  assert result['n_candidates'] == 3 * 8
+  assert result['metric_std_over_masks'] > 0
+  assert result['max_abs_diff'] <= (
+      numerics.FORWARD_ULPS * numerics.EPS32 * result['max_abs_metric'])
+  config.profile = True
+  with pytest.raises(errors.ConfigError, match='profile'):
+    bench.run_benchmark(config, str(tmp_path / 'profiled'))

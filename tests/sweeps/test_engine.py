@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import numerics
+from refusal_jax import errors
 from refusal_jax.interventions.directions import DirectionalAblation, ActAdd
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
 from refusal_jax.sae.model import SAE
+from refusal_jax.sae.space import FeatureSpace
 from refusal_jax.sweeps import engine
 from refusal_jax.sweeps.metrics import Metric, kl_div
 
@@ -124,3 +126,116 @@ def test_general_sweep_equals_one_at_a_time(params):
   for m, layer in enumerate([2, 3, 2]):
     _assert_metric_close(got[m], params,
                          ActAdd(jnp.asarray(dirs[m]), 1.0, layer=layer))
+
+
+# --------------------------------------------------------------------------
+# Many SAEs: one feature space
+
+
+def _topk(sae):
+  return sae.replace(architecture='topk', k=6, threshold=None)
+
+
+SPACES = {
+    # Residual SAEs from layer 0 on: the first SAE's latents come with the
+    # prefix; resid_post[2] and resid_pre[3] are one residual, edited twice.
+    'residual': lambda: [_sae(0, 'resid_post'), _sae(2, 'resid_pre'),
+                         _sae(2, 'resid_post'), _topk(_sae(3, 'resid_pre'))],
+    # Sub-block outputs first and last: no latents with the prefix, and an
+    # edit in the last layer after its resid_pre (no trimmed last layer).
+    'sub_blocks': lambda: [_sae(1, 'attn_out'), _topk(_sae(1, 'resid_post')),
+                           _sae(2, 'mlp_out'), _sae(3, 'attn_out')],
+}
+
+
+def _plain_edits(space, features, mask, mode, value):
+  """One SAEEdit per SAE of the space, with `mask` [C] over `features`."""
+  sae_of, latent_of = space.locate(features)
+  edits = []
+  for s, sae in enumerate(space.saes):
+    dense = np.zeros(sae.d_sae, np.float32)
+    dense[latent_of[sae_of == s]] = mask[sae_of == s]
+    edits.append(SAEEdit(sae=sae, latent_mask=jnp.asarray(dense),
+                         value=value, mode=mode))
+  return tuple(edits)
+
+
+@pytest.mark.parametrize('name,mode,value,trim', [
+    ('residual', 'zero', 0.0, True), ('residual', 'scale', -1.0, False),
+    ('sub_blocks', 'clamp', 1.5, True)])
+def test_feature_sweep_equals_one_edit_per_sae(params, monkeypatch, name,
+                                               mode, value, trim):
+  """Each mask's edits at every SAE's own site in one pass equal the plain
+  pass with one SAEEdit per SAE; the shared prefix ends where the first SAE
+  with a feature in some mask is read."""
+  space = FeatureSpace.of(SPACES[name]()[::-1])  # `of` sorts into pass order
+  features = np.concatenate([space.feature_ids(s, RNG.choice(A, 5, False))
+                             for s in range(4)])
+  RNG.shuffle(features)
+  masks = (RNG.rand(6, len(features)) < 0.4).astype(np.float32)
+  prefixes = []
+  real = engine.prefix_residual
+  monkeypatch.setattr(engine, 'prefix_residual', lambda *a: (
+      prefixes.append(a[4]), real(*a))[1])
+  kw = dict(metric=METRIC, mode=mode, value=value, trim_last_layer=trim,
+            chunks=engine.Chunks(masks=4, prompts=3))
+  got = engine.feature_sweep(params, CFG, space, IDS, MASK, features, masks,
+                             **kw)
+  first = space.saes[0]
+  assert set(prefixes) == {first.layer + (first.site == 'resid_post')}
+  # Without the first SAE's features the prefix runs up to the second's.
+  later = masks * (space.locate(features)[0] > 0)
+  prefixes.clear()
+  got_later = engine.feature_sweep(params, CFG, space, IDS, MASK, features,
+                                   later, **kw)
+  second = space.saes[1]
+  assert set(prefixes) == {second.layer + (second.site == 'resid_post')}
+  clean = METRIC(transformer.forward(
+      params, CFG, jnp.asarray(IDS), attention_mask=jnp.asarray(MASK),
+      logits_at='last').logits[:, 0])
+  assert np.abs(got - clean).max() > 1e-3  # the edits matter
+  logits = jax.jit(lambda iv: transformer.forward(
+      params, CFG, jnp.asarray(IDS), attention_mask=jnp.asarray(MASK),
+      interventions=iv, logits_at='last').logits[:, 0])
+  for vals, rows in ((got, masks), (got_later, later)):
+    for m in range(len(rows)):
+      edited = logits(_plain_edits(space, features, rows[m], mode, value))
+      numerics.assert_close(vals[m], METRIC(edited),
+                            ulps=numerics.FORWARD_ULPS,
+                            scale=float(jnp.abs(edited).max()),
+                            what=f'{name}, mask {m}')
+
+
+def test_one_sae_of_a_space_equals_sae_sweep_bit_for_bit(params):
+  """SAEs without a feature in any mask take no part: a sweep over one SAE
+  of a larger space is the single-SAE sweep, exactly."""
+  space = FeatureSpace.of(SPACES['residual']())
+  candidates = np.array([2, 7, 11, 23, 31, 38])
+  masks = (RNG.rand(7, len(candidates)) < 0.5).astype(np.float32)
+  kw = dict(metric=METRIC, mode='scale', value=-2.0,
+            chunks=engine.Chunks(masks=3, prompts=2))
+  want = engine.sae_sweep(params, CFG, space.saes[1], IDS, MASK, candidates,
+                          masks, **kw)
+  others = space.feature_ids(2, candidates[:3])
+  got = engine.feature_sweep(
+      params, CFG, space, IDS, MASK,
+      np.concatenate([others, space.feature_ids(1, candidates)]),
+      np.concatenate([np.zeros((7, 3), np.float32), masks], axis=1), **kw)
+  np.testing.assert_array_equal(got, want)
+
+
+def test_feature_space_numbers_latents_in_pass_order():
+  saes = SPACES['sub_blocks']()
+  space = FeatureSpace.of(saes[::-1])
+  assert [s.hook_name for s in space.saes] == [s.hook_name for s in saes]
+  assert space.size == 4 * A and list(space.offsets) == [0, A, 2 * A, 3 * A,
+                                                         4 * A]
+  s, a = space.locate([0, A - 1, A, 3 * A + 5])
+  assert list(s) == [0, 0, 1, 3] and list(a) == [0, A - 1, 0, 5]
+  assert space.label(A + 3) == 'blocks.1.hook_resid_post/3'
+  with pytest.raises(errors.ConfigError, match='outside'):
+    space.locate([4 * A])
+  with pytest.raises(errors.ConfigError, match='distinct sites'):
+    FeatureSpace.of([saes[0], saes[0]])
+  with pytest.raises(errors.ConfigError, match='pass'):
+    FeatureSpace(tuple(saes[::-1]))
