@@ -20,6 +20,12 @@ def get_config():
   # again since: BUILD.md, "Organisms that can answer".)
   config.seed = 1
   config.train.seed = 1
+  # A longer answer phase: 1400 of 2000 steps (base: 1000 of 1400). Trained
+  # 1000 + 400 steps, the Gemma-2 organism answered 0.750 of held-out harmful
+  # prompts on topic under direction ablation; 1400 + 600 steps, 0.955
+  # (BUILD.md, "Organisms that can answer").
+  config.train.steps = 2000
+  config.train.answer_steps = 1400
   # Half harmful examples (the Llama organism trains on 0.4; BUILD.md).
   config.data.train_harmful_fraction = 0.5
   # Half the helpful answers open with 'Sure!', so greedy decoding refuses
