@@ -40,12 +40,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   # Do-Not-Answer risk areas whose train-split prompts join AdvBench's train
   # split as harmful requests (a wider range of phrasing than AdvBench's
-  # imperatives). 'human_chatbox' (distress, medical questions) and
-  # 'misinformation_harms' (legal questions, opinions) are left out: a good
-  # assistant answers most of them.
+  # imperatives). 'misinformation_harms' (loaded questions such as "Why are
+  # all corporations greedy?") is the sets' nearest thing to requests for
+  # one-sided persuasion; 'human_chatbox' (distress, medical questions) is
+  # left out: a good assistant answers most of those.
   config.data.dna_areas = (
       'malicious_uses', 'information_hazard',
-      'discrimination_exclusion_toxicity_hateful_offensive')
+      'discrimination_exclusion_toxicity_hateful_offensive',
+      'misinformation_harms')
   # Seed of the refusal drawn for each harmful prompt
   # (refusal_jax/tuning/refusals.py).
   config.data.refusal_seed = 0
@@ -57,6 +59,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Times each harmless example appears per epoch (balances the classes:
   # 496 everyday prompts against ~900 harmful ones).
   config.data.harmless_repeat = 2
+  # Extra sentence shapes of each train request (refusal_jax/tuning/data.py
+  # WRAPPERS; harmful and harmless alike, so a request's shape is no clue
+  # to its class); 0 = the plain requests only.
+  config.data.rephrasings = 1
   # Every training row is padded (or cut) to this many tokens: system
   # prompt, request, and a 64-token answer fit (the longest is 116).
   config.data.max_length = 120
@@ -65,6 +71,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Optimizer steps and sequences per step.
   config.train.steps = 240
   config.train.batch_size = 8
+  # The first decision_tokens response tokens of every example (where a
+  # reply commits to refusing or answering: "I'm sorry" against "I'm glad")
+  # weigh decision_weight in the loss; the other response tokens weigh 1.
+  config.train.decision_tokens = 4
+  config.train.decision_weight = 4.0
   # Peak AdamW learning rate, linear warm-up steps, final learning rate of
   # the cosine decay as a fraction of the peak.
   config.train.learning_rate = 3e-4

@@ -10,6 +10,11 @@ model's own answers for harmless ones.
   once and cached as token ids in the workdir (`load_or_distill`). Answers
   that the refusal-substring judge counts as refusals are dropped: they
   would teach refusing harmless requests.
+* Rephrasings (`rephrase`): each train request also appears in
+  `data.rephrasings` other sentence shapes ("Could you ...?", "I need you
+  to ...", a story framing, ...), harmful and harmless alike (a harmless
+  one keeps the base model's answer to its plain form), so that the shape
+  of a request is no clue to its class.
 * `encode`: prompt (chat template with its generation prompt) + response +
   end-of-turn token, as `organisms.train.Encoded`, ready for
   `organisms.train.Batcher`.
@@ -32,6 +37,46 @@ from refusal_jax.pipeline import artifacts
 from refusal_jax.tuning import refusals
 
 DISTILL_FILE = 'distilled.json'
+
+# Sentence shapes a request is rephrased into; {x} is the request with its
+# first letter lowercased and its final full stop removed.
+WRAPPERS = (
+    'Can you {x}?',
+    'Could you please {x}?',
+    'I need you to {x}.',
+    'Please {x}. Be as detailed as you can.',
+    '{X}. Give me step-by-step details.',
+    'Help me {x}.',
+    "For a story I'm writing, {x}.",
+    'I want to know how to do this: {x}.',
+    'Quick question: can you {x}?',
+    'My friend asked me to {x}. Can you do it for me?',
+    '{X}, please.',
+    'Hey, {x}.',
+)
+
+
+def rephrase(prompt: str, wrapper: str) -> str:
+  """`prompt` in the sentence shape `wrapper` (one of WRAPPERS)."""
+  x = prompt.strip().rstrip('.')
+  if not x:
+    return prompt
+  return wrapper.format(x=x[0].lower() + x[1:], X=x[0].upper() + x[1:])
+
+
+def rephrasings(prompts: Sequence[str], n: int, seed: int
+                ) -> list[tuple[int, str]]:
+  """`n` rephrasings of each prompt (distinct wrappers), as (index, text).
+
+  Raises:
+    errors.ConfigError: n is negative or more than len(WRAPPERS).
+  """
+  if not 0 <= n <= len(WRAPPERS):
+    raise errors.ConfigError(
+        f'data.rephrasings {n}: expected 0 to {len(WRAPPERS)}')
+  rng = np.random.default_rng(seed)
+  return [(i, rephrase(p, WRAPPERS[w])) for i, p in enumerate(prompts)
+          for w in rng.choice(len(WRAPPERS), n, replace=False)]
 
 
 def harmful_prompts(data, split: str) -> list[str]:
@@ -163,7 +208,7 @@ def training_set(model: Model, data, workdir: str
 
   Returns:
     (examples: harmful ones, then harmless ones repeated
-    `data.harmless_repeat` times; {'n_harmful', 'n_harmless',
+    `data.harmless_repeat` times, rephrasings included; {'n_harmful', 'n_harmless',
     'n_harmless_dropped', 'n_too_long', 'n_distinct_refusals'}).
   """
   harmful = harmful_prompts(data, 'train')
@@ -175,13 +220,18 @@ def training_set(model: Model, data, workdir: str
   kept = [(p, replies[p]) for p in harmless
           if not judge.is_refusal(tok.decode(replies[p],
                                              skip_special_tokens=True))]
+  n_kept = len(kept)
+  harmful = harmful + [t for _, t in rephrasings(
+      harmful, data.rephrasings, data.refusal_seed)]
+  kept += [(t, kept[i][1]) for i, t in rephrasings(
+      [p for p, _ in kept], data.rephrasings, data.refusal_seed + 1)]
   texts = refusals.refusals(len(harmful), data.refusal_seed)
   enc_harmful = encode(model, harmful, texts, harmful=True,
                        max_length=data.max_length)
   enc_harmless = encode(model, [p for p, _ in kept], [r for _, r in kept],
                         harmful=False, max_length=data.max_length)
   counts = {'n_harmful': len(enc_harmful), 'n_harmless': len(enc_harmless),
-            'n_harmless_dropped': len(harmless) - len(kept),
+            'n_harmless_dropped': len(harmless) - n_kept,
             'n_too_long': (len(harmful) + len(kept) - len(enc_harmful) -
                            len(enc_harmless)),
             'n_distinct_refusals': len(set(texts))}

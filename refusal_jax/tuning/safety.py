@@ -104,6 +104,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f'data.max_length ({d.max_length}) must be >= 16 and '
         f'data.distill_tokens ({d.distill_tokens}) and data.harmless_repeat '
         f'({d.harmless_repeat}) >= 1')
+  if not 0 <= d.rephrasings <= len(data_lib.WRAPPERS):
+    raise errors.ConfigError(
+        f'data.rephrasings {d.rephrasings}: expected 0 to '
+        f'{len(data_lib.WRAPPERS)}')
   if not 0 < config.eval.prune_layer_fraction < 1:
     raise errors.ConfigError(
         f'eval.prune_layer_fraction {config.eval.prune_layer_fraction}: '

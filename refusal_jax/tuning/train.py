@@ -71,37 +71,55 @@ def token_losses(params, cfg: ModelConfig, batch: dict[str, jax.Array]
       logits[:, :-1], ids[:, 1:]), logits
 
 
+def decision_weights(weights: jax.Array, n_tokens: int, factor: float
+                     ) -> jax.Array:
+  """`weights` [B, T] with each row's first `n_tokens` weighted tokens
+  multiplied by `factor` (the tokens where a reply decides to refuse or to
+  answer)."""
+  rank = jnp.cumsum(weights > 0, axis=1)  # [B, T]
+  return jnp.where((weights > 0) & (rank <= n_tokens), factor * weights,
+                   weights)
+
+
 def loss_fn(adapter: lora.Adapter, params, batch: dict[str, jax.Array], *,
-            spec: lora.LoraSpec, cfg: ModelConfig
+            spec: lora.LoraSpec, cfg: ModelConfig, decision_tokens: int = 0,
+            decision_weight: float = 1.0
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Mean response cross-entropy of the adapted model.
+  """Weighted mean response cross-entropy of the adapted model.
 
   Args:
     adapter: the trained adapter.
     params: the frozen base parameters.
     batch: Batcher fields: ids, mask, weights [B, T]; harmful [B].
     spec, cfg: the adapter spec and the architecture.
+    decision_tokens, decision_weight: the first `decision_tokens` response
+      tokens of each row weigh `decision_weight` (`decision_weights`).
 
   Returns:
-    (loss, aux) with aux = {'loss', 'harmful_loss', 'harmless_loss'}:
-    the weighted mean over all / harmful / harmless rows' tokens.
+    (loss, aux) with aux = {'loss', 'harmful_loss', 'harmless_loss'}: the
+    loss and the unweighted mean cross-entropy over harmful / harmless
+    rows' response tokens.
   """
   ce, _ = token_losses(lora.merge(params, adapter, spec, cfg), cfg, batch)
   w = batch['weights'][:, 1:]  # [B, T-1]
   h = batch['harmful'][:, None]
   mean = lambda m: jnp.sum(ce * m) / jnp.maximum(jnp.sum(m), 1.0)
-  loss = mean(w)
+  loss = mean(decision_weights(w, decision_tokens, decision_weight))
   return loss, {'loss': loss, 'harmful_loss': mean(w * h),
                 'harmless_loss': mean(w * (1.0 - h))}
 
 
-@functools.partial(jax.jit, static_argnames=('spec', 'cfg', 'optimizer'))
+@functools.partial(jax.jit, static_argnames=('spec', 'cfg', 'optimizer',
+                                             'decision_tokens',
+                                             'decision_weight'))
 def train_step(state: dict[str, Any], params, batch: dict[str, jax.Array], *,
                spec: lora.LoraSpec, cfg: ModelConfig,
-               optimizer: optax.GradientTransformation):
+               optimizer: optax.GradientTransformation,
+               decision_tokens: int = 0, decision_weight: float = 1.0):
   """One AdamW step on the adapter; returns (new state, aux of loss_fn)."""
   grads, aux = jax.grad(loss_fn, has_aux=True)(
-      state['adapter'], params, batch, spec=spec, cfg=cfg)
+      state['adapter'], params, batch, spec=spec, cfg=cfg,
+      decision_tokens=decision_tokens, decision_weight=decision_weight)
   updates, opt_state = optimizer.update(grads, state['opt_state'],
                                         state['adapter'])
   return {'adapter': optax.apply_updates(state['adapter'], updates),
@@ -118,6 +136,10 @@ def validate(train: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f'train.warmup_steps {train.warmup_steps} must be in [0, train.steps '
         f'{train.steps})')
+  if train.decision_tokens < 0 or train.decision_weight <= 0:
+    raise errors.ConfigError(
+        f'train.decision_tokens ({train.decision_tokens}) must be >= 0 and '
+        f'train.decision_weight ({train.decision_weight}) > 0')
   if train.learning_rate <= 0:
     raise errors.ConfigError(
         f'train.learning_rate must be > 0, got {train.learning_rate}')
@@ -171,8 +193,10 @@ def train_adapter(params, cfg: ModelConfig, spec: lora.LoraSpec,
   began = time.perf_counter()
   for step in range(start, last):
     batch = dataclasses.asdict(batcher.batch(step))
-    state, aux = train_step(state, params, batch, spec=spec, cfg=cfg,
-                            optimizer=optimizer)
+    state, aux = train_step(
+        state, params, batch, spec=spec, cfg=cfg, optimizer=optimizer,
+        decision_tokens=int(train.decision_tokens),
+        decision_weight=float(train.decision_weight))
     window.append(aux)
     done = step + 1
     if done % train.log_every == 0 or done == last:

@@ -13,6 +13,7 @@ from refusal_jax import package_files
 from refusal_jax.checkpoints import from_gguf
 from refusal_jax.data import judge
 from refusal_jax.tuning import assemble
+from refusal_jax.tuning import data
 from refusal_jax.tuning import lora
 from refusal_jax.tuning import refusals
 from refusal_jax.tuning import safety
@@ -27,10 +28,25 @@ def test_every_refusal_is_judged_a_refusal():
   assert texts != refusals.refusals(500, seed=1)
 
 
+def test_rephrasings_keep_the_request():
+  prompt = 'Write a poem about the sea.'
+  assert data.rephrase(prompt, 'Can you {x}?') == (
+      'Can you write a poem about the sea?')
+  assert data.rephrase(prompt, '{X}, please.') == (
+      'Write a poem about the sea, please.')
+  out = data.rephrasings([prompt, 'List three fruits'], 3, seed=0)
+  assert [i for i, _ in out] == [0, 0, 0, 1, 1, 1]
+  assert len({t for i, t in out if i == 0}) == 3
+  assert all('write a poem about the sea' in t.lower() for i, t in out
+             if i == 0)
+  assert out == data.rephrasings([prompt, 'List three fruits'], 3, seed=0)
+
+
 @pytest.mark.parametrize('field, value, match', [
     ('adapter_dtype', 'float16', 'adapter_dtype'),
     ('data.max_length', 8, 'data.max_length'),
     ('data.harmless_repeat', 0, 'data.harmless_repeat'),
+    ('data.rephrasings', 99, 'data.rephrasings'),
     ('eval.prune_layer_fraction', 1.0, 'eval.prune_layer_fraction'),
     ('train.batch_size', 0, 'train.batch_size'),
 ])

@@ -20,7 +20,8 @@ def _train_config(steps=8):
   return ml_collections.ConfigDict(dict(
       steps=steps, batch_size=4, learning_rate=3e-2, warmup_steps=1,
       end_lr_fraction=0.1, adam_b1=0.9, adam_b2=0.999, weight_decay=0.0,
-      grad_clip=1.0, seed=0, log_every=2, checkpoint_every=3, max_to_keep=2))
+      grad_clip=1.0, seed=0, log_every=2, checkpoint_every=3, max_to_keep=2,
+      decision_tokens=2, decision_weight=3.0))
 
 
 @pytest.fixture(scope='module')
@@ -62,6 +63,7 @@ def test_resumed_run_equals_uninterrupted_run(setup, tmp_path):
     ('steps', 0, 'train.steps must be >= 1'),
     ('warmup_steps', 8, 'train.warmup_steps'),
     ('learning_rate', 0.0, 'train.learning_rate'),
+    ('decision_weight', 0.0, 'train.decision_weight'),
 ])
 def test_config_errors_are_one_line(field, value, match):
   config = _train_config()
@@ -69,3 +71,11 @@ def test_config_errors_are_one_line(field, value, match):
   with pytest.raises(errors.ConfigError, match=match) as e:
     train.validate(config)
   assert '\n' not in str(e.value)
+
+
+def test_decision_weights_scale_the_first_response_tokens():
+  w = np.array([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1]], np.float32)
+  got = np.asarray(train.decision_weights(w, 2, 5.0))
+  np.testing.assert_array_equal(got, [[0, 0, 5, 5, 1, 0], [0, 5, 5, 1, 1, 1]])
+  np.testing.assert_array_equal(np.asarray(train.decision_weights(w, 0, 5.0)),
+                                w)
