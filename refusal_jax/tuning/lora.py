@@ -17,8 +17,7 @@ Files: `save_adapter` writes `adapter_model.safetensors` with PEFT's key
 names ('base_model.model.<name>.lora_A.weight' [R, I], '...lora_B.weight'
 [O, R]) and `adapter_config.json` (rank, alpha, target modules, layers).
 
-Axis letters: see refusal_jax/axes.py (R: the adapter rank; I / O: a
-matrix's input / output width in the transformers layout).
+Axis letters: see refusal_jax/axes.py (R, O, I).
 """
 
 import dataclasses
