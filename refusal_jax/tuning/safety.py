@@ -120,8 +120,9 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
 
   Args:
     config: see configs/safety_smollm2.py.
-    workdir: output folder; a rerun resumes training and reuses the base
-      conversion and the distilled answers.
+    workdir: output folder; a rerun with the same config resumes training
+      and reuses the base conversion and the distilled answers (another
+      config is refused: `artifacts.claim_workdir`).
     stop_after: stop training after this step (checkpointed), skipping the
       later stages.
 
@@ -129,11 +130,12 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
     The summary written to `workdir/summary.json`.
 
   Raises:
-    errors.RefusalJaxError: a bad config value or missing inputs.
+    errors.RefusalJaxError: a bad config value, missing inputs, or a
+      workdir of another config.
   """
   validate(config)
   workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
+  artifacts.claim_workdir(workdir, config.to_dict())
   path = os.path.join(workdir, SUMMARY_FILE)
   summary = artifacts.read_json(path) if os.path.exists(path) else {}
   summary.setdefault('seconds', {})

@@ -59,6 +59,16 @@ def test_config_errors_are_one_line(field, value, match):
   assert '\n' not in str(e.value)
 
 
+def test_workdir_of_another_config_is_refused(tmp_path):
+  config = safety_smollm2.get_config()
+  other = safety_smollm2.get_config()
+  other.train.steps = 7
+  safety.artifacts.claim_workdir(str(tmp_path), other.to_dict())
+  with pytest.raises(errors.ConfigError, match='different config') as e:
+    safety.safety_tune(config, str(tmp_path))
+  assert '\n' not in str(e.value)
+
+
 def test_config_is_valid():
   safety.validate(safety_smollm2.get_config())
 
