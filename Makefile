@@ -35,7 +35,7 @@ test: $(VENV)/.dev
 
 # Retrain one shipped organism and its two SAEs from scratch and copy them into
 # refusal_jax/assets with a CARD.md of the measured figures (on 2 CPU cores:
-# 7-9 minutes of organism training, then under 2 minutes per SAE):
+# 15-30 minutes of organism training, then under 2 minutes per SAE):
 #   make organism ORGANISM=gemma2    (or ORGANISM=llama)
 ASSETS := refusal_jax/assets
 organism: $(VENV)/.runtime
