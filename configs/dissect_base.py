@@ -8,6 +8,8 @@ configs (dissect_organism_*.py, gemma2_2b_it.py, llama31_8b_it.py) start from
 
 import ml_collections
 
+from configs import paper_mode
+
 
 def base_config() -> ml_collections.ConfigDict:
   """Returns the pipeline config with documented defaults."""
@@ -229,6 +231,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Sweep memory bounds: interventions and prompts per compiled call.
   c.chunks.masks = 16
   c.chunks.prompts = 32
+  # `mode` ('current' or 'paper': the paper's stage-2 and stage-3
+  # procedures) and the `paper.*` fields, documented in configs/paper_mode.py.
+  paper_mode.add_paper_fields(c)
   return c
 
 

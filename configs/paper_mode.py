@@ -6,7 +6,9 @@ keep their own fields. Defaults are the paper's values as the note extracted
 from its arXiv HTML gives them (shared reference paper.md, section 2.8b,
 marked [S+]); values the note does not give are marked [I] with the reason
 for the choice. Library code: refusal_jax/pipeline/paper/ and
-refusal_jax/fm/classifier.py.
+refusal_jax/fm/classifier.py; `mode = 'paper'` runs stages 2 and 3 with
+them (refusal_jax/pipeline/paper/stages.py), on P('I') whatever
+`metric.name` is.
 """
 
 import ml_collections

@@ -9,7 +9,9 @@ sweep, a greedy step, a block of masks, a generation condition) is kept in
 stages; a different config in the same workdir is refused.
 
 Stages: direction (1), greedy (2), interactions (3), hydra (4),
-evaluation (5). The run ends with `DIR/summary.json` (which also has the
+evaluation (5). With `config.mode = 'paper'`, stages 2 and 3 run the paper's
+procedures (pipeline/paper/stages.py; configs/paper_mode.py). The run ends
+with `DIR/summary.json` (which also has the
 searched SAE's reconstruction error by token class, measured on the clean
 training prompts) and `DIR/report.html`.
 """
@@ -22,6 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from refusal_jax import errors
 from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import direction as direction_stage
@@ -32,8 +35,18 @@ from refusal_jax.pipeline import interactions as interactions_stage
 from refusal_jax.pipeline import judging
 from refusal_jax.pipeline import latents
 from refusal_jax.pipeline import stage_stats
+from refusal_jax.pipeline.paper import stages as paper_stages
 
 STAGES = ('direction', 'greedy', 'interactions', 'hydra', 'evaluation')
+
+# Keys of the paper-mode stage summaries copied into summary.json's stage2 /
+# stage3 (pipeline/paper/stages.py documents them); `controls` goes to the
+# top level.
+PAPER_STAGE2 = ('tau', 'per_seed', 'taus', 'asr_count', 'n_dormant',
+                'asr_without_dormant', 'asr_without_dormant_count')
+PAPER_STAGE3 = ('fm_accuracy', 'linear_probe_accuracy', 'ks', 'fm_asr_by_k',
+                'fm_asr_by_k_count', 'linear_probe_asr_by_k',
+                'linear_probe_asr_by_k_count', 'knock_on')
 
 
 class _Progress:
@@ -108,6 +121,8 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
       sae=sae_path or context_lib.space_paths(config),
       sae_hook=ctx.sae.hook_name,
       sae_hooks=[s.hook_name for s in ctx.space.saes],
+      sae_layers=[int(s.layer) for s in ctx.space.saes],
+      mode=config.get('mode', 'current'),
       direction=dict(layer=s1['layer'], position=s1['position'],
                      asr_baseline=asr['baseline'],
                      asr_ablation=asr['direction_ablation'],
@@ -116,15 +131,18 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
       stage1=dict(n_features=s1['n_features'], features=s1['features']),
       stage2=dict(features=s2['features'], asr=asr['stage2'],
                   n_features=len(s2['features']), flips=s2['flips'],
-                  surrogate_agreement=agreement('stage2')),
+                  surrogate_agreement=agreement('stage2'),
+                  **{k: s2[k] for k in PAPER_STAGE2 if k in s2}),
       stage3=dict(fm_features=s3['fm_features'], fm_asr=asr['fm'],
                   linear_probe_features=s3['linear_probe_features'],
                   linear_probe_asr=asr['linear_probe'],
                   fm_surrogate_agreement=agreement('fm'),
                   linear_probe_surrogate_agreement=agreement('linear_probe'),
-                  fm_val_loss=s3['fm_val_loss'],
-                  linear_val_loss=s3['linear_val_loss'],
-                  n_pool=s3['n_pool'], n_masks=s3['n_masks']),
+                  fm_val_loss=s3.get('fm_val_loss'),
+                  linear_val_loss=s3.get('linear_val_loss'),
+                  n_pool=s3['n_pool'], n_masks=s3.get('n_masks'),
+                  **{k: s3[k] for k in PAPER_STAGE3 if k in s3}),
+      **({'controls': s3['controls']} if 'controls' in s3 else {}),
       hydra=dict(n_redundant=s4['n_redundant'],
                  n_awakened=s4['n_awakened'],
                  token_positions=s4['token_positions'],
@@ -159,15 +177,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   """
   start = time.time()
   judging.check_config(config)
+  mode = config.get('mode', 'current')
+  if mode not in ('current', 'paper'):
+    raise errors.ConfigError(f"mode {mode!r}: expected 'current' or 'paper'")
   artifacts.claim_workdir(workdir, config.to_dict(),
                           inputs=artifacts.inputs_digest(
                               context_lib.input_paths(config)))
   ctx = context_lib.build_context(config, mesh, workdir)
   stage = lambda name, fn: _stage(workdir, name, fn, show_progress)
   s1, a1 = stage('direction', lambda p: direction_stage.run(ctx, p))
-  s2, _ = stage('greedy', lambda p: (greedy_stage.run(
-      ctx, s1['features'], p), {}))
-  s3, _ = stage('interactions', lambda p: interactions_stage.run(
+  paper = mode == 'paper'
+  greedy_run = paper_stages.run_greedy if paper else greedy_stage.run
+  interactions_run = (paper_stages.run_interactions if paper
+                      else interactions_stage.run)
+  s2, _ = stage('greedy', lambda p: (greedy_run(ctx, s1['features'], p), {}))
+  s3, _ = stage('interactions', lambda p: interactions_run(
       ctx, s2['features'], p))
   s4, _ = stage('hydra', lambda p: (hydra_stage.run(
       ctx, s3['fm_features'], p), {}))

@@ -670,9 +670,61 @@ def stage3(arts: dict, sets: dict) -> str:
   sets_text = ''.join(
       para(f'{SET_LABELS[k]}: ' + (', '.join(map(str, sets[k])) or 'empty'))
       for k in ('fm', 'linear_probe'))
+  if 'fm_accuracy' in s3:  # paper mode: no mask regression to plot
+    return section('Stage 3: FM classifier vs linear probe', 'stage3',
+                   facts_table([(k, s3.get(k)) for k in (
+                       'n_pool', 'n_active', 'set_size', 'n_train',
+                       'n_test')], 'fm-facts'), sets_text)
   return section('Stage 3: factorization machine vs linear probe', 'stage3',
                  facts_table(facts, 'fm-facts'), sets_text,
                  fm_plot(s3, npz, sets))
+
+
+def _rate_count(rate, count) -> str:
+  return f'{fmt(rate)} ({fmt(count)})'
+
+
+def paper_section(summary: dict) -> str:
+  """The paper's tables (paper mode): ASR with the count of jailbroken
+  prompts in brackets."""
+  s2, s3 = summary['stage2'], summary['stage3']
+  ctrl = summary.get('controls') or {}
+  ko = s3.get('knock_on') or {}
+  minimal = table(('', 'value'), [
+      ('SAE layers', ', '.join(map(str, summary.get('sae_layers') or []))),
+      ('tau', None if s2.get('tau') is None else f"{s2['tau']:g}"),
+      ('minimal set (seeds intersected)', s2.get('n_features')),
+      *[(f'kept with seed {k}', len(v))
+        for k, v in (s2.get('per_seed') or {}).items()],
+      ('ASR, minimal set', _rate_count(s2.get('asr'), s2.get('asr_count'))),
+      ('dormant-but-critical', s2.get('n_dormant')),
+      ('ASR without the dormant ones', _rate_count(
+          s2.get('asr_without_dormant'),
+          s2.get('asr_without_dormant_count')))], 'paper-stage2')
+  fm_by_k, lin_by_k = s3.get('fm_asr_by_k') or {}, s3.get(
+      'linear_probe_asr_by_k') or {}
+  by_k = table(('K', 'FM ASR (count)', 'linear probe ASR (count)'), [
+      (int(k), _rate_count(fm_by_k[k], s3['fm_asr_by_k_count'][k]),
+       _rate_count(lin_by_k.get(k),
+                   (s3.get('linear_probe_asr_by_k_count') or {}).get(k)))
+      for k in sorted(fm_by_k, key=int)], 'paper-asr-by-k')
+  stage3_facts = table(('', 'value'), [
+      ('FM test accuracy (harmful vs benign)', s3.get('fm_accuracy')),
+      ('linear probe test accuracy', s3.get('linear_probe_accuracy')),
+      ('knock-on: stage-2 features deactivated',
+       ko.get('deactivated_fraction')),
+      ('knock-on: mean relative activation drop', ko.get('activation_drop'))],
+                       'paper-stage3')
+  controls = table(('control', 'ASR (count)'), [
+      ('random sets of the minimal set\'s size (mean; most in one draw)',
+       _rate_count(ctrl.get('random_asr'), ctrl.get('random_asr_count'))),
+      ("O'Brien-style set (best k)",
+       _rate_count(ctrl.get('obrien_asr'), ctrl.get('obrien_asr_count')))],
+                   'paper-controls')
+  return section('Paper mode: the paper\'s tables', 'paper',
+                 '<h3>Stage 2: block-wise greedy, seeds intersected</h3>',
+                 minimal, '<h3>Stage 3: ablating the top K of each ranking'
+                 '</h3>', by_k, stage3_facts, '<h3>Controls</h3>', controls)
 
 
 # --------------------------------------------------------------------------
@@ -968,6 +1020,7 @@ def render(workdir: str, summary: dict, ctx: Context) -> str:
               ce_table(summary, arts)),
       chosen_sets(summary, sets),
       stage1(arts), stage2(arts, sets), stage3(arts, sets),
+      paper_section(summary) if summary.get('mode') == 'paper' else '',
       activations_section(ctx, sets, feats, harmful, prompts),
       cards_section(ctx, feats, sets, arts, harmful, harmless),
       hydra_section(summary, arts),

@@ -50,7 +50,7 @@ def split_dormant(features: Sequence[Any], acts, eps: float = 0.0
   if a.shape[-1] != len(features):
     raise errors.ConfigError(
         f'activations have {a.shape[-1]} features, the set {len(features)}')
-  fired = activity.active(a, eps).reshape(-1, a.shape[-1]).any(0)
+  fired = activity.active(a, eps).any(axis=tuple(range(a.ndim - 1)))
   return DormantSplit(
       dormant=[f for f, on in zip(features, fired) if not on],
       active=[f for f, on in zip(features, fired) if on],

@@ -1,0 +1,256 @@
+"""Stages 2 and 3 as the paper ran them (config `mode = 'paper'`).
+
+Wires the procedures of this package to the run's model, feature space and
+judge (configs/paper_mode.py documents the fields):
+
+* `run_greedy` (stage 2): `block_greedy.intersect_over_seeds` (or
+  `tau_sweep` with `paper.greedy.sweep_tau`) over the stage-1 features, on
+  P('I') of the greedy prompts (`greedy.n_prompts` harmful training
+  prompts) with the candidates edited as `greedy.mode` / `greedy.value`; the
+  judge's jailbreaks of the kept set on the harmful test prompts; the
+  dormant-but-critical features (silent on the greedy prompts) and the
+  jailbreak without them.
+* `run_interactions` (stage 3): the pool (minimal set plus the most active
+  other features, `interactions.build_pool`); its per-prompt activations on
+  the harmful and harmless training prompts; `rankings.rank_pool`; the
+  judge's jailbreaks with the top K of the FM's and the probe's rankings
+  ablated for K on `top_k.k_grid`; the knock-on of the FM's set on the
+  stage-2 features; the controls.
+
+P('I') is the metric `refusal_prob` on the configured refusal tokens,
+whatever `metric.name` is (the paper's threshold tau is on P('I')).
+Jailbreaks are the judge's per-prompt verdicts (`evaluation.judge_set`: the
+model judge when `judge.model_path` is set, else the graded judge's
+`jailbreak` class). Every judged set is a unit of work of the stage's memo,
+keyed by a digest of its features.
+"""
+
+import hashlib
+
+import numpy as np
+
+from refusal_jax.data import graded_judge
+from refusal_jax.pipeline import evaluation
+from refusal_jax.pipeline import interactions
+from refusal_jax.pipeline import judging
+from refusal_jax.pipeline import latents
+from refusal_jax.pipeline.context import Context, PromptSet
+from refusal_jax.pipeline.paper import activity
+from refusal_jax.pipeline.paper import block_greedy
+from refusal_jax.pipeline.paper import controls
+from refusal_jax.pipeline.paper import counts
+from refusal_jax.pipeline.paper import dormant
+from refusal_jax.pipeline.paper import knock_on
+from refusal_jax.pipeline.paper import rankings
+from refusal_jax.pipeline.paper import top_k
+from refusal_jax.sweeps import engine
+from refusal_jax.sweeps.metrics import Metric
+
+# P('I') below this counts as a flip (the metric's natural threshold).
+_PROB_THRESHOLD = 0.5
+
+
+def p_refusal(ctx: Context) -> Metric:
+  """P of the refusal tokens at the last position (the paper's P('I'))."""
+  return Metric('refusal_prob', ctx.metric.refusal_ids)
+
+
+def _digest(data: bytes) -> str:
+  return hashlib.sha1(data).hexdigest()[:16]
+
+
+def _greedy_prompts(ctx: Context) -> PromptSet:
+  ps = ctx.prompts['harmful_train']
+  return ps.subset(range(min(ctx.config.greedy.n_prompts, len(ps))))
+
+
+class Jailbreaker:
+  """feature list -> [P] bool: jailbroken harmful test prompts, judged.
+
+  Use it in a `with` block: the model judge is released at its end.
+  """
+
+  def __init__(self, ctx: Context, stage: str):
+    self.ctx = ctx
+    self.ps = ctx.prompts['harmful_test']
+    self.memo = ctx.memo(stage)
+    self.thresholds = evaluation.graded_thresholds(ctx)
+    self.model_judge = judging.ModelJudge(ctx)
+
+  def __enter__(self) -> 'Jailbreaker':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.model_judge.close()
+
+  def __call__(self, features) -> np.ndarray:
+    feats = sorted(int(f) for f in features)
+    key = 'jb_' + _digest(','.join(map(str, feats)).encode())
+    res = evaluation.judge_set(
+        self.ctx, self.ps, evaluation.sae_ablation(self.ctx, feats),
+        self.memo, key, self.thresholds, self.model_judge)
+    if res['verdicts'] is not None:
+      return np.asarray(res['verdicts'], bool)
+    return np.asarray([c == graded_judge.JAILBREAK for c in res['classes']])
+
+
+def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
+  """Stage 2, paper mode. Returns the JSON summary.
+
+  Keys: `features` (the kept set: the intersection over seeds; with a tau
+  sweep, the set of the largest tau that keeps any feature, else of the
+  smallest tau), `tau`, `per_seed` {seed: kept features}, `taus` (sweep
+  only: {tau: kept features}), `asr` / `asr_count` (judge, harmful test
+  prompts, kept set ablated), `flips` / `flip_fraction` / `mean_metric`
+  (P('I') of the greedy prompts with the kept set ablated, flip below 0.5),
+  `start_metric`, `per_seed_metric` {seed: P('I') with all candidates
+  ablated (`start`), with its kept set (`final`), and each block's
+  `changes`}, `n_dormant`, `dormant`, `asr_without_dormant` /
+  `asr_without_dormant_count`, `dormant_effect` (`dormant.dormant_effect`),
+  `n_prompts`, `order` ('paper_block').
+  """
+  cfg, g = ctx.config.paper, ctx.config.greedy
+  pg = cfg.greedy
+  ps = _greedy_prompts(ctx)
+  metric = p_refusal(ctx)
+  memo = ctx.memo('greedy')
+
+  def score(masks):
+    masks = np.asarray(masks, np.float32)
+    return memo(f'paper_{_digest(masks.tobytes())}', lambda: dict(
+        v=engine.feature_sweep(
+            ctx.model.params, ctx.model.config, ctx.space, ps.ids, ps.mask,
+            np.asarray(features), masks, metric=metric, mode=g.mode,
+            value=g.value, chunks=ctx.chunk_sizes, op='greedy',
+            skip_ids=ctx.skip_array, progress=progress,
+            mesh=ctx.mesh)))['v']
+
+  kw = dict(block_size=pg.block_size, seeds=tuple(pg.seeds),
+            absolute=pg.absolute, max_masks=pg.max_masks)
+  taus = {}
+  if pg.sweep_tau:
+    swept = block_greedy.tau_sweep(features, score, taus=tuple(pg.taus), **kw)
+    taus = {str(t): [int(f) for f in r.kept] for t, r in swept.items()}
+    nonempty = [t for t, r in swept.items() if r.kept]
+    tau = max(nonempty) if nonempty else min(swept)
+    result = swept[tau]
+  else:
+    tau = float(pg.tau)
+    result = block_greedy.intersect_over_seeds(features, score, tau=tau, **kw)
+  kept = [int(f) for f in result.kept]
+  mask = np.isin(np.asarray(features), kept).astype(np.float32)
+  vals = score(mask[None])[0]
+  flip_fraction = float((vals < _PROB_THRESHOLD).mean())
+  source = latents.feature_latents(ctx.model, ctx.space, ps, kept,
+                                   ctx.chunks.prompts, skip_ids=ctx.skip_ids)
+  with Jailbreaker(ctx, 'greedy') as jb:
+    effect = dormant.dormant_effect(kept, source, jb, eps=cfg.active_eps)
+  first = next(iter(result.per_seed.values()))
+  out = dict(
+      features=kept, tau=tau,
+      per_seed={str(s): [int(f) for f in r.kept]
+                for s, r in result.per_seed.items()},
+      per_seed_metric={str(s): dict(
+          start=float(r.start_metric), final=float(r.final_metric),
+          changes=[float(t['change']) for t in r.trajectory])
+                       for s, r in result.per_seed.items()},
+      asr=effect['full']['asr'], asr_count=effect['full']['asr_count'],
+      flips=bool(flip_fraction >= g.min_flip_fraction),
+      flip_fraction=flip_fraction, mean_metric=float(vals.mean()),
+      start_metric=float(first.start_metric), threshold=_PROB_THRESHOLD,
+      n_dormant=effect['n_dormant'], dormant=[int(f) for f in
+                                              effect['dormant']],
+      asr_without_dormant=effect['without_dormant']['asr'],
+      asr_without_dormant_count=effect['without_dormant']['asr_count'],
+      dormant_effect=effect, n_prompts=len(ps), order='paper_block',
+      trajectory=[])
+  if taus:
+    out['taus'] = taus
+  return out
+
+
+def _by_k(rows: list[dict]) -> tuple[dict, dict]:
+  return ({str(r['k']): r['asr'] for r in rows},
+          {str(r['k']): r['asr_count'] for r in rows})
+
+
+def run_interactions(ctx: Context, minimal: list[int], progress=None
+                     ) -> tuple[dict, dict]:
+  """Stage 3, paper mode. Returns (JSON summary, arrays to save).
+
+  The FM's and the probe's sets for the later stages (hydra, evaluation)
+  are the top `fm.set_size` (0: the minimal set's size, at least 1) of each
+  ranking. Knock-on: that FM set ablated, on the stage-2 features' peaks on
+  the pool's harmful prompts, the stage-2 features it ablates itself left
+  out; `activation_drop` is the mean relative drop of the active ones.
+  Controls draw from the pool, sized as the minimal set (at least 1), the
+  O'Brien-style sets counted on the pool's harmful prompts; `controls` has
+  `random_asr` (mean over draws), `random_asr_count` (the most prompts any
+  draw jailbreaks), `obrien_asr` / `obrien_asr_count` (best k).
+  """
+  del progress
+  cfg = ctx.config.paper
+  pool, stats = interactions.build_pool(ctx, minimal)
+  n = ctx.config.fm.n_prompts
+  harm = ctx.prompts['harmful_train']
+  harm = harm.subset(range(min(n, len(harm))))
+  benign = ctx.prompts['harmless_train']
+  benign = benign.subset(range(min(n, len(benign))))
+  reduce = cfg.classifier.token_reduce
+  acts = {}
+  x = []
+  for name, ps in (('harmful', harm), ('harmless', benign)):
+    acts[name] = latents.feature_latents(ctx.model, ctx.space, ps, pool,
+                                         ctx.chunks.prompts,
+                                         skip_ids=ctx.skip_ids)
+    x.append(activity.per_prompt(acts[name], reduce, ps.mask))
+  x = np.concatenate(x)
+  labels = np.concatenate([np.ones(len(harm)), np.zeros(len(benign))])
+  ranked, arrays = rankings.rank_pool(x, labels, **cfg.classifier.to_dict())
+  ks = top_k.k_grid(len(pool), **cfg.top_k.to_dict())
+  size = max(1, ctx.config.fm.set_size or len(minimal))
+  fm_set = [pool[i] for i in ranked['fm_ranking'][:size]]
+  lin_set = [pool[i] for i in ranked['probe_ranking'][:size]]
+  with Jailbreaker(ctx, 'interactions') as jb:
+    by_k = top_k.asr_by_k({'fm': ranked['fm_ranking'],
+                           'linear_probe': ranked['probe_ranking']},
+                          ks, pool, jb)
+    ctrl = controls.control_asr(pool, max(1, len(minimal)), acts['harmful'],
+                                jb, eps=cfg.active_eps,
+                                **cfg.controls.to_dict())
+  fm_asr, fm_count = _by_k(by_k['fm'])
+  lin_asr, lin_count = _by_k(by_k['linear_probe'])
+  if minimal:
+    clean = latents.feature_latents(ctx.model, ctx.space, harm, minimal,
+                                    ctx.chunks.prompts, skip_ids=ctx.skip_ids)
+    ablated = latents.feature_latents(
+        ctx.model, ctx.space, harm, minimal, ctx.chunks.prompts,
+        interventions=evaluation.sae_ablation(ctx, fm_set),
+        skip_ids=ctx.skip_ids)
+    ko = knock_on.knock_on(
+        clean, ablated, eps=cfg.active_eps,
+        exclude=[i for i, f in enumerate(minimal) if f in set(fm_set)])
+  else:
+    ko = knock_on.knock_on(np.zeros((1, 0)), np.zeros((1, 0)))
+  summary = dict(
+      pool=pool, n_pool=len(pool), n_active=stats['n_active'],
+      set_size=size, fm_features=fm_set, linear_probe_features=lin_set,
+      fm_accuracy=ranked['fm_test_accuracy'],
+      fm_train_accuracy=ranked['fm_train_accuracy'],
+      linear_probe_accuracy=ranked['probe_test_accuracy'],
+      fm_ranking=[pool[i] for i in ranked['fm_ranking']],
+      linear_probe_ranking=[pool[i] for i in ranked['probe_ranking']],
+      n_train=ranked['n_train'], n_test=ranked['n_test'],
+      ks=[int(k) for k in ks],
+      fm_asr_by_k=fm_asr, fm_asr_by_k_count=fm_count,
+      linear_probe_asr_by_k=lin_asr, linear_probe_asr_by_k_count=lin_count,
+      knock_on=dict(ko, activation_drop=ko['mean_relative_drop']),
+      controls=dict(random_asr=ctrl['random_mean_asr'],
+                    random_asr_count=ctrl['random_max_asr_count'],
+                    obrien_asr=ctrl['obrien_max_asr'],
+                    obrien_asr_count=ctrl['obrien_max_asr_count'],
+                    random=ctrl['random'], obrien=ctrl['obrien']),
+      fm_history=ranked['fm_history'],
+      linear_history=ranked['probe_history'])
+  arrays = dict(arrays, pool=np.asarray(pool))
+  return summary, arrays

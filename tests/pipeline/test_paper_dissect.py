@@ -1,0 +1,96 @@
+"""The whole pipeline in paper mode on the tiny setup: the paper's keys."""
+
+import json
+import os
+
+import pytest
+
+import tiny_setup
+from configs import dissect_base
+from refusal_jax import errors
+from refusal_jax.pipeline import dissect
+
+
+def _rate(x):
+  return isinstance(x, float) and 0.0 <= x <= 1.0
+
+
+def _count(x, n):
+  return isinstance(x, int) and 0 <= x <= n
+
+
+@pytest.fixture(scope='module')
+def paper(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('tiny_paper'))
+  config = tiny_setup.build(root)
+  config.saes = (os.path.join(root, 'sae{layer}'),)
+  config.sae_layers = (0, 1)
+  config.hydra_sae_paths = ()
+  config.features.k_per_layer = 4
+  config.mode = 'paper'
+  config.paper.greedy.block_size = 2
+  config.paper.greedy.seeds = (0, 1)
+  config.paper.greedy.tau = 1e-4
+  config.paper.top_k.n_points = 3
+  config.paper.controls.n_draws = 2
+  config.paper.controls.min_tokens = (1, 4)
+  workdir = os.path.join(root, 'run')
+  summary = dissect.run(config, workdir, show_progress=False)
+  return config, workdir, summary
+
+
+def test_mode_defaults_to_current():
+  c = dissect_base.base_config()
+  assert c.mode == 'current'
+  assert c.paper.greedy.block_size == 5
+
+
+def test_unknown_mode_is_refused(tmp_path):
+  config = tiny_setup.config_for(str(tmp_path))
+  config.mode = 'papers'
+  with pytest.raises(errors.ConfigError, match="mode 'papers'"):
+    dissect.run(config, str(tmp_path / 'run'), show_progress=False)
+
+
+def test_paper_summary_has_the_paper_keys(paper):
+  _, workdir, summary = paper
+  on_disk = json.load(open(os.path.join(workdir, 'summary.json')))
+  assert on_disk == json.loads(json.dumps(summary))
+  n = summary['n_prompts']['harmful_test']
+  assert summary['mode'] == 'paper'
+  assert summary['sae_layers'] == [0, 1]
+  s1, s2, s3 = summary['stage1'], summary['stage2'], summary['stage3']
+  assert set(s2['features']) <= set(s1['features'])
+  for seed_set in s2['per_seed'].values():
+    assert set(s2['features']) <= set(seed_set)
+  assert set(s2['per_seed']) == {'0', '1'}
+  assert s2['tau'] == 1e-4
+  assert s2['features']
+  assert _rate(s2['asr']) and _count(s2['asr_count'], n)
+  assert 0 <= s2['n_dormant'] <= len(s2['features'])
+  assert _rate(s2['asr_without_dormant'])
+  assert _count(s2['asr_without_dormant_count'], n)
+  assert _rate(s3['fm_accuracy']) and _rate(s3['linear_probe_accuracy'])
+  assert s3['ks'] and set(s3['fm_asr_by_k']) == {str(k) for k in s3['ks']}
+  for name in ('fm_asr_by_k', 'linear_probe_asr_by_k'):
+    assert set(s3[name]) == set(s3[name + '_count'])
+    assert all(_rate(v) for v in s3[name].values())
+    assert all(_count(v, n) for v in s3[name + '_count'].values())
+  assert _rate(s3['knock_on']['deactivated_fraction'])
+  assert isinstance(s3['knock_on']['activation_drop'], float)
+  c = summary['controls']
+  assert _rate(c['random_asr']) and _rate(c['obrien_asr'])
+  assert _count(c['random_asr_count'], n) and _count(c['obrien_asr_count'], n)
+  # the sets the later stages use come from the rankings
+  s3_json = json.load(open(os.path.join(workdir, 'interactions.json')))
+  assert set(s3['fm_features']) <= set(s3_json['fm_ranking'])
+  assert os.path.exists(os.path.join(workdir, 'report.html'))
+  html = open(os.path.join(workdir, 'report.html')).read()
+  assert 'Paper mode' in html
+
+
+def test_paper_run_resumes_to_the_same_summary(paper):
+  config, workdir, summary = paper
+  again = dissect.run(config, workdir, show_progress=False)
+  for key in ('stage2', 'stage3', 'controls', 'sae_layers'):
+    assert again[key] == summary[key]
