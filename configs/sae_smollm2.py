@@ -20,10 +20,11 @@ import ml_collections
 
 def get_config(arg: str = '') -> ml_collections.ConfigDict:
   """Returns the config ('' or 'trial'); fields documented inline."""
-  if arg not in ('', 'trial'):
-    raise ValueError(f"config argument {arg!r}: expected '' or 'trial'")
   trial = arg == 'trial'
   config = ml_collections.ConfigDict()
+  # The config argument ('' or 'trial'; another value is reported by
+  # refusal_jax.sae.chat_saes.check_config).
+  config.preset = arg
   # Chat checkpoint directory (config.json, safetensors, tokenizer with a
   # chat template), e.g. the safety-tuned SmolLM2 or the converted GGUF.
   config.model_path = ''

@@ -77,6 +77,9 @@ def check_config(config, num_layers: int | None = None
   Raises:
     errors.ConfigError: one line naming the bad field.
   """
+  if config.get('preset', '') not in ('', 'trial'):
+    raise errors.ConfigError(
+        f"config argument {config.preset!r}: expected '' or 'trial'")
   saes = parse_saes(config.saes)
   if config.site not in sites.SITES:
     raise errors.ConfigError(

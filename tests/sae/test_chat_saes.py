@@ -106,6 +106,7 @@ def test_bfloat16_storage_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize('change, words', [
+    (dict(preset='bogus'), 'config argument'),
     (dict(saes='14'), 'LAYER:WIDTH'),
     (dict(saes='14:8,14:8'), 'repeated'),
     (dict(site='resid_mid'), 'site'),
