@@ -18,32 +18,17 @@ import time
 from typing import Any
 
 from absl import logging
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import refusal_jax
-from refusal_jax.models import transformer
 from refusal_jax.organisms import assets
 from refusal_jax.organisms import data as data_lib
 from refusal_jax.organisms import train
 from refusal_jax.pipeline import artifacts
+from refusal_jax.sae import capture
 from refusal_jax.sae import evaluate
 from refusal_jax.sae import loaders
 from refusal_jax.sae import train as sae_train
-
-
-def _capture(params, cfg, ids, mask, *, site, layer):
-  """Activations [B, T, D] at (site, layer) of right-padded rows."""
-  positions = jnp.broadcast_to(jnp.arange(ids.shape[1], dtype=jnp.int32),
-                               ids.shape)
-  out = transformer.forward(params, cfg, ids, attention_mask=mask,
-                            positions=positions, capture=[(site, layer)],
-                            stop_layer=layer + 1)
-  return out.captured[(site, layer)].astype(jnp.float32)
-
-
-_capture_jit = jax.jit(_capture, static_argnames=('cfg', 'site', 'layer'))
 
 
 def capture_activations(model, examples, *, site: str, layer: int,
@@ -66,22 +51,13 @@ def capture_activations(model, examples, *, site: str, layer: int,
   encoded = train.encode_examples(
       model.tokenizer, examples, style=train.tokenizer_style(cfg.family),
       bos_id=cfg.bos_token_id)
-  t = max(len(enc.ids) for enc in encoded)
-  chunks = []
-  for start in range(0, len(encoded), batch_size):
-    rows = encoded[start:start + batch_size]
-    ids = np.full((batch_size, t), cfg.pad_token_id, np.int32)
-    mask = np.zeros((batch_size, t), np.int32)
-    for r, enc in enumerate(rows):
-      ids[r, :len(enc.ids)] = enc.ids
-      mask[r, :len(enc.ids)] = 1
-    keep = mask.astype(bool)
-    if exclude_bos and cfg.bos_token_id is not None:
-      keep &= ids != cfg.bos_token_id
-    acts = np.asarray(_capture_jit(model.params, cfg, ids, mask, site=site,
-                                   layer=layer))
-    chunks.append(acts[keep])
-  return np.concatenate(chunks)
+  skip = ()
+  if exclude_bos and cfg.bos_token_id is not None:
+    skip = (cfg.bos_token_id,)
+  return capture.capture_tokens(
+      model, [enc.ids for enc in encoded], site=site, layers=(layer,),
+      batch_size=batch_size, skip_ids=skip,
+      pad_to=max(len(enc.ids) for enc in encoded))[layer]
 
 
 def _organism_dir(config) -> str:

@@ -1,0 +1,108 @@
+"""Residual-stream SAEs of SmolLM2-135M-Instruct (or any chat checkpoint).
+
+The config argument is '' (the full run) or 'trial' (a small corpus and
+short training, to size steps, learning rate and L0 coefficient):
+
+  python -m experiments.convert_gguf --out=/tmp/smollm2
+  python -m experiments.train_chat_saes --config=configs/sae_smollm2.py \
+      --config.model_path=/tmp/smollm2 --workdir=workdir/sae_smollm2
+
+Runs `refusal_jax.sae.chat_saes.train_chat_saes`: the model answers the
+train splits of the built-in harmful and harmless prompt sets greedily; the
+SAEs train on the residual stream of those chat sequences (prompt, template
+and answer tokens; special tokens left out) and are measured on a held-out
+share of the sequences. `workdir/sae_summary.json` holds FVE, L0, dead
+latents, the float32 against stored-dtype comparison and timings.
+"""
+
+import ml_collections
+
+from configs import sae_organism
+
+
+def get_config(arg: str = '') -> ml_collections.ConfigDict:
+  """Returns the config ('' or 'trial'); fields documented inline."""
+  trial = arg == 'trial'
+  config = ml_collections.ConfigDict()
+  # The config argument ('' or 'trial'; another value is reported by
+  # refusal_jax.sae.chat_saes.check_config).
+  config.preset = arg
+  # Chat checkpoint directory (config.json, safetensors, tokenizer with a
+  # chat template), e.g. the safety-tuned SmolLM2 or the converted GGUF.
+  config.model_path = ''
+  # Name written into each SAE's metadata.
+  config.model_name = 'HuggingFaceTB/SmolLM2-135M-Instruct'
+  # Site the SAEs read: the residual stream after a block (resid_post of
+  # layer L is resid_pre of layer L + 1), the convention of Gemma Scope,
+  # Llama Scope and the organisms' SAEs, so the pipeline's hook names match.
+  config.site = 'resid_post'
+  # The SAEs, 'LAYER:WIDTH,...' (all layers captured in one forward pass per
+  # batch). 14 is the middle of the 30 layers, where Arditi et al.'s
+  # selection lands for models of this family (40-60% of the depth): the
+  # searched SAE. 20 is a later layer, 6 blocks downstream and still below
+  # the last fifth of the layers that direction selection prunes: the hydra
+  # stage's SAE. Width 4608 = 8 x d_model.
+  config.saes = '14:4608,20:4608'
+
+  config.data = ml_collections.ConfigDict()
+  # Built-in prompt sets (refusal_jax.data.datasets) and their split. Never
+  # 'harmbench': it is the test set.
+  config.data.harmful = ('advbench', 'donotanswer')
+  config.data.harmless = ('everyday',)
+  config.data.split = 'train'
+  # Prompts taken from each set, in the set's order (0: all).
+  config.data.max_prompts_per_set = 24 if trial else 0
+  # Longest greedy answer to a harmful and to a harmless prompt. A tuned
+  # model's refusals end within about 40 tokens, so harmful answers get a
+  # shorter budget (the rare complying answer is cut there); harmless
+  # answers carry most of the corpus's tokens.
+  config.data.max_new_tokens = ml_collections.ConfigDict()
+  config.data.max_new_tokens.harmful = 32 if trial else 96
+  config.data.max_new_tokens.harmless = 64 if trial else 384
+  # Prompts per generation call.
+  config.data.generate_batch_size = 24 if trial else 64
+  # An answer is cut where its last repeat_window tokens already occurred
+  # together in it (a greedy loop); 0 keeps loops.
+  config.data.repeat_window = 12
+  # Share of the sequences held out to measure the SAEs (chosen by a hash
+  # of the set name and prompt).
+  config.data.eval_fraction = 0.1
+  # Leave the tokenizer's special tokens (BOS and the chat-template markers
+  # <|im_start|>, <|im_end|>) out of training and evaluation, as the
+  # pipeline's `sae_skip_special_tokens` leaves them out of SAE edits; only
+  # BOS is left out when False.
+  config.data.skip_special_tokens = True
+  # Sequences per capture forward pass, and the rounding of a batch's padded
+  # length (sequences are sorted by length first).
+  config.data.capture_batch_size = 32
+  config.data.capture_bucket = 64
+
+  # refusal_jax.sae.SAETrainConfig fields: those of the organisms' SAEs
+  # (configs/sae_organism.py: JumpReLU, L0 coefficient 1e-3 in units of
+  # activations scaled to unit mean squared norm, Adam at 1e-3, 3000 steps of
+  # 1024 rows); d_sae comes from each `saes` entry. On the base model's trial
+  # corpus, 600 steps reached L0 28 and FVE 0.95 on the training sample at
+  # layer 14 (BUILD.md, "SAEs on SmolLM2-135M-Instruct").
+  config.sae = sae_organism.get_config().sae
+  del config.sae['d_sae']
+  if trial:
+    config.sae.steps = 600
+  # Log (and checkpoint) every log_every steps.
+  config.log_every = 200 if trial else 500
+
+  # Storage: each SAE is written in store_dtype when, on the held-out
+  # tokens, that loses at most store_tolerance.fve of FVE and changes L0 by
+  # at most store_tolerance.l0_relative of itself; else in float32.
+  config.store_dtype = 'bfloat16'
+  config.store_tolerance = ml_collections.ConfigDict()
+  config.store_tolerance.fve = 1e-3
+  config.store_tolerance.l0_relative = 0.01
+
+  # Targets an SAE must meet on the held-out tokens to be shipped
+  # ('meets_targets' in the summary).
+  config.targets = ml_collections.ConfigDict()
+  config.targets.min_fve = 0.85
+  config.targets.max_dead_fraction = 0.1
+  config.targets.min_l0 = 20.0
+  config.targets.max_l0 = 100.0
+  return config

@@ -1,0 +1,279 @@
+"""Residual-stream SAEs of any chat checkpoint, trained on its own answers.
+
+`train_chat_saes(config, workdir)` (config: configs/sae_smollm2.py):
+
+1. builds the chat corpus (refusal_jax/sae/corpus.py): the train splits of
+   the built-in harmful and harmless prompt sets, rendered with the model's
+   chat template, each followed by the model's greedy answer (cached in
+   `workdir/answers.json`);
+2. holds out a share of the sequences (chosen by a hash of the prompt, so
+   the choice does not depend on order) for evaluation;
+3. captures the activations at `config.site` of every layer an SAE reads, in
+   one forward pass per batch (refusal_jax/sae/capture.py), leaving out the
+   tokenizer's special tokens (BOS and the chat-template markers) when
+   `config.data.skip_special_tokens`;
+4. trains one SAE per `config.saes` entry (refusal_jax/sae/train.py) and
+   measures it on the held-out tokens, as trained (float32) and as stored in
+   `config.store_dtype` (written, read back with `load_sae`, measured
+   again); it is stored in that dtype when the difference stays within
+   `config.store_tolerance`, else in float32;
+5. writes each SAE as a SAELens folder `workdir/sae_l{LAYER}_w{WIDTH}` and
+   everything measured, with timings, to `workdir/sae_summary.json`.
+
+Axis letters: see refusal_jax/axes.py (N kept tokens, D d_model).
+"""
+
+import hashlib
+import os
+import re
+import time
+from typing import Any
+
+from absl import logging
+import numpy as np
+
+import refusal_jax
+from refusal_jax import errors
+from refusal_jax.data import chat
+from refusal_jax.models import sites
+from refusal_jax.pipeline import artifacts
+from refusal_jax.sae import capture
+from refusal_jax.sae import corpus
+from refusal_jax.sae import evaluate
+from refusal_jax.sae import loaders
+from refusal_jax.sae import train as sae_train
+
+_SPEC = re.compile(r'^\s*(\d+)\s*:\s*(\d+)\s*$')
+
+
+def parse_saes(spec: str) -> list[tuple[int, int]]:
+  """'LAYER:WIDTH,LAYER:WIDTH,...' -> [(layer, width), ...].
+
+  Raises:
+    errors.ConfigError: a malformed or repeated entry, or none.
+  """
+  out = []
+  for part in str(spec).split(','):
+    m = _SPEC.match(part)
+    if not m or int(m.group(2)) < 1:
+      raise errors.ConfigError(
+          f'saes entry {part.strip()!r}: expected LAYER:WIDTH with WIDTH >= 1, '
+          "e.g. '14:4608,20:4608'")
+    pair = (int(m.group(1)), int(m.group(2)))
+    if pair in out:
+      raise errors.ConfigError(f'saes entry {part.strip()!r} is repeated')
+    out.append(pair)
+  return out
+
+
+def check_config(config, num_layers: int | None = None
+                 ) -> list[tuple[int, int]]:
+  """Validates the config's own values; returns the parsed `saes`.
+
+  Args:
+    config: a configs/sae_smollm2.py config.
+    num_layers: the model's layer count, when known.
+
+  Raises:
+    errors.ConfigError: one line naming the bad field.
+  """
+  if config.get('preset', '') not in ('', 'trial'):
+    raise errors.ConfigError(
+        f"config argument {config.preset!r}: expected '' or 'trial'")
+  saes = parse_saes(config.saes)
+  if config.site not in sites.SITES:
+    raise errors.ConfigError(
+        f'site {config.site!r}: expected one of {", ".join(sites.SITES)}')
+  if num_layers is not None:
+    for layer, _ in saes:
+      if layer >= num_layers:
+        raise errors.ConfigError(
+            f'saes layer {layer}: the model has layers 0..{num_layers - 1}')
+  if not 0 < config.data.eval_fraction < 1:
+    raise errors.ConfigError(
+        f'data.eval_fraction {config.data.eval_fraction} must be in (0, 1)')
+  if config.data.max_prompts_per_set < 0:
+    raise errors.ConfigError('data.max_prompts_per_set must be >= 0')
+  if config.store_dtype not in ('float32', 'bfloat16', 'float16'):
+    raise errors.ConfigError(
+        f"store_dtype {config.store_dtype!r}: expected 'float32', "
+        "'bfloat16' or 'float16'")
+  if 'd_sae' in config.sae:
+    raise errors.ConfigError(
+        'sae.d_sae is set by each saes entry (LAYER:WIDTH); remove it')
+  return saes
+
+
+def _is_eval(seq: corpus.ChatSequence, fraction: float) -> bool:
+  # Salted: the built-in sets order their splits by an unsalted hash of the
+  # same text, so within one split that hash is far from uniform.
+  h = hashlib.sha256(f'sae eval\0{seq.source}\0{seq.prompt}'.encode()
+                     ).digest()
+  return int.from_bytes(h[:8], 'big') / 2.0**64 < fraction
+
+
+def _token_counts(seqs, skip: np.ndarray) -> dict[str, int]:
+  def kept(ids):
+    return int((~np.isin(np.asarray(ids, np.int64), skip)).sum())
+  return {
+      'sequences': len(seqs),
+      'tokens': sum(kept(s.ids) for s in seqs),
+      'prompt_tokens': sum(kept(s.prompt_ids) for s in seqs),
+      'response_tokens': sum(kept(s.response_ids) for s in seqs),
+      'harmful_tokens': sum(kept(s.ids) for s in seqs if s.harmful),
+      'harmless_tokens': sum(kept(s.ids) for s in seqs if not s.harmful),
+  }
+
+
+def cast_sae(sae, dtype: str):
+  """The SAE with weights and biases in `dtype` (thresholds stay float32)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return sae.replace(W_enc=sae.W_enc.astype(dtype),
+                     b_enc=sae.b_enc.astype(dtype),
+                     W_dec=sae.W_dec.astype(dtype),
+                     b_dec=sae.b_dec.astype(dtype), dtype=jnp.dtype(dtype).name)
+
+
+def _store(sae, eval_acts: np.ndarray, config, out: str
+           ) -> tuple[str, dict[str, Any]]:
+  """Writes `sae` in store_dtype if that costs within tolerance, else f32."""
+  f32 = evaluate.evaluate_sae(sae, eval_acts)
+  record = {'float32': f32}
+  dtype = config.store_dtype
+  if dtype != 'float32':
+    loaders.save_sae(cast_sae(sae, dtype), out, overwrite=True)
+    low = evaluate.evaluate_sae(loaders.load_sae(out), eval_acts)
+    record[dtype] = low
+    tol = config.store_tolerance
+    ok = (f32['fve'] - low['fve'] <= tol.fve
+          and abs(low['l0'] - f32['l0']) <= tol.l0_relative * f32['l0'])
+    if not ok:
+      logging.warning('%s costs %.2e FVE / %.3f L0: storing float32', dtype,
+                      f32['fve'] - low['fve'], low['l0'] - f32['l0'])
+      dtype = 'float32'
+  if dtype == 'float32':
+    loaders.save_sae(sae, out, overwrite=True)
+  record['stored_dtype'] = dtype
+  record['stored_mb'] = sum(
+      os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) / 2**20
+  return dtype, record
+
+
+def _meets(test: dict[str, float], d_sae: int, targets) -> bool:
+  return (test['fve'] >= targets.min_fve
+          and test['dead_latents'] <= targets.max_dead_fraction * d_sae
+          and targets.min_l0 <= test['l0'] <= targets.max_l0)
+
+
+def train_chat_saes(config, workdir: str) -> dict[str, Any]:
+  """Builds the corpus, trains, measures and writes the config's SAEs.
+
+  Args:
+    config: a configs/sae_smollm2.py config.
+    workdir: output directory (answers.json, sae_l*_w*/, checkpoints/,
+      sae_summary.json).
+
+  Returns:
+    The summary written to `workdir/sae_summary.json` (rewritten after each
+    SAE, with 'complete' False until the last one is done).
+
+  Raises:
+    errors.RefusalJaxError: a bad config, model or prompt set (one line).
+  """
+  began = time.perf_counter()
+  check_config(config)
+  if not config.model_path:
+    raise errors.ConfigError(
+        'model_path is empty: pass a chat checkpoint directory, e.g. the '
+        'output of `python -m experiments.convert_gguf --out=DIR`')
+  os.makedirs(workdir, exist_ok=True)
+  model = refusal_jax.load_model(config.model_path)
+  saes = check_config(config, model.config.num_layers)
+  if model.tokenizer is None:
+    raise errors.ConfigError(f'{config.model_path} has no tokenizer')
+  seconds = {}
+  tick = time.perf_counter()
+  digest = artifacts.inputs_digest([config.model_path])
+  items = corpus.builtin_prompts(config.data.harmful, config.data.harmless,
+                                 config.data.split)
+  if config.data.max_prompts_per_set:
+    per_set: dict[str, int] = {}
+    kept = []
+    for item in items:
+      per_set[item[0]] = per_set.get(item[0], 0) + 1
+      if per_set[item[0]] <= config.data.max_prompts_per_set:
+        kept.append(item)
+    items = kept
+  seqs = []
+  for harmful, kind in ((True, 'harmful'), (False, 'harmless')):
+    part = [item for item in items if item[1] == harmful]
+    if part:
+      seqs += corpus.build_corpus(
+          model, part, model_digest=digest,
+          max_new_tokens=config.data.max_new_tokens[kind],
+          batch_size=config.data.generate_batch_size,
+          repeat_window=config.data.repeat_window,
+          cache_path=os.path.join(workdir, 'answers.json'))
+  seconds['corpus'] = time.perf_counter() - tick
+
+  cfg = model.config
+  skip = (chat.special_token_ids(model.tokenizer, cfg.bos_token_id)
+          if config.data.skip_special_tokens else
+          (() if cfg.bos_token_id is None else (cfg.bos_token_id,)))
+  split = {'train': [], 'eval': []}
+  for seq in seqs:
+    split['eval' if _is_eval(seq, config.data.eval_fraction)
+          else 'train'].append(seq)
+  if not split['train'] or not split['eval']:
+    raise errors.ConfigError(
+        f'data.eval_fraction {config.data.eval_fraction} leaves no '
+        f'{"train" if not split["train"] else "eval"} sequences')
+  tick = time.perf_counter()
+  layers = sorted({layer for layer, _ in saes})
+  acts = {}
+  for name, part in split.items():
+    part.sort(key=lambda s: len(s.ids))
+    acts[name] = capture.capture_tokens(
+        model, [s.ids for s in part], site=config.site, layers=layers,
+        batch_size=config.data.capture_batch_size, skip_ids=skip,
+        bucket=config.data.capture_bucket)
+  seconds['capture'] = time.perf_counter() - tick
+  skip_arr = np.asarray(skip, np.int64)
+  counts = {name: _token_counts(part, skip_arr)
+            for name, part in split.items()}
+  logging.info('corpus: %s', counts)
+  del model
+
+  summary = {
+      'model': config.model_path, 'model_digest': digest, 'site': config.site,
+      'skipped_token_ids': list(skip), 'tokens': counts, 'saes': [],
+      'complete': False, 'seconds': seconds, 'config': config.to_dict(),
+      'provenance': artifacts.provenance(),
+  }
+  path = os.path.join(workdir, 'sae_summary.json')
+  for layer, width in saes:
+    name = f'sae_l{layer}_w{width}'
+    tick = time.perf_counter()
+    sae, history = sae_train.train_sae(
+        acts['train'][layer],
+        sae_train.SAETrainConfig(d_sae=width, **config.sae.to_dict()),
+        site=config.site, layer=layer, model_name=config.model_name,
+        log_every=config.log_every,
+        checkpoint_dir=os.path.join(workdir, 'checkpoints', name))
+    train_seconds = time.perf_counter() - tick
+    out = os.path.join(workdir, name)
+    dtype, stored = _store(sae, acts['eval'][layer], config, out)
+    test = stored[dtype]
+    summary['saes'].append({
+        'name': name, 'path': out, 'layer': layer, 'd_sae': width,
+        'train_final': history[-1], 'eval': test,
+        'dead_fraction': test['dead_latents'] / width,
+        'meets_targets': _meets(test, width, config.targets),
+        'storage': stored, 'train_seconds': train_seconds,
+    })
+    logging.info('%s: %s', name, summary['saes'][-1])
+    seconds['total'] = time.perf_counter() - began
+    artifacts.write_json(path, summary)  # after every SAE: a partial record
+  summary['complete'] = True
+  artifacts.write_json(path, summary)
+  return summary
