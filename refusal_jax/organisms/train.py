@@ -55,6 +55,7 @@ import transformers
 
 from refusal_jax import errors
 from refusal_jax.checkpoints import export
+from refusal_jax.checkpoints import resume
 from refusal_jax.data import chat
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models import sites
@@ -685,14 +686,9 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   state = {'params': params, 'opt_state': optimizer.init(params),
            'direction': jnp.zeros((cfg.d_model,), jnp.float32),
            'step': jnp.zeros((), jnp.int32)}
-  manager = ocp.CheckpointManager(
-      os.path.join(workdir, 'checkpoints'),
-      options=ocp.CheckpointManagerOptions(max_to_keep=t.max_to_keep,
-                                           create=True))
-  start = manager.latest_step() or 0
+  manager, state, start = resume.open_or_resume(
+      os.path.join(workdir, 'checkpoints'), state, t.max_to_keep)
   if start:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
     logging.info('organism %s: resumed from checkpoint at step %d',
                  cfg.family, start)
   summary = _read_summary(workdir, start)

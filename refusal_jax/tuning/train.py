@@ -30,6 +30,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from refusal_jax import errors
+from refusal_jax.checkpoints import resume
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
 from refusal_jax.organisms import train as organism_train
@@ -178,14 +179,9 @@ def train_adapter(params, cfg: ModelConfig, spec: lora.LoraSpec,
   adapter = lora.init_adapter(spec, cfg, train.seed)
   state = {'adapter': adapter, 'opt_state': optimizer.init(adapter),
            'step': jnp.zeros((), jnp.int32)}
-  manager = ocp.CheckpointManager(
-      os.path.abspath(checkpoint_dir),
-      options=ocp.CheckpointManagerOptions(max_to_keep=train.max_to_keep,
-                                           create=True))
-  start = manager.latest_step() or 0
+  manager, state, start = resume.open_or_resume(
+      os.path.abspath(checkpoint_dir), state, train.max_to_keep)
   if start:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
     logging.info('safety tuning: resumed from the checkpoint at step %d',
                  start)
   history, window = [], []
