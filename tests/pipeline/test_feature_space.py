@@ -21,12 +21,9 @@ from refusal_jax.sae import save_sae
 @pytest.fixture(scope='module')
 def ctx(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('tiny_space'))
-  config = tiny_setup.build(root)
-  config.saes = (os.path.join(root, 'sae{layer}'),)
-  config.sae_layers = (1, 0)
+  config = tiny_setup.use_layer_saes(tiny_setup.build(root), root, (1, 0), 3)
   save_sae(tiny_setup._sae(2, 3), os.path.join(root, 'sae2'))  # pylint: disable=protected-access
   config.hydra_sae_paths = (os.path.join(root, 'sae2'),)
-  config.features.k_per_layer = 3
   config.greedy.mode, config.greedy.value = 'scale', -2.0
   return context_lib.build_context(config)
 

@@ -22,11 +22,8 @@ def _count(x, n):
 @pytest.fixture(scope='module')
 def paper(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('tiny_paper'))
-  config = tiny_setup.build(root)
-  config.saes = (os.path.join(root, 'sae{layer}'),)
-  config.sae_layers = (0, 1)
+  config = tiny_setup.use_layer_saes(tiny_setup.build(root), root, (0, 1), 4)
   config.hydra_sae_paths = ()
-  config.features.k_per_layer = 4
   config.mode = 'paper'
   config.paper.greedy.block_size = 2
   config.paper.greedy.seeds = (0, 1)

@@ -40,6 +40,14 @@ def build(root: str):
   return config_for(root)
 
 
+def use_layer_saes(config, root: str, layers, k_per_layer: int):
+  """Points config at the per-layer SAEs of `build` (root/sae{layer})."""
+  config.saes = (os.path.join(root, 'sae{layer}'),)
+  config.sae_layers = tuple(layers)
+  config.features.k_per_layer = k_per_layer
+  return config
+
+
 def _write_assets(root: str):
   splits = organism_data.make_dataset(
       seed=0, n_per_split=dict(train=200, val=40, test=40))
