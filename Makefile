@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
-# The embedded organism `make demo` dissects ('gemma2' or 'llama').
+# The embedded organism `make demo` dissects ('gemma2' or 'llama'), and the
+# procedure: 'current' or 'paper' (the paper's at every stage, over the SAEs
+# of layers 0-3).
 ORGANISM ?= gemma2
-WORKDIR ?= workdir/demo_$(ORGANISM)
+MODE ?= current
+WORKDIR ?= workdir/demo_$(ORGANISM)$(if $(filter paper,$(MODE)),_paper)
 
 .PHONY: demo test install install-dev clean organism
 
@@ -27,33 +30,40 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
-	$(PY) -m experiments.dissect --config=configs/dissect_organism_$(ORGANISM).py \
+	$(PY) -m experiments.dissect \
+	  --config=configs/dissect_organism_$(ORGANISM).py:$(MODE) \
 	  --workdir=$(WORKDIR)
 
 test: $(VENV)/.dev
 	$(PY) -m pytest tests
 
-# Retrain one shipped organism and its two SAEs from scratch and copy them into
-# refusal_jax/assets with a CARD.md of the measured figures (on 2 CPU cores:
-# 15-30 minutes of organism training, then under 2 minutes per SAE):
+# Retrain one shipped organism and its SAEs (one per layer) from scratch and
+# copy them into refusal_jax/assets with a CARD.md of the measured figures (on
+# 2 CPU cores: 15-30 minutes of organism training, then under 2 minutes per
+# SAE). The layer-2 SAE, the one the current mode searches, ships as
+# sae_organism_NAME, the others as sae_organism_NAME_lLAYER:
 #   make organism ORGANISM=gemma2    (or ORGANISM=llama)
 ASSETS := refusal_jax/assets
+ORGANISM_SAE_LAYERS := 0 1 2 3 4 5
 organism: $(VENV)/.runtime
 	$(PY) -m experiments.train_organism --config=configs/organism_$(ORGANISM).py \
 	  --workdir=workdir/organism_$(ORGANISM)
-	$(PY) -m experiments.train_sae --config=configs/sae_organism.py:$(ORGANISM) \
-	  --config.organism_path=workdir/organism_$(ORGANISM)/export \
-	  --workdir=workdir/sae_organism_$(ORGANISM)
-	$(PY) -m experiments.train_sae --config=configs/sae_organism.py:$(ORGANISM),4 \
-	  --config.organism_path=workdir/organism_$(ORGANISM)/export \
-	  --workdir=workdir/sae_organism_$(ORGANISM)_l4
+	for layer in $(ORGANISM_SAE_LAYERS); do \
+	  $(PY) -m experiments.train_sae \
+	    --config=configs/sae_organism.py:$(ORGANISM),$$layer \
+	    --config.organism_path=workdir/organism_$(ORGANISM)/export \
+	    --workdir=workdir/sae_organism_$(ORGANISM)_l$$layer || exit 1; \
+	done
 	rm -rf $(ASSETS)/organism_$(ORGANISM) $(ASSETS)/sae_organism_$(ORGANISM) \
-	  $(ASSETS)/sae_organism_$(ORGANISM)_l4
+	  $(ASSETS)/sae_organism_$(ORGANISM)_l*
 	cp -r workdir/organism_$(ORGANISM)/export $(ASSETS)/organism_$(ORGANISM)
-	cp -r workdir/sae_organism_$(ORGANISM)/sae $(ASSETS)/sae_organism_$(ORGANISM)
-	cp -r workdir/sae_organism_$(ORGANISM)_l4/sae $(ASSETS)/sae_organism_$(ORGANISM)_l4
+	for layer in $(ORGANISM_SAE_LAYERS); do \
+	  dest=$(ASSETS)/sae_organism_$(ORGANISM)_l$$layer; \
+	  if [ $$layer = 2 ]; then dest=$(ASSETS)/sae_organism_$(ORGANISM); fi; \
+	  cp -r workdir/sae_organism_$(ORGANISM)_l$$layer/sae $$dest; \
+	done
 	$(PY) -m experiments.organism_card --organism=$(ORGANISM) --workdir=workdir
-	rm -rf workdir/demo_$(ORGANISM)  # results of the replaced organism
+	rm -rf workdir/demo_$(ORGANISM) workdir/demo_$(ORGANISM)_paper  # results of the replaced organism
 
 clean:
 	rm -rf $(VENV) workdir

@@ -33,7 +33,14 @@ def base_config() -> ml_collections.ConfigDict:
   # alone.
   c.saes = ()
   # Layers filled into '{layer}' of the `saes` entries (e.g. range(0, 13)).
+  # With an organism and `saes` empty: the layers whose shipped SAEs form the
+  # feature space (0-5).
   c.sae_layers = ()
+  # A `saes` entry may also contain '*' (e.g. Gemma Scope's
+  # 'layer_{layer}/width_16k/average_l0_*', whose L0 differs per layer): of
+  # the folders it matches, the one whose name ends in the L0 nearest this
+  # is taken (0: the pattern must match one folder).
+  c.sae_l0_target = 0.0
   # Parameter dtype: 'float32' or 'bfloat16'.
   c.dtype = 'float32'
   # Seed of prompt sampling and ablation-mask sampling.

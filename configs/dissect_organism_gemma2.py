@@ -2,12 +2,20 @@
 
 python -m experiments.dissect --config=configs/dissect_organism_gemma2.py \
     --workdir=workdir/organism_gemma2
+
+The paper's procedure at every stage (configs/paper_mode.py, the organism's
+SAEs of layers 0-3 as one feature space):
+
+python -m experiments.dissect --config=configs/dissect_organism_gemma2.py:paper \
+    --workdir=workdir/organism_gemma2_paper
 """
 
 from configs import dissect_base
+from configs import paper_mode
 
 
-def get_config():
+def get_config(arg: str = 'current'):
+  """`arg`: 'current' (the default) or 'paper'."""
   c = dissect_base.base_config()
   c.organism = 'gemma2'
   # The organisms spread refusal over several layers: ablating the refusal
@@ -31,4 +39,4 @@ def get_config():
   # weight decay (both cheap here) keep its pairwise terms honest.
   c.fm.n_masks = 2048
   c.fm.l2 = 1e-2
-  return c
+  return paper_mode.organism_variant(c, arg)

@@ -13,6 +13,8 @@ them (refusal_jax/pipeline/paper/stages.py), on P('I') whatever
 
 import ml_collections
 
+from refusal_jax import errors
+
 
 def add_paper_fields(c: ml_collections.ConfigDict
                      ) -> ml_collections.ConfigDict:
@@ -96,4 +98,31 @@ def add_paper_fields(c: ml_collections.ConfigDict
   # Cap of the O'Brien-style set, most frequent first (0 = no cap, as the
   # note describes it).
   p.controls.obrien_size = 0
+  return c
+
+
+def organism_variant(c: ml_collections.ConfigDict, arg: str
+                     ) -> ml_collections.ConfigDict:
+  """An organism's pipeline config `c` for config argument `arg`.
+
+  'current' returns c; 'paper' switches it to paper mode over the
+  organism's shipped SAEs of layers 0-3 (in place; returns c).
+
+  Raises:
+    errors.ConfigError: another argument.
+  """
+  if arg == 'current':
+    return c
+  if arg != 'paper':
+    raise errors.ConfigError(
+        f"config argument {arg!r}: expected 'current' or 'paper'")
+  c.mode = 'paper'
+  # Every layer up to the refusal layer, as the paper (Gemma Scope 0-15 of
+  # Gemma-2-2B's 26 layers): the organisms' refusal direction is read at
+  # layers 1-2 of 6, and their refusal is carried by the layers around it,
+  # so layers 0-3; layers 4-5 stay downstream for the hydra stage.
+  c.sae_layers = (0, 1, 2, 3)
+  # [S+] top K per layer by decoder cosine with the direction.
+  c.features.ranking = 'cosine'
+  c.features.k_per_layer = 32
   return c

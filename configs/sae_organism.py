@@ -1,15 +1,14 @@
 """SAE config for a shipped refusal organism ('llama' or 'gemma2').
 
-The config argument is `ORGANISM` or `ORGANISM,LAYER`. Each organism ships two
-SAEs on its residual stream: the searched one at layer 2 (where the refusal
-direction is read) and a downstream one at layer 4, which the hydra stage
-needs (ablations at one site cannot change that site's own latents).
+The config argument is `ORGANISM` or `ORGANISM,LAYER`. Each organism ships an
+SAE on the residual stream after every layer (0-5, `make organism`): the
+current mode searches layer 2 (where the refusal direction is read) and the
+hydra stage reads layer 4 (ablations at one site cannot change that site's
+own latents); paper mode searches layers 0-3 together.
 
 Run:
-  python -m experiments.train_sae --config=configs/sae_organism.py:llama \
-      --workdir=workdir/sae_organism_llama
-  python -m experiments.train_sae --config=configs/sae_organism.py:llama,4 \
-      --workdir=workdir/sae_organism_llama_l4
+  python -m experiments.train_sae --config=configs/sae_organism.py:llama,2 \
+      --workdir=workdir/sae_organism_llama_l2
 """
 
 import importlib

@@ -28,3 +28,18 @@ def test_real_model_configs_need_paths(name):
   config = importlib.import_module(f'configs.{name}').get_config()
   with pytest.raises(errors.ConfigError, match='model_path'):
     context.resolve_paths(config)
+
+
+@pytest.mark.parametrize('name,default', [
+    ('gemma2_2b_it', 'paper'), ('llama31_8b_it', 'paper'),
+    ('dissect_organism_gemma2', 'current'),
+    ('dissect_organism_llama', 'current')])
+def test_mode_variants(name, default):
+  module = importlib.import_module(f'configs.{name}')
+  assert module.get_config().mode == default
+  for mode in ('paper', 'current'):
+    config = module.get_config(mode)
+    assert config.mode == mode
+    assert bool(config.sae_layers) == (mode == 'paper')
+  with pytest.raises(errors.ConfigError, match='config argument'):
+    module.get_config('papre')

@@ -5,7 +5,9 @@ tokenizer, `refusal_direction.json` and CARD.md) that `refusal_jax.load_model`
 and `transformers.AutoModelForCausalLM` both load; `sae_path('gemma2')` is a
 SAELens folder that `refusal_jax.sae.load_sae` loads (the searched SAE, at
 layer 2) and `hydra_sae_paths('gemma2')` lists the downstream SAE (layer 4)
-that the hydra stage reads.
+that the hydra stage reads. Every layer of each organism has an SAE
+(`layer_sae_path(name, layer)`, layers `SAE_LAYERS`), for the paper mode's
+search over the SAEs of all layers up to the refusal layer.
 """
 
 import importlib.resources
@@ -15,7 +17,10 @@ from refusal_jax import errors
 ORGANISMS = ('gemma2', 'llama')
 
 
+SEARCHED_LAYER = 2
 DOWNSTREAM_LAYERS = (4,)
+# Layers with a shipped SAE (the organisms have 6 decoder layers).
+SAE_LAYERS = (0, 1, 2, 3, 4, 5)
 
 
 def _asset(kind: str, name: str, suffix: str = '') -> str:
@@ -60,3 +65,20 @@ def hydra_sae_paths(name: str) -> list[str]:
   """
   return [_asset('sae_organism', name, f'_l{layer}')
           for layer in DOWNSTREAM_LAYERS]
+
+
+def layer_sae_path(name: str, layer: int) -> str:
+  """SAELens folder of organism `name`'s SAE on the residual stream after
+  decoder layer `layer` (one of `SAE_LAYERS`).
+
+  Raises:
+    errors.ConfigError: unknown name or a layer without a shipped SAE.
+    errors.CheckpointError: the packaged files are missing.
+  """
+  if int(layer) not in SAE_LAYERS:
+    raise errors.ConfigError(
+        f'organism SAEs exist at layers {", ".join(map(str, SAE_LAYERS))}; '
+        f'got layer {layer}')
+  if int(layer) == SEARCHED_LAYER:
+    return sae_path(name)
+  return _asset('sae_organism', name, f'_l{int(layer)}')

@@ -2,7 +2,7 @@
 
 `card(name, workdir)` reads what `make organism ORGANISM=NAME` leaves in
 `workdir` (`organism_NAME/{train_summary,behaviour}.json` and
-`sae_organism_NAME{,_l4}/sae_summary.json`) and the shipped files in
+`sae_organism_NAME_lLAYER/sae_summary.json`) and the shipped files in
 refusal_jax/assets, and returns the card's Markdown, so every number on the
 card comes from the run that produced the weights; `write_card` writes it to
 `refusal_jax/assets/organism_NAME/CARD.md`.
@@ -70,12 +70,9 @@ def card(name: str, workdir: str) -> str:
   cfg = read(os.path.join(org_dir, 'config.json'))
   train = read(os.path.join(workdir, f'organism_{name}', 'train_summary.json'))
   beh = read(os.path.join(workdir, f'organism_{name}', 'behaviour.json'))
-  saes = [(assets.sae_path(name), read(os.path.join(
-      workdir, f'sae_organism_{name}', 'sae_summary.json')))]
-  for layer, path in zip(assets.DOWNSTREAM_LAYERS,
-                         assets.hydra_sae_paths(name)):
-    saes.append((path, read(os.path.join(
-        workdir, f'sae_organism_{name}_l{layer}', 'sae_summary.json'))))
+  saes = [(assets.layer_sae_path(name, layer), read(os.path.join(
+      workdir, f'sae_organism_{name}_l{layer}', 'sae_summary.json')))
+          for layer in assets.SAE_LAYERS]
   heads = (f"{cfg['num_attention_heads']} query / "
            f"{cfg['num_key_value_heads']} key-value heads of dimension "
            f"{cfg['head_dim']}")
@@ -198,8 +195,13 @@ def card(name: str, workdir: str) -> str:
         f"{s['d_sae']} | {t['l0']:.1f} | {t['fve']:.3f} | "
         f"{t['dead_latents']} |")
   lines.append('')
-  lines.append(f'`{os.path.basename(saes[0][0])}` is the SAE the pipeline '
-               'searches; the downstream one is read by the hydra stage.')
+  searched = os.path.basename(assets.sae_path(name))
+  hydra = ', '.join(f'`{os.path.basename(p)}`'
+                    for p in assets.hydra_sae_paths(name))
+  lines.append(f'`{searched}` is the SAE the pipeline searches and {hydra} '
+               'the one the hydra stage reads; paper mode '
+               f'(`configs/dissect_organism_{name}.py:paper`) searches the '
+               'SAEs of several layers together.')
   return '\n'.join(lines) + '\n'
 
 

@@ -24,7 +24,10 @@ latent. `feature_edits` and `feature_latents` take feature lists either way.
 """
 
 import dataclasses
+import glob
+import os
 import random
+import re
 from typing import Any
 
 import jax.numpy as jnp
@@ -250,8 +253,21 @@ def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
   return scores
 
 
+def _uses_space(config) -> bool:
+  """Whether `config` searches several SAEs as one feature space."""
+  return bool(config.get('saes')) or bool(
+      config.get('organism') and config.get('sae_layers'))
+
+
 def space_paths(config) -> list[str]:
-  """The SAE folders of `config.saes`, '{layer}' filled from sae_layers."""
+  """The SAE folders of `config.saes`, '{layer}' filled from sae_layers.
+
+  For an organism with `saes` empty, `sae_layers` names its shipped SAEs.
+  """
+  if not config.get('saes') and config.get('organism'):
+    from refusal_jax.organisms import assets  # pylint: disable=g-import-not-at-top
+    return [assets.layer_sae_path(config.organism, l)
+            for l in config.get('sae_layers') or ()]
   paths = []
   for entry in config.get('saes') or ():
     if '{layer}' not in entry:
@@ -261,13 +277,39 @@ def space_paths(config) -> list[str]:
       raise errors.ConfigError(
           f"saes entry {entry!r} has '{{layer}}' but sae_layers is empty")
     paths += [entry.format(layer=int(l)) for l in config.sae_layers]
-  return paths
+  return [_pick_folder(p, config.get('sae_l0_target') or 0) if '*' in p
+          else p for p in paths]
+
+
+def _pick_folder(pattern: str, l0_target: float) -> str:
+  """The folder matching glob `pattern`; of several, the one whose name ends
+  in the number (the L0, as Gemma Scope's `average_l0_N`) nearest
+  `l0_target`."""
+  matches = sorted(p for p in glob.glob(pattern) if os.path.isdir(p))
+  if not matches:
+    raise errors.ConfigError(f'no SAE folder matches {pattern}')
+  if len(matches) == 1:
+    return matches[0]
+  if not l0_target:
+    raise errors.ConfigError(
+        f'{len(matches)} SAE folders match {pattern}; set sae_l0_target to '
+        'take the one whose L0 (the number ending its name) is nearest')
+
+  def l0(path):
+    found = re.search(r'(\d+(?:\.\d+)?)$', os.path.basename(path))
+    if not found:
+      raise errors.ConfigError(
+          f'{path} matches {pattern} but its name does not end in an L0')
+    return float(found.group(1))
+
+  return min(matches, key=lambda p: (abs(l0(p) - l0_target), l0(p)))
 
 
 def resolve_paths(config) -> tuple[str, str, list[str]]:
   """(model path, SAE path, hydra SAE paths) with organism defaults.
 
-  With `config.saes` the SAE path is '' (the SAEs are `space_paths`).
+  With several SAEs (`config.saes`, or an organism's `sae_layers`) the SAE
+  path is '' (the SAEs are `space_paths`).
   """
   model_path, sae_path = config.model_path, config.sae_path
   hydra = list(config.get('hydra_sae_paths') or ())
@@ -277,10 +319,10 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
     sae_path = sae_path or assets.sae_path(config.organism)
     if not hydra:
       hydra = assets.hydra_sae_paths(config.organism)
-  if not model_path or not (sae_path or config.get('saes')):
+  if not model_path or not (sae_path or _uses_space(config)):
     raise errors.ConfigError(
         'set model_path and sae_path or saes (or organism)')
-  return model_path, '' if config.get('saes') else sae_path, hydra
+  return model_path, '' if _uses_space(config) else sae_path, hydra
 
 
 def input_paths(config) -> list[str]:

@@ -175,6 +175,8 @@ def scale_down(config: ml_collections.ConfigDict, *, prompts: int,
   c = config.copy_and_resolve_references()
   if features:
     c.features.top_k = features
+    if c.features.get('k_per_layer'):
+      c.features.k_per_layer = features
   if positions is not None:
     c.direction.n_positions = positions
   c.data.n_train = c.data.n_val = c.data.n_test = prompts

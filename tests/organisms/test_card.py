@@ -6,6 +6,7 @@ import os
 import pytest
 
 from refusal_jax import errors
+from refusal_jax.organisms import assets
 from refusal_jax.organisms import card
 
 BEHAVIOUR = dict(
@@ -39,10 +40,9 @@ def workdir(tmp_path):
   run = tmp_path / 'organism_gemma2'
   _write(str(run / 'train_summary.json'), TRAIN)
   _write(str(run / 'behaviour.json'), BEHAVIOUR)
-  _write(str(tmp_path / 'sae_organism_gemma2' / 'sae_summary.json'),
-         _sae_summary(2))
-  _write(str(tmp_path / 'sae_organism_gemma2_l4' / 'sae_summary.json'),
-         _sae_summary(4))
+  for layer in assets.SAE_LAYERS:
+    _write(str(tmp_path / f'sae_organism_gemma2_l{layer}' /
+               'sae_summary.json'), _sae_summary(layer))
   return str(tmp_path)
 
 

@@ -88,3 +88,30 @@ def test_stages_2_and_3_edit_each_sae_at_its_site(ctx):
                         ulps=numerics.FORWARD_ULPS,
                         scale=max(1.0, np.abs(want).max()))
   assert [p['hook'] for p in got['per_sae']] == ['blocks.2.hook_resid_post']
+
+
+def test_a_star_in_saes_takes_the_folder_with_the_nearest_l0(tmp_path):
+  for layer, l0s in ((0, (40, 61)), (1, (55, 90))):
+    for l0 in l0s:
+      os.makedirs(tmp_path / f'layer_{layer}' / f'average_l0_{l0}')
+  config = tiny_setup.config_for(str(tmp_path))
+  config.saes = (str(tmp_path / 'layer_{layer}' / 'average_l0_*'),)
+  config.sae_layers = (0, 1)
+  with pytest.raises(errors.ConfigError, match='sae_l0_target'):
+    context_lib.space_paths(config)
+  config.sae_l0_target = 59.0
+  assert [os.path.basename(p) for p in context_lib.space_paths(config)] == [
+      'average_l0_61', 'average_l0_55']
+  config.sae_layers = (2,)
+  with pytest.raises(errors.ConfigError, match='no SAE folder matches'):
+    context_lib.space_paths(config)
+
+
+def test_an_organism_with_sae_layers_searches_its_shipped_saes():
+  from configs import dissect_organism_llama  # pylint: disable=g-import-not-at-top
+  from refusal_jax.organisms import assets  # pylint: disable=g-import-not-at-top
+  config = dissect_organism_llama.get_config('paper')
+  _, sae_path, _ = context_lib.resolve_paths(config)
+  assert sae_path == ''
+  assert context_lib.space_paths(config) == [
+      assets.layer_sae_path('llama', l) for l in config.sae_layers]
