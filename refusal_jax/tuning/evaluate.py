@@ -8,10 +8,16 @@
   base model (how far tuning moved the model's helpful behaviour).
 * The refusal direction: difference-in-means candidates (Arditi et al.) of
   resid_pre at the last post-instruction tokens of every layer below the
-  last `prune_layer_fraction`; each is ranked by the log-odds of a refusal's
-  first token with it ablated on harmful val prompts, the `top_k` lowest are
-  checked by generation, and the one whose ablation makes the model comply
-  most often wins. Its ablation is then measured on the harmful test sets.
+  last `prune_layer_fraction`; candidates whose ablation moves the
+  last-position distribution of harmless val prompts by more than `kl_max`
+  (KL, Arditi et al.'s filter) are dropped, the rest are ranked by the
+  log-odds of a refusal's first token with it ablated on harmful val
+  prompts, the `top_k` lowest are checked by generation, and the one whose
+  ablation makes the model comply most often wins. Its ablation is then
+  measured on the harmful test sets. Complying means answering: neither a
+  refusal (substring judge) nor broken text (the graded judge's 'broken':
+  fragments, repetition, run-together words), which without the KL filter
+  was most of what the ablation produced.
 
 Axis letters: see refusal_jax/axes.py.
 """
@@ -32,6 +38,7 @@ from refusal_jax.models.model import Model
 from refusal_jax.organisms import behaviour
 from refusal_jax.organisms import train as organism_train
 from refusal_jax.pipeline import directions
+from refusal_jax.sweeps import metrics
 from refusal_jax.tuning import data as data_lib
 from refusal_jax.tuning import refusals
 from refusal_jax.tuning import train as train_lib
@@ -39,10 +46,13 @@ from refusal_jax.tuning import train as train_lib
 
 def judged(prompts: Sequence[str], completions: Sequence[str]
            ) -> dict[str, Any]:
-  """Refusal rate (substring judge) and graded classes of completions."""
-  refused = [judge_lib.is_refusal(c) for c in completions]
+  """Refusal rate (substring judge), graded classes of completions and the
+  rate of answers: neither refused nor broken (`complied`)."""
+  refused = np.asarray([judge_lib.is_refusal(c) for c in completions])
   classes = graded_judge.GradedJudge().classify(prompts, completions)
+  broken = np.asarray([c == graded_judge.BROKEN for c in classes])
   return {'n': len(prompts), 'refused': float(np.mean(refused)),
+          'complied': float(np.mean(~refused & ~broken)),
           'graded': {c: v['fraction'] for c, v in
                      graded_judge.class_counts(classes).items()}}
 
@@ -119,30 +129,45 @@ def select_direction(model: Model, ev, data) -> tuple[behaviour.Selection,
       n_positions=ev.n_positions, batch_size=ev.batch_size)  # [P, L, D]
   val = data_lib.harmful_prompts(data, 'val')[:ev.n_val]
   ids, mask = behaviour.encode_prompts(model, val)
+  h_ids, h_mask = behaviour.encode_prompts(
+      model, datasets.load_prompts('everyday', 'val')[:ev.n_val])
   first = jnp.asarray(refusal_first_tokens(model))
+  clean = model.forward(h_ids, h_mask, logits_at='last').logits[:, 0]
 
   @jax.jit
   def score(direction):
+    ablate = DirectionalAblation(direction)
     logits = model.forward(ids, mask, logits_at='last',
-                           interventions=DirectionalAblation(direction)
-                           ).logits[:, 0]  # [B, V]
+                           interventions=ablate).logits[:, 0]  # [B, V]
     logp = jax.nn.log_softmax(logits, axis=-1)
     lp = jax.nn.logsumexp(logp[:, first], axis=-1)  # [B]
-    return jnp.mean(lp - jnp.log1p(-jnp.minimum(jnp.exp(lp), 1 - 1e-6)))
+    harmless = model.forward(h_ids, h_mask, logits_at='last',
+                             interventions=ablate).logits[:, 0]
+    return (jnp.mean(lp - jnp.log1p(-jnp.minimum(jnp.exp(lp), 1 - 1e-6))),
+            jnp.mean(metrics.kl_div(clean, harmless)))
 
-  scores = np.array([[float(score(jnp.asarray(cands[p, l])))
-                      for l in range(n_layers)]
-                     for p in range(ev.n_positions)])  # [P, L]
-  order = np.argsort(scores, axis=None)[:ev.top_k]
+  scored = [[tuple(map(float, score(jnp.asarray(cands[p, l]))))
+             for l in range(n_layers)] for p in range(ev.n_positions)]
+  scores = np.array([[s for s, _ in row] for row in scored])  # [P, L]
+  kls = np.array([[k for _, k in row] for row in scored])  # [P, L]
+  kept = np.isfinite(scores) & (kls <= ev.kl_max)
+  if not kept.any():
+    raise errors.ConfigError(
+        f'eval: every direction candidate moves harmless prompts by more '
+        f'than kl_max {ev.kl_max} (smallest KL {np.nanmin(kls):.3g}); '
+        'raise eval.kl_max')
+  order = np.argsort(np.where(kept, scores, np.inf), axis=None)[
+      :min(ev.top_k, int(kept.sum()))]
   checked, best = [], None
   for flat in order:
     p, l = np.unravel_index(flat, scores.shape)
-    comply = 1.0 - judged(val, behaviour.generate(
+    comply = judged(val, behaviour.generate(
         model, val, max_new_tokens=ev.val_tokens, batch_size=ev.batch_size,
         interventions=DirectionalAblation(jnp.asarray(cands[p, l]))))[
-            'refused']
+            'complied']
     record = {'layer': int(l), 'position': int(p - ev.n_positions),
-              'refusal_score': float(scores[p, l]), 'val_compliance': comply}
+              'refusal_score': float(scores[p, l]),
+              'kl': float(kls[p, l]), 'val_compliance': comply}
     checked.append(record)
     logging.info('direction candidate %s', record)
     if best is None or comply > best[0]:
@@ -199,7 +224,6 @@ def evaluate(tuned: Model, base: Model, config) -> dict[str, Any]:
   for name, prompts in sets.items():
     j = judged(prompts, behaviour.generate(tuned, prompts,
                                            interventions=ablation, **gen))
-    j['complied'] = 1.0 - j['refused']
     result['ablation'][name] = j
   t = config.targets
   result['targets'] = {
