@@ -128,6 +128,18 @@ def inputs_digest(paths) -> str:
   return h.hexdigest()[:16]
 
 
+def _changed_fields(old: dict, new: dict, prefix: str = '') -> list[str]:
+  """Dotted names of the leaves that differ between two JSON configs."""
+  out = []
+  for k in sorted(set(old) | set(new)):
+    a, b = old.get(k), new.get(k)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _changed_fields(a, b, f'{prefix}{k}.')
+    elif a != b:
+      out.append(prefix + k)
+  return out
+
+
 def claim_workdir(workdir: str, config_dict: dict,
                   inputs: str | None = None) -> None:
   """Records the config in a new workdir, or checks it matches an old one.
@@ -152,9 +164,8 @@ def claim_workdir(workdir: str, config_dict: dict,
           'model, SAE or prompt files; use a new --workdir or delete the old '
           'one')
     if old.get('fingerprint') != fp:
-      changed = sorted(
-          k for k in set(old.get('config', {})) | set(config_dict)
-          if old.get('config', {}).get(k) != config_dict.get(k))
+      changed = _changed_fields(old.get('config', {}),
+                                json.loads(json.dumps(config_dict)))
       raise errors.ConfigError(
           f'{workdir} holds results of a different config (changed: '
           f'{", ".join(changed[:5]) or "values"}); use a new --workdir or '

@@ -8,7 +8,9 @@ import pytest
 import tiny_setup
 from configs import dissect_base
 from refusal_jax import errors
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import dissect
+from refusal_jax.pipeline.paper import stages as paper_stages
 
 
 def _rate(x):
@@ -91,3 +93,21 @@ def test_paper_run_resumes_to_the_same_summary(paper):
   again = dissect.run(config, workdir, show_progress=False)
   for key in ('stage2', 'stage3', 'controls', 'sae_layers'):
     assert again[key] == summary[key]
+
+
+def test_tau_sweep_keeps_the_set_of_the_largest_tau_that_keeps_any(
+    tmp_path):
+  config = tiny_setup.build(str(tmp_path))
+  config.judge.nll_quantile = 0.0
+  config.paper.greedy.update(block_size=2, seeds=(0, 1), sweep_tau=True,
+                             taus=(0.0, 0.9))
+  ctx = context_lib.build_context(config)
+  features = list(range(4))
+  out = paper_stages.run_greedy(ctx, features)
+  # |change| >= 0 keeps every block; P('I') of the tiny model stays near 0,
+  # so no block moves it by 0.9
+  assert out['taus'] == {'0.0': features, '0.9': []}
+  assert out['tau'] == 0.0 and out['features'] == features
+  assert out['per_seed'] == {'0': features, '1': features}
+  assert 0.0 <= out['asr'] <= 1.0 and out['asr_count'] >= 0
+  assert out['n_dormant'] + len(out['dormant_effect']['dormant']) >= 0

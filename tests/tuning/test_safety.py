@@ -64,7 +64,8 @@ def test_workdir_of_another_config_is_refused(tmp_path):
   other = safety_smollm2.get_config()
   other.train.steps = 7
   safety.artifacts.claim_workdir(str(tmp_path), other.to_dict())
-  with pytest.raises(errors.ConfigError, match='different config') as e:
+  with pytest.raises(errors.ConfigError,
+                     match=r'different config \(changed: train.steps\)') as e:
     safety.safety_tune(config, str(tmp_path))
   assert '\n' not in str(e.value)
 
