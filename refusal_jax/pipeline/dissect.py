@@ -42,7 +42,8 @@ STAGES = ('direction', 'greedy', 'interactions', 'hydra', 'evaluation')
 # Keys of the paper-mode stage summaries copied into summary.json's stage2 /
 # stage3 (pipeline/paper/stages.py documents them); `controls` goes to the
 # top level.
-PAPER_STAGE2 = ('tau', 'per_seed', 'taus', 'asr_count', 'n_dormant',
+PAPER_STAGE2 = ('tau', 'per_seed', 'per_seed_asr', 'per_seed_asr_count',
+                'taus', 'asr_count', 'n_dormant',
                 'asr_without_dormant', 'asr_without_dormant_count')
 PAPER_STAGE3 = ('fm_accuracy', 'linear_probe_accuracy', 'ks', 'fm_asr_by_k',
                 'fm_asr_by_k_count', 'linear_probe_asr_by_k',

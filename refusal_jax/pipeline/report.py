@@ -694,7 +694,9 @@ def paper_section(summary: dict) -> str:
       ('SAE layers', ', '.join(map(str, summary.get('sae_layers') or []))),
       ('tau', None if s2.get('tau') is None else f"{s2['tau']:g}"),
       ('minimal set (seeds intersected)', s2.get('n_features')),
-      *[(f'kept with seed {k}', len(v))
+      *[(f'kept with seed {k} (its ASR alone)',
+         f"{len(v)}: " + _rate_count((s2.get('per_seed_asr') or {}).get(k),
+                                     (s2.get('per_seed_asr_count') or {}).get(k)))
         for k, v in (s2.get('per_seed') or {}).items()],
       ('ASR, minimal set', _rate_count(s2.get('asr'), s2.get('asr_count'))),
       ('dormant-but-critical', s2.get('n_dormant')),

@@ -63,6 +63,12 @@ def test_paper_summary_has_the_paper_keys(paper):
   for seed_set in s2['per_seed'].values():
     assert set(s2['features']) <= set(seed_set)
   assert set(s2['per_seed']) == {'0', '1'}
+  assert set(s2['per_seed_asr']) == set(s2['per_seed_asr_count']) == {'0', '1'}
+  for seed in ('0', '1'):
+    assert _rate(s2['per_seed_asr'][seed])
+    assert _count(s2['per_seed_asr_count'][seed], n)
+    if set(s2['per_seed'][seed]) == set(s2['features']):
+      assert s2['per_seed_asr_count'][seed] == s2['asr_count']
   assert s2['tau'] == 1e-4
   assert s2['features']
   assert _rate(s2['asr']) and _count(s2['asr_count'], n)

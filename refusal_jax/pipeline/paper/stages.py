@@ -105,7 +105,9 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
   (P('I') of the greedy prompts with the kept set ablated, flip below 0.5),
   `start_metric`, `per_seed_metric` {seed: P('I') with all candidates
   ablated (`start`), with its kept set (`final`), and each block's
-  `changes`}, `n_dormant`, `dormant`, `asr_without_dormant` /
+  `changes`}, `per_seed_asr` / `per_seed_asr_count` {seed: the judge's
+  jailbreaks with that seed's kept set alone ablated}, `n_dormant`,
+  `dormant`, `asr_without_dormant` /
   `asr_without_dormant_count`, `dormant_effect` (`dormant.dormant_effect`),
   `n_prompts`, `order` ('paper_block').
   """
@@ -145,6 +147,8 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
                                    ctx.chunks.prompts, skip_ids=ctx.skip_ids)
   with Jailbreaker(ctx, 'greedy') as jb:
     effect = dormant.dormant_effect(kept, source, jb, eps=cfg.active_eps)
+    seed_jb = {str(s): jb(r.kept) if len(r.kept) else None
+               for s, r in result.per_seed.items()}
   first = next(iter(result.per_seed.values()))
   out = dict(
       features=kept, tau=tau,
@@ -154,6 +158,10 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
           start=float(r.start_metric), final=float(r.final_metric),
           changes=[float(t['change']) for t in r.trajectory])
                        for s, r in result.per_seed.items()},
+      per_seed_asr={s: 0.0 if v is None else float(v.mean())
+                    for s, v in seed_jb.items()},
+      per_seed_asr_count={s: 0 if v is None else int(v.sum())
+                          for s, v in seed_jb.items()},
       asr=effect['full']['asr'], asr_count=effect['full']['asr_count'],
       flips=bool(flip_fraction >= g.min_flip_fraction),
       flip_fraction=flip_fraction, mean_metric=float(vals.mean()),
