@@ -81,3 +81,27 @@ def test_actadd_layer_weights_equal_static_layer():
       params, LLAMA, IDS, interventions=directions.ActAdd(
           v, 1.0, layer_weights=jax.nn.one_hot(2, 3)))
   numerics.assert_close(onehot.logits, static.logits, ulps=numerics.FORWARD_ULPS)
+
+
+def test_ablation_skips_the_positions_of_skip_ids():
+  params = transformer.init_params(LLAMA, seed=7)
+  r = jax.random.normal(jax.random.key(5), (20,))
+  skip = jnp.asarray([int(IDS[0, 0]), int(IDS[1, 3])])
+  cap = [('resid_pre', 1)]
+  clean = transformer.forward(params, LLAMA, IDS, capture=cap)
+  full = transformer.forward(params, LLAMA, IDS, capture=cap,
+                             interventions=directions.DirectionalAblation(r))
+  part = transformer.forward(
+      params, LLAMA, IDS, capture=cap,
+      interventions=directions.DirectionalAblation(r, skip_ids=skip))
+  skipped = np.isin(np.asarray(IDS), np.asarray(skip))
+  assert skipped.any() and (~skipped).any()
+  got = np.asarray(part.captured[cap[0]])
+  ru = np.asarray(directions.unit(r))
+  # the first ablated layer's input: ablated positions have no component
+  # along r; a skipped first token keeps its own (clean) residual
+  assert np.abs(got[~skipped] @ ru).max() < 1e-4
+  if skipped[0, 0]:
+    numerics.assert_close(got[0, 0], clean.captured[cap[0]][0, 0],
+                          ulps=numerics.FORWARD_ULPS)
+  assert np.abs(got - np.asarray(full.captured[cap[0]])).max() > 1e-4

@@ -2,7 +2,8 @@
 
 * `DirectionalAblation`: x <- x - (x . r^) r^ with r^ = r / (|r| + 1e-8), by
   default at every layer's resid_pre, attn_out and mlp_out, all positions
-  (prompt and generated), exactly as refusal_direction's hooks do.
+  (prompt and generated), exactly as refusal_direction's hooks do;
+  optionally not at the positions of given token ids.
 * `ActAdd`: x <- x + c r at one (site, layer), all positions.
 * `orthogonalize_params`: the weight-space equivalent of the default
   `DirectionalAblation` (embedding, attention o_proj and MLP down_proj made
@@ -46,19 +47,31 @@ class DirectionalAblation:
       and vmap to sweep candidates.
     sites: sites to ablate at (static).
     layers: layers to ablate at (static); None = every layer.
+    skip_ids: optional [S] token ids whose positions are left unchanged
+      (e.g. BOS and the chat template's special tokens, where small models
+      keep massive activations: ablating there can break every reply);
+      needs the forward pass's input_ids. None = every position.
   """
   direction: jax.Array
   sites: tuple[str, ...] = flax.struct.field(pytree_node=False,
                                              default=ABLATION_SITES)
   layers: tuple[int, ...] | None = flax.struct.field(pytree_node=False,
                                                      default=None)
+  skip_ids: jax.Array | None = None
 
   def apply(self, site, layer, x, ctx):
-    del ctx
     if site not in self.sites or (self.layers is not None and
                                   layer not in self.layers):
       return x
-    return project_out(x, self.direction)
+    out = project_out(x, self.direction)
+    if self.skip_ids is None:
+      return out
+    if ctx.input_ids is None:
+      raise errors.ConfigError(
+          'DirectionalAblation.skip_ids needs the token ids: pass input_ids '
+          'to the forward pass')
+    keep = ~jnp.isin(ctx.input_ids, jnp.asarray(self.skip_ids))  # [B, T]
+    return jnp.where(keep[..., None], out, x)
 
 
 @flax.struct.dataclass
