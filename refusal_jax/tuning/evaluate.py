@@ -8,7 +8,8 @@
   base model (how far tuning moved the model's helpful behaviour).
 * The refusal direction: difference-in-means candidates (Arditi et al.) of
   resid_pre at the last post-instruction tokens of every layer below the
-  last `prune_layer_fraction`; candidates whose ablation moves the
+  last `prune_layer_fraction`, ablated (with `skip_special_tokens`) at every
+  position but those of the special tokens; candidates whose ablation moves the
   last-position distribution of harmless val prompts by more than `kl_max`
   (KL, Arditi et al.'s filter) are dropped, the rest are ranked by the
   log-odds of a refusal's first token with it ablated on harmful val
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax.data import chat
 from refusal_jax.data import datasets
 from refusal_jax.data import graded_judge
 from refusal_jax.data import judge as judge_lib
@@ -96,6 +98,15 @@ def refusal_first_tokens(model: Model) -> list[int]:
                  for o in refusals.OPENERS})
 
 
+def skip_ids(model: Model, ev) -> jax.Array | None:
+  """Token ids the direction ablation leaves alone: the tokenizer's special
+  tokens (BOS and the chat markers) when `ev.skip_special_tokens`."""
+  if not ev.skip_special_tokens:
+    return None
+  return jnp.asarray(sorted(chat.special_token_ids(
+      model.tokenizer, model.config.bos_token_id)), jnp.int32)
+
+
 def select_direction(model: Model, ev, data) -> tuple[behaviour.Selection,
                                                       list[dict[str, Any]]]:
   """The difference-in-means direction whose ablation bypasses refusal most.
@@ -132,11 +143,12 @@ def select_direction(model: Model, ev, data) -> tuple[behaviour.Selection,
   h_ids, h_mask = behaviour.encode_prompts(
       model, datasets.load_prompts('everyday', 'val')[:ev.n_val])
   first = jnp.asarray(refusal_first_tokens(model))
+  skip = skip_ids(model, ev)
   clean = model.forward(h_ids, h_mask, logits_at='last').logits[:, 0]
 
   @jax.jit
   def score(direction):
-    ablate = DirectionalAblation(direction)
+    ablate = DirectionalAblation(direction, skip_ids=skip)
     logits = model.forward(ids, mask, logits_at='last',
                            interventions=ablate).logits[:, 0]  # [B, V]
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -163,7 +175,8 @@ def select_direction(model: Model, ev, data) -> tuple[behaviour.Selection,
     p, l = np.unravel_index(flat, scores.shape)
     comply = judged(val, behaviour.generate(
         model, val, max_new_tokens=ev.val_tokens, batch_size=ev.batch_size,
-        interventions=DirectionalAblation(jnp.asarray(cands[p, l]))))[
+        interventions=DirectionalAblation(jnp.asarray(cands[p, l]),
+                                          skip_ids=skip)))[
             'complied']
     record = {'layer': int(l), 'position': int(p - ev.n_positions),
               'refusal_score': float(scores[p, l]),
@@ -219,8 +232,10 @@ def evaluate(tuned: Model, base: Model, config) -> dict[str, Any]:
   selection, checked = select_direction(tuned, ev, config.data)
   result['direction'] = {'layer': selection.layer,
                          'position': selection.position,
+                         'skip_special_tokens': bool(ev.skip_special_tokens),
                          'candidates': checked}
-  ablation = DirectionalAblation(jnp.asarray(selection.direction))
+  ablation = DirectionalAblation(jnp.asarray(selection.direction),
+                                 skip_ids=skip_ids(tuned, ev))
   for name, prompts in sets.items():
     j = judged(prompts, behaviour.generate(tuned, prompts,
                                            interventions=ablation, **gen))
