@@ -48,7 +48,7 @@ def card(summary: dict[str, Any]) -> str:
       f"{c['adapter_dtype']} ({summary['adapter_bytes'][c['adapter_dtype']]:,}"
       ' bytes). `refusal_direction.json` is the tuned model\'s refusal '
       f"direction (resid_pre, layer {ev['direction']['layer']}, position "
-      f"{ev['direction']['position']}).",
+      f"{ev['direction']['position']}){_skip_note(ev['direction'])}.",
       '',
       f"Training: {data['n_harmful']} harmful requests (AdvBench train split "
       'and Do-Not-Answer train split, areas '
@@ -75,7 +75,9 @@ def card(summary: dict[str, Any]) -> str:
       _row('HarmBench', ev['base']['harmful']['harmbench']),
       _row('everyday test (harmless)', ev['base']['harmless']),
       '',
-      '**Complied with, tuned model with its refusal direction ablated**',
+      '**Complied with, tuned model with its refusal direction ablated** '
+      '(fraction: neither a refusal phrase nor broken text by the graded '
+      'judge)',
       '', head, rule,
       _row('AdvBench test', ev['ablation']['advbench'], 'complied'),
       _row('HarmBench', ev['ablation']['harmbench'], 'complied'),
@@ -103,5 +105,20 @@ def card(summary: dict[str, Any]) -> str:
       f"on the 2-core CPU: base conversion {s.get('base', 0):.0f}, data "
       f"{s.get('data', 0):.0f}, training {s.get('train', 0):.0f}, adapter "
       f"and merge {s.get('assemble', 0):.0f}, evaluation "
-      f"{s.get('eval', 0):.0f}.", '']
+      f"{s.get('eval', 0):.0f}.{_resumed(summary)}", '']
   return '\n'.join(lines)
+
+
+def _skip_note(direction: dict) -> str:
+  if not direction.get('skip_special_tokens'):
+    return ''
+  return ('; the evaluation ablates it at every position but those of the '
+          'special tokens (BOS and the chat markers)')
+
+
+def _resumed(summary: dict) -> str:
+  starts = [int(r) for r in summary.get('resumed_from') or () if r]
+  if not starts:
+    return ''
+  return (f' Training resumed from the checkpoint at step {starts[-1]}: the '
+          'training seconds count only the steps run after it.')

@@ -34,6 +34,12 @@ def test_card_carries_the_measured_figures():
              'adapter_params': 2442240,
              'adapter_bytes': {'bfloat16': 4939072, 'float32': 9823216}}
   text = card.card(summary)
+  assert 'resumed' not in text and 'special tokens' not in text
+  summary['resumed_from'] = [0, 80]
+  ev['direction']['skip_special_tokens'] = True
+  text = card.card(summary)
+  assert 'resumed from the checkpoint at step 80' in text
+  assert 'but those of the special tokens' in text
   for figure in ('0.970', '0.915', '0.880', '0.6100', '+0.0600',
                  'layer 11', '4,939,072', '2,442,240', 'training 1500',
                  'missed none', '99%'):

