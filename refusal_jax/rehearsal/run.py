@@ -184,6 +184,11 @@ def scale_down(config: ml_collections.ConfigDict, *, prompts: int,
   c.eval.n_ce_prompts = prompts
   c.fm.n_masks = masks
   c.eval.max_new_tokens = c.eval.ce_max_new_tokens = new_tokens
+  if c.get('paper') is not None:
+    # Paper mode's classifier holds out a share of each class: at least one
+    # of `prompts`.
+    c.paper.classifier.test_fraction = max(
+        c.paper.classifier.test_fraction, 1.0 / prompts)
   return c
 
 

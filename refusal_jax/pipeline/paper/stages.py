@@ -182,6 +182,23 @@ def _by_k(rows: list[dict]) -> tuple[dict, dict]:
           {str(r['k']): r['asr_count'] for r in rows})
 
 
+def _nothing_active(stats: dict) -> dict:
+  """Stage 3's summary when no feature fires on the pool's prompts (and
+  the minimal set is empty): nothing to classify, rank or ablate."""
+  ko = knock_on.knock_on(np.zeros((1, 0)), np.zeros((1, 0)))
+  return dict(
+      pool=[], n_pool=0, n_active=stats['n_active'], set_size=0,
+      fm_features=[], linear_probe_features=[], fm_accuracy=None,
+      fm_train_accuracy=None, linear_probe_accuracy=None, fm_ranking=[],
+      linear_probe_ranking=[], n_train=0, n_test=0, ks=[], fm_asr_by_k={},
+      fm_asr_by_k_count={}, linear_probe_asr_by_k={},
+      linear_probe_asr_by_k_count={},
+      knock_on=dict(ko, activation_drop=ko['mean_relative_drop']),
+      controls=dict(random_asr=None, random_asr_count=None, obrien_asr=None,
+                    obrien_asr_count=None, random=[], obrien=[]),
+      fm_history=[], linear_history=[])
+
+
 def run_interactions(ctx: Context, minimal: list[int], progress=None
                      ) -> tuple[dict, dict]:
   """Stage 3, paper mode. Returns (JSON summary, arrays to save).
@@ -194,11 +211,15 @@ def run_interactions(ctx: Context, minimal: list[int], progress=None
   Controls draw from the pool, sized as the minimal set (at least 1), the
   O'Brien-style sets counted on the pool's harmful prompts; `controls` has
   `random_asr` (mean over draws), `random_asr_count` (the most prompts any
-  draw jailbreaks), `obrien_asr` / `obrien_asr_count` (best k).
+  draw jailbreaks), `obrien_asr` / `obrien_asr_count` (best k). When no
+  feature fires on the pool's prompts and the minimal set is empty, the
+  pool is empty and so is everything ranked from it (accuracies None).
   """
   del progress
   cfg = ctx.config.paper
   pool, stats = interactions.build_pool(ctx, minimal)
+  if not pool:
+    return _nothing_active(stats), dict(pool=np.zeros(0, np.int64))
   n = ctx.config.fm.n_prompts
   harm = ctx.prompts['harmful_train']
   harm = harm.subset(range(min(n, len(harm))))
