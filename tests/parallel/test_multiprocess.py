@@ -13,6 +13,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 import numerics
 import tiny_setup
@@ -104,6 +105,9 @@ def _assert_same(a, b, path='summary', scale=None):
     assert a == b, (path, a, b)
 
 
+# Three pipeline runs in subprocesses (about 45 s on 2 cores): `make
+# test-slow`; tests/parallel/test_sharding.py covers meshes in one process.
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_summary(tmp_path):
   root = str(tmp_path / 'tiny')
   tiny_setup.build(root)
