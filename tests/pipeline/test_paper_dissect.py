@@ -115,5 +115,9 @@ def test_tau_sweep_keeps_the_set_of_the_largest_tau_that_keeps_any(
   assert out['taus'] == {'0.0': features, '0.9': []}
   assert out['tau'] == 0.0 and out['features'] == features
   assert out['per_seed'] == {'0': features, '1': features}
-  assert 0.0 <= out['asr'] <= 1.0 and out['asr_count'] >= 0
-  assert out['n_dormant'] + len(out['dormant_effect']['dormant']) >= 0
+  n = len(ctx.prompts['harmful_test'])
+  assert out['asr_count'] == round(out['asr'] * n)
+  # every seed kept the whole set, so each one's jailbreaks are the set's
+  assert out['per_seed_asr_count'] == {'0': out['asr_count'],
+                                       '1': out['asr_count']}
+  assert out['n_dormant'] == len(out['dormant'])
