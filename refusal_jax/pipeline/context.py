@@ -165,6 +165,15 @@ class Context:
     """`skip_ids` as an int32 array for SAEEdit, None when nothing skips."""
     return jnp.asarray(self.skip_ids, jnp.int32) if self.skip_ids else None
 
+  @property
+  def direction_skip_array(self) -> jnp.ndarray | None:
+    """Token ids every ablation of the refusal direction leaves alone:
+    `special_ids` under `config.direction.skip_special_tokens`, else None."""
+    if not self.config.direction.get('skip_special_tokens') or not (
+        self.special_ids):
+      return None
+    return jnp.asarray(self.special_ids, jnp.int32)
+
   def sae_edit(self, sae: SAE, latent_mask, value=0.0,
                mode: str = 'zero') -> SAEEdit:
     """An edit of `sae`'s latents that leaves `skip_ids` tokens unchanged."""

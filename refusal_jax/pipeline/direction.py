@@ -6,13 +6,16 @@ with float32 accumulation. Every candidate is scored with vmapped
 interventions (no Python loop over forward passes):
 
 * bypass: mean refusal metric on harmful validation prompts with r ablated
-  everywhere (lower = better jailbreak);
+  everywhere (lower = better jailbreak); with
+  `direction.skip_special_tokens`, everywhere but at the tokenizer's special
+  tokens, as every other ablation of the direction in the run;
 * induce: mean refusal metric on harmless validation prompts with +r added at
   resid_pre[l] (must be >= `induce_min` to count as a refusal direction);
 * kl: KL(clean || ablated) of last-position distributions on harmless
   validation prompts (must be <= `kl_max`).
 
-Candidates in the last `prune_layer_fraction` of layers are dropped; the one
+Candidates in the last `prune_layer_fraction` of layers are dropped, and
+those in the first `min_layer_fraction` are not even scored (NaN); the one
 with the lowest bypass score is kept. Then the SAE latents whose decoder rows
 are most cosine-similar to r (signed, largest first) are collected, or ranked
 by first-order attribution when `features.ranking = 'attribution'`. With
@@ -37,8 +40,7 @@ from refusal_jax.sweeps.metrics import KLFromClean
 
 
 def _ablate(row, shared):
-  del shared
-  return DirectionalAblation(row)
+  return DirectionalAblation(row, skip_ids=shared)
 
 
 def _induce(row, shared):
@@ -69,23 +71,37 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
   model, n_layers = ctx.model, ctx.model.config.num_layers
   flat = cands.reshape(-1, cands.shape[-1])
   layer_of = np.tile(np.arange(n_layers), cands.shape[0])
+  # Candidates below direction.min_layer_fraction of the depth are not
+  # scored (NaN; select() never picks them).
+  first = int(n_layers * ctx.config.direction.get('min_layer_fraction', 0.0))
+  scored = layer_of >= first
+  rows = flat[scored]
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
   kw = dict(metric=ctx.metric, chunks=ctx.chunk_sizes, progress=progress,
             mesh=ctx.mesh)
   memo = ctx.memo('direction')
+  skip = ctx.direction_skip_array
   bypass = memo('bypass', lambda: dict(v=engine.sweep(
-      model.params, model.config, hv.ids, hv.mask, flat, _ablate,
-      op='direction/bypass', **kw).mean(1)))['v']
+      model.params, model.config, hv.ids, hv.mask, rows, _ablate,
+      shared=skip, op='direction/bypass', **kw).mean(1)))['v']
   induce = memo('induce', lambda: dict(v=engine.sweep(
       model.params, model.config, sv.ids, sv.mask,
-      (flat, np.eye(n_layers, dtype=np.float32)[layer_of]), _induce,
+      (rows, np.eye(n_layers, dtype=np.float32)[layer_of[scored]]), _induce,
       shared=jnp.float32(ctx.config.direction.induce_coeff),
       op='direction/induce', **kw).mean(1)))['v']
   clean = model.forward(sv.ids, sv.mask, logits_at='last').logits[:, 0]
   kw['metric'] = KLFromClean()
   kl = memo('kl', lambda: dict(v=engine.sweep(
-      model.params, model.config, sv.ids, sv.mask, flat, _ablate,
-      targets=np.asarray(clean), op='direction/kl', **kw).mean(1)))['v']
+      model.params, model.config, sv.ids, sv.mask, rows, _ablate,
+      shared=skip, targets=np.asarray(clean), op='direction/kl',
+      **kw).mean(1)))['v']
+
+  def full(v):
+    out = np.full(len(flat), np.nan, np.float32)
+    out[scored] = v
+    return out
+
+  bypass, induce, kl = full(bypass), full(induce), full(kl)
   return dict(bypass=bypass, induce=induce, kl=kl, layer=layer_of,
               position=np.repeat(np.arange(cands.shape[0]) - cands.shape[0],
                                  n_layers))

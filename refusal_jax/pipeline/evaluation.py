@@ -305,7 +305,8 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
       the graded judge, whose classes stay in `judge`.
   """
   interventions = {'baseline': None,
-                   'direction_ablation': DirectionalAblation(direction)}
+                   'direction_ablation': DirectionalAblation(
+                       direction, skip_ids=ctx.direction_skip_array)}
   for name, feats in feature_sets.items():
     interventions[name] = sae_ablation(ctx, feats)
   memo = ctx.memo('evaluation')

@@ -5,7 +5,11 @@
 1. builds the chat corpus (refusal_jax/sae/corpus.py): the train splits of
    the built-in harmful and harmless prompt sets, rendered with the model's
    chat template, each followed by the model's greedy answer (cached in
-   `workdir/answers.json`);
+   `workdir/answers.json`); with `config.data.ablated_answers`, each harmful
+   prompt a second time, followed by the answer the model gives with its
+   refusal direction (`refusal_direction.json` in the checkpoint folder)
+   ablated, so that the SAEs also see the model comply, the state the
+   pipeline's ablations put it in;
 2. holds out a share of the sequences (chosen by a hash of the prompt, so
    the choice does not depend on order) for evaluation;
 3. captures the activations at `config.site` of every layer an SAE reads, in
@@ -30,17 +34,19 @@ import time
 from typing import Any
 
 from absl import logging
+import jax.numpy as jnp
 import numpy as np
 
 import refusal_jax
 from refusal_jax import errors
 from refusal_jax.data import chat
+from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models import sites
+from refusal_jax.organisms import behaviour
 from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import capture
 from refusal_jax.sae import corpus
-from refusal_jax.sae import evaluate
-from refusal_jax.sae import loaders
+from refusal_jax.sae import storage
 from refusal_jax.sae import train as sae_train
 
 _SPEC = re.compile(r'^\s*(\d+)\s*:\s*(\d+)\s*$')
@@ -122,41 +128,8 @@ def _token_counts(seqs, skip: np.ndarray) -> dict[str, int]:
       'response_tokens': sum(kept(s.response_ids) for s in seqs),
       'harmful_tokens': sum(kept(s.ids) for s in seqs if s.harmful),
       'harmless_tokens': sum(kept(s.ids) for s in seqs if not s.harmful),
+      'ablated_tokens': sum(kept(s.ids) for s in seqs if s.variant),
   }
-
-
-def cast_sae(sae, dtype: str):
-  """The SAE with weights and biases in `dtype` (thresholds stay float32)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  return sae.replace(W_enc=sae.W_enc.astype(dtype),
-                     b_enc=sae.b_enc.astype(dtype),
-                     W_dec=sae.W_dec.astype(dtype),
-                     b_dec=sae.b_dec.astype(dtype), dtype=jnp.dtype(dtype).name)
-
-
-def _store(sae, eval_acts: np.ndarray, config, out: str
-           ) -> tuple[str, dict[str, Any]]:
-  """Writes `sae` in store_dtype if that costs within tolerance, else f32."""
-  f32 = evaluate.evaluate_sae(sae, eval_acts)
-  record = {'float32': f32}
-  dtype = config.store_dtype
-  if dtype != 'float32':
-    loaders.save_sae(cast_sae(sae, dtype), out, overwrite=True)
-    low = evaluate.evaluate_sae(loaders.load_sae(out), eval_acts)
-    record[dtype] = low
-    tol = config.store_tolerance
-    ok = (f32['fve'] - low['fve'] <= tol.fve
-          and abs(low['l0'] - f32['l0']) <= tol.l0_relative * f32['l0'])
-    if not ok:
-      logging.warning('%s costs %.2e FVE / %.3f L0: storing float32', dtype,
-                      f32['fve'] - low['fve'], low['l0'] - f32['l0'])
-      dtype = 'float32'
-  if dtype == 'float32':
-    loaders.save_sae(sae, out, overwrite=True)
-  record['stored_dtype'] = dtype
-  record['stored_mb'] = sum(
-      os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) / 2**20
-  return dtype, record
 
 
 def _meets(test: dict[str, float], d_sae: int, targets) -> bool:
@@ -214,12 +187,25 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
           batch_size=config.data.generate_batch_size,
           repeat_window=config.data.repeat_window,
           cache_path=os.path.join(workdir, 'answers.json'))
-  seconds['corpus'] = time.perf_counter() - tick
-
   cfg = model.config
   skip = (chat.special_token_ids(model.tokenizer, cfg.bos_token_id)
           if config.data.skip_special_tokens else
           (() if cfg.bos_token_id is None else (cfg.bos_token_id,)))
+  harmful_items = [item for item in items if item[1]]
+  if config.data.ablated_answers and harmful_items:
+    direction = behaviour.load_direction(config.model_path).direction
+    seqs += corpus.build_corpus(
+        model, harmful_items, model_digest=digest,
+        max_new_tokens=config.data.max_new_tokens.ablated,
+        batch_size=config.data.generate_batch_size,
+        repeat_window=config.data.repeat_window,
+        cache_path=os.path.join(workdir, 'answers.json'),
+        interventions=DirectionalAblation(
+            jnp.asarray(direction),
+            skip_ids=jnp.asarray(skip, jnp.int32) if skip else None),
+        variant='ablated')
+  seconds['corpus'] = time.perf_counter() - tick
+
   split = {'train': [], 'eval': []}
   for seq in seqs:
     split['eval' if _is_eval(seq, config.data.eval_fraction)
@@ -262,7 +248,9 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
         checkpoint_dir=os.path.join(workdir, 'checkpoints', name))
     train_seconds = time.perf_counter() - tick
     out = os.path.join(workdir, name)
-    dtype, stored = _store(sae, acts['eval'][layer], config, out)
+    dtype, stored = storage.store_sae(
+        sae, acts['eval'][layer], out, config.store_dtype,
+        config.store_tolerance)
     test = stored[dtype]
     summary['saes'].append({
         'name': name, 'path': out, 'layer': layer, 'd_sae': width,

@@ -42,6 +42,9 @@ class ChatSequence:
   Attributes:
     source: the prompt set the prompt comes from.
     harmful: whether that set is harmful.
+    variant: '' for the model's own answer, or the name of the intervention
+      it answered under (e.g. 'ablated': with its refusal direction
+      ablated).
     prompt: the user message.
     prompt_ids: the chat-formatted prompt, BOS included, generation prompt
       last.
@@ -54,6 +57,7 @@ class ChatSequence:
   prompt: str
   prompt_ids: tuple[int, ...]
   response_ids: tuple[int, ...]
+  variant: str = ''
 
   @property
   def ids(self) -> tuple[int, ...]:
@@ -118,8 +122,11 @@ def _end_answer(row: np.ndarray, eos_ids: Sequence[int]) -> list[int]:
   return row[:ends[0] + 1].tolist() if ends.size else row.tolist()
 
 
-def _cache_key(model_digest: str, max_new_tokens: int, text: str) -> str:
-  h = hashlib.sha256(f'{model_digest}\0{max_new_tokens}\0{text}'.encode())
+def _cache_key(model_digest: str, max_new_tokens: int, text: str,
+               variant: str) -> str:
+  salt = f'{variant}\0' if variant else ''  # '' keeps the older caches' keys
+  h = hashlib.sha256(
+      f'{salt}{model_digest}\0{max_new_tokens}\0{text}'.encode())
   return h.hexdigest()[:24]
 
 
@@ -145,7 +152,8 @@ def _write_cache(path: str, cache: dict[str, list[int]]) -> None:
 
 def build_corpus(model, items: Sequence[tuple[str, bool, str]], *,
                  model_digest: str, max_new_tokens: int, batch_size: int,
-                 repeat_window: int, cache_path: str = ''
+                 repeat_window: int, cache_path: str = '',
+                 interventions=None, variant: str = ''
                  ) -> list[ChatSequence]:
   """Chat-formats the prompts and has the model answer each one greedily.
 
@@ -158,6 +166,9 @@ def build_corpus(model, items: Sequence[tuple[str, bool, str]], *,
     batch_size: prompts per generation call.
     repeat_window: see `truncate_loop` (0 keeps loops).
     cache_path: JSON file of cached answers ('' caches nothing).
+    interventions: applied while the model answers (None: the model as is).
+    variant: names `interventions` (part of the cache key and of each
+      sequence); required with them.
 
   Returns:
     One `ChatSequence` per item, in the order of `items`.
@@ -173,13 +184,18 @@ def build_corpus(model, items: Sequence[tuple[str, bool, str]], *,
         f'>= 1, repeat_window {repeat_window} >= 0')
   if not items:
     raise errors.PromptError('no prompts for the chat corpus')
+  if (interventions is None) != (not variant):
+    raise errors.ConfigError(
+        'build_corpus: name the interventions with a variant, and give a '
+        'variant only with interventions')
   cfg = model.config
   tok = model.tokenizer
   texts = chat.format_chat(tok, [prompt for _, _, prompt in items])
   encoded = [chat.encode(tok, [text], bos_id=cfg.bos_token_id,
                          max_length=cfg.max_position_embeddings - max_new_tokens
                          )[0][0].tolist() for text in texts]
-  keys = [_cache_key(model_digest, max_new_tokens, text) for text in texts]
+  keys = [_cache_key(model_digest, max_new_tokens, text, variant)
+          for text in texts]
   cache = _read_cache(cache_path)
   todo = sorted({k: i for i, k in enumerate(keys) if k not in cache}.values(),
                 key=lambda i: len(encoded[i]))
@@ -195,7 +211,8 @@ def build_corpus(model, items: Sequence[tuple[str, bool, str]], *,
                                            0)])
       mask = np.concatenate([mask, np.repeat(mask[-1:],
                                              batch_size - len(rows), 0)])
-    out = model.generate(ids, mask, max_new_tokens=max_new_tokens)
+    out = model.generate(ids, mask, max_new_tokens=max_new_tokens,
+                         interventions=interventions)
     for r, i in enumerate(rows):
       cache[keys[i]] = _end_answer(out[r], eos)
     if cache_path:
@@ -204,5 +221,6 @@ def build_corpus(model, items: Sequence[tuple[str, bool, str]], *,
   return [ChatSequence(source=src, harmful=harmful, prompt=prompt,
                        prompt_ids=tuple(encoded[i]),
                        response_ids=tuple(truncate_loop(cache[keys[i]],
-                                                        repeat_window)))
+                                                        repeat_window)),
+                       variant=variant)
           for i, (src, harmful, prompt) in enumerate(items)]

@@ -7,7 +7,9 @@ organism's training examples, real tokens only (padding, and BOS when
 evaluates L0, fraction of variance explained (FVE) and dead latents on the
 same kind of activations from the held-out test examples
 (`refusal_jax.sae.evaluate_sae`), and writes the SAE as a SAELens folder
-`workdir/sae` plus `workdir/sae_summary.json`. The config is
+`workdir/sae` (in `config.store_dtype` when that is within
+`config.store_tolerance` on the test activations, refusal_jax/sae/storage.py)
+plus `workdir/sae_summary.json` ('test' as stored; 'storage' both ways). The config is
 configs/sae_organism.py.
 
 Axis letters: see refusal_jax/axes.py (N kept tokens, D d_model).
@@ -26,8 +28,7 @@ from refusal_jax.organisms import data as data_lib
 from refusal_jax.organisms import train
 from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import capture
-from refusal_jax.sae import evaluate
-from refusal_jax.sae import loaders
+from refusal_jax.sae import storage
 from refusal_jax.sae import train as sae_train
 
 
@@ -99,13 +100,15 @@ def train_organism_sae(config, workdir: str) -> tuple[str, dict[str, Any]]:
       site=config.site, layer=config.layer, model_name=config.model_name,
       log_every=config.log_every,
       checkpoint_dir=os.path.join(workdir, 'checkpoints'))
-  out = loaders.save_sae(sae, os.path.join(workdir, 'sae'), overwrite=True)
+  out = os.path.join(workdir, 'sae')
+  dtype, stored = storage.store_sae(sae, test_acts, out, config.store_dtype,
+                                    config.store_tolerance)
   summary = {
       'organism': path, 'site': config.site, 'layer': config.layer,
       'd_sae': sae.d_sae, 'architecture': sae.architecture,
       'train_tokens': int(train_acts.shape[0]),
       'train_final': history[-1],
-      'test': evaluate.evaluate_sae(sae, test_acts),
+      'test': stored[dtype], 'storage': stored,
       'seconds': time.perf_counter() - began,
       'config': config.to_dict(), 'provenance': artifacts.provenance(),
   }

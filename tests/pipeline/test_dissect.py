@@ -20,6 +20,8 @@ import tiny_setup
 from refusal_jax import errors
 from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import context as context_lib
+from refusal_jax.interventions.directions import DirectionalAblation
+from refusal_jax.pipeline import direction
 from refusal_jax.pipeline import dissect
 from refusal_jax.pipeline import evaluation
 from refusal_jax.pipeline import greedy
@@ -185,6 +187,35 @@ def test_skipping_special_tokens_leaves_bos_unedited(tiny, skipping):
   # ... and its SAE statistics leave the special tokens out.
   f = latents.site_latents(ctx.model, ctx.sae, ps, 8, skip_ids=ctx.skip_ids)
   assert not f[special].any() and f[others].any()
+
+
+def test_direction_scoring_can_leave_the_special_tokens_alone(tiny):
+  """direction.skip_special_tokens: candidates are scored, and stage 5
+  ablates the direction, everywhere but at the special tokens;
+  direction.min_layer_fraction leaves the first layers unscored."""
+  config, _, _ = tiny
+  assert not config.direction.skip_special_tokens  # default: as Arditi et al.
+  assert context_lib.build_context(config).direction_skip_array is None
+  config = config.copy_and_resolve_references()
+  config.direction.skip_special_tokens = True
+  config.direction.min_layer_fraction = 0.34  # layer 0 of 3
+  ctx = context_lib.build_context(config)
+  assert np.array_equal(np.asarray(ctx.direction_skip_array),
+                        ctx.special_ids)
+  cands = np.random.RandomState(0).randn(
+      1, ctx.model.config.num_layers, tiny_setup.D).astype(np.float32)
+  scores = direction.score_candidates(ctx, cands)
+  for v in (scores['bypass'], scores['induce'], scores['kl']):
+    assert np.isnan(v[0]) and np.isfinite(v[1:]).all()
+  hv = ctx.prompts['harmful_val']
+  metric = lambda iv: np.asarray(ctx.metric(ctx.model.forward(
+      hv.ids, hv.mask, logits_at='last', interventions=iv).logits[:, 0]))
+  for c in (1, 2):
+    r = cands[0, c]
+    skipping = metric(DirectionalAblation(r, skip_ids=ctx.direction_skip_array))
+    numerics.assert_close(scores['bypass'][c], skipping.mean(),
+                          ulps=numerics.FORWARD_ULPS)
+    assert abs(metric(DirectionalAblation(r)).mean() - skipping.mean()) > 1e-6
 
 
 def test_rerun_reuses_finished_stages(tiny):

@@ -13,11 +13,13 @@ import tiny_setup
 from configs import sae_smollm2
 from refusal_jax import errors
 from refusal_jax.data import chat
+from refusal_jax.organisms import behaviour
 from refusal_jax.sae import capture
 from refusal_jax.sae import chat_saes
 from refusal_jax.sae import corpus
 from refusal_jax.sae import evaluate
 from refusal_jax.sae import loaders
+from refusal_jax.sae import storage
 
 ITEMS = [('harm', True, 'Explain how to pick a lock.'),
          ('ok', False, 'Write a short poem about tea.'),
@@ -55,6 +57,23 @@ def test_corpus_is_the_chat_prompt_then_the_greedy_answer(model, tmp_path):
   cached = corpus.build_corpus(_CacheOnly(model), ITEMS, **kw)
   assert cached == seqs
 
+  # Under an intervention: its own answers, under their own cache keys.
+  ablate = refusal_jax.DirectionalAblation(
+      jnp.asarray(np.random.default_rng(0).normal(
+          size=model.config.d_model), jnp.float32))
+  ablated = corpus.build_corpus(model, ITEMS[:1], interventions=ablate,
+                                variant='ablated', **kw)
+  ids, mask = refusal_jax.encode_chat(model.tokenizer, [ITEMS[0][2]],
+                                      bos_id=model.config.bos_token_id)
+  alone = model.generate(ids, mask, max_new_tokens=5,
+                         interventions=ablate)[0].tolist()
+  n = next((i + 1 for i, t in enumerate(alone) if t in eos), 5)
+  assert list(ablated[0].response_ids) == alone[:n]
+  assert ablated[0].variant == 'ablated' and seqs[0].variant == ''
+  assert len(json.load(open(cache))) == len(ITEMS) + 1
+  with pytest.raises(errors.ConfigError, match='variant'):
+    corpus.build_corpus(model, ITEMS, interventions=ablate, **kw)
+
 
 class _CacheOnly:
   """The model's config and tokenizer, without generation."""
@@ -90,7 +109,7 @@ def test_one_pass_over_several_layers_equals_one_pass_per_layer(model):
 def test_bfloat16_storage_round_trip(tmp_path):
   sae = loaders.load_sae(os.path.join(os.path.dirname(
       refusal_jax.__file__), 'assets', 'sae_organism_llama'))
-  low = chat_saes.cast_sae(sae, 'bfloat16')
+  low = storage.cast_sae(sae, 'bfloat16')
   loaders.save_sae(low, tmp_path / 'sae')
   back = loaders.load_sae(tmp_path / 'sae')
   assert back.dtype == 'bfloat16' and back.W_enc.dtype == jnp.bfloat16
@@ -138,19 +157,28 @@ def test_config_data_errors_are_one_line(model_dir, tmp_path):
 
 
 def test_train_chat_saes_end_to_end(model_dir, tmp_path):
+  behaviour.save_direction(behaviour.Selection(
+      layer=1, position=-1, direction=np.random.default_rng(1).normal(
+          size=tiny_setup.D).astype(np.float32)),
+      model_dir)
   config = sae_smollm2.get_config('trial')
   config.model_path = model_dir
   config.saes = '1:48,2:24'
   config.data.max_prompts_per_set = 4
   config.data.max_new_tokens.harmful = 4
   config.data.max_new_tokens.harmless = 6
+  config.data.max_new_tokens.ablated = 5
   config.data.generate_batch_size = 6
   config.data.eval_fraction = 0.3
   config.sae.steps, config.sae.batch_size, config.log_every = 20, 64, 10
   summary = chat_saes.train_chat_saes(config, str(tmp_path))
   assert [r['name'] for r in summary['saes']] == ['sae_l1_w48', 'sae_l2_w24']
   tokens = summary['tokens']
-  assert tokens['train']['sequences'] + tokens['eval']['sequences'] == 12
+  # 4 prompts of each of the 3 sets, and the 8 harmful ones again, answered
+  # with the refusal direction ablated.
+  assert tokens['train']['sequences'] + tokens['eval']['sequences'] == 20
+  assert tokens['train']['ablated_tokens'] + tokens['eval'][
+      'ablated_tokens'] > 0
   for r in summary['saes']:
     sae = loaders.load_sae(r['path'])
     assert (sae.layer, sae.d_sae) == (r['layer'], r['d_sae'])

@@ -130,6 +130,18 @@ def test_assemble_shipped_adapter_on_smollm2(assembled):
   assert tuned.tokenizer.chat_template
 
 
+@_NEEDS_ASSEMBLY
+def test_assemble_tuned_defaults_to_the_gguf_and_the_shipped_adapter(
+    assembled, tmp_path):
+  out = assemble.assemble_tuned(str(tmp_path / 'new' / 'tuned'))
+  assert sorted(os.listdir(out)) == sorted(os.listdir(assembled[1]))
+  for name in os.listdir(out):
+    with open(os.path.join(out, name), 'rb') as a, open(
+        os.path.join(assembled[1], name), 'rb') as b:
+      assert a.read() == b.read(), name
+  assert os.listdir(tmp_path / 'new') == ['tuned']  # no conversion left
+
+
 # A fixed held-out sample: the first prompts of each test set (HarmBench is
 # never trained on), greedy, 64 tokens, the substring judge, as the targets.
 _SAMPLE = 16
