@@ -99,11 +99,12 @@ def base_config() -> ml_collections.ConfigDict:
   # Post-instruction positions of the candidates (0 = all template tokens
   # after the instruction, as Arditi et al.).
   c.direction.n_positions = 0
-  # Drop candidates from the last 20% of layers (Arditi et al.).
+  # Drop candidates from the last 20% of layers (Arditi et al.); they are
+  # not scored (NaN in direction.npz).
   c.direction.prune_layer_fraction = 0.2
-  # Leave the candidates of the first this fraction of layers unscored (NaN
-  # in direction.npz), to save their sweeps where a measurement shows no
-  # refusal direction there. 0: score every layer, as Arditi et al.
+  # Drop, unscored, the candidates of this first fraction of the layers too,
+  # to save their sweeps where a measurement shows no refusal direction
+  # there. 0: every layer below the pruned ones, as Arditi et al.
   c.direction.min_layer_fraction = 0.0
   # Keep candidates whose ablation moves harmless next-token distributions by
   # at most this KL (Arditi et al.: 0.1).

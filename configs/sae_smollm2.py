@@ -3,12 +3,13 @@
 The config argument is '' (the full run) or 'trial' (a small corpus and
 short training, to size steps, learning rate and L0 coefficient):
 
-  python -m experiments.convert_gguf --out=/tmp/smollm2
+  python -m experiments.assemble_tuned --out=workdir/smollm2_safety
   python -m experiments.train_chat_saes --config=configs/sae_smollm2.py \
-      --config.model_path=/tmp/smollm2 --workdir=workdir/sae_smollm2
+      --config.model_path=workdir/smollm2_safety --workdir=workdir/sae_smollm2
 
 Runs `refusal_jax.sae.chat_saes.train_chat_saes`: the model answers the
-train splits of the built-in harmful and harmless prompt sets greedily; the
+train and val splits of the built-in harmful and harmless prompt sets
+greedily (and the harmful ones again with its refusal direction ablated); the
 SAEs train on the residual stream of those chat sequences (prompt, template
 and answer tokens; special tokens left out) and are measured on a held-out
 share of the sequences. `workdir/sae_summary.json` holds FVE, L0, dead
@@ -49,7 +50,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # 'harmbench': it is the test set.
   config.data.harmful = ('advbench', 'donotanswer')
   config.data.harmless = ('everyday',)
-  config.data.split = 'train'
+  # The train and val splits (the val prompts only choose a refusal
+  # direction in a dissection; the SAEs read activations, no labels): the
+  # train splits alone give 246k training tokens, short of 300k (BUILD.md).
+  config.data.splits = ('train', 'val')
   # Prompts taken from each set, in the set's order (0: all).
   config.data.max_prompts_per_set = 24 if trial else 0
   # Longest greedy answer to a harmful and to a harmless prompt. A tuned
@@ -60,15 +64,15 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.data.max_new_tokens.harmful = 32 if trial else 96
   config.data.max_new_tokens.harmless = 64 if trial else 384
   # Longest answer to a harmful prompt with the refusal direction ablated
-  # (below): the model complies, at the length of its harmless answers' first
-  # part.
-  config.data.max_new_tokens.ablated = 32 if trial else 96
+  # (below): the model complies; at 96 tokens 0.42 of its answers to the
+  # train prompts were still going without a loop.
+  config.data.max_new_tokens.ablated = 32 if trial else 192
   # Answer every harmful prompt a second time with the model's refusal
   # direction (refusal_direction.json in model_path, as the safety tuning
   # writes it) ablated off the special tokens, and train on both: the SAEs
   # then see the model comply with harmful requests, the state every
-  # ablation of the pipeline puts it in. It also brings the corpus past 300k
-  # tokens: the train splits alone give about 200k (short refusals).
+  # ablation of the pipeline puts it in. Without them the train splits give
+  # 139k tokens (short refusals, harmless answers cut where they loop).
   config.data.ablated_answers = True
   # Prompts per generation call.
   config.data.generate_batch_size = 24 if trial else 64
@@ -77,7 +81,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   config.data.repeat_window = 12
   # Share of the sequences held out to measure the SAEs (chosen by a hash
   # of the set name and prompt).
-  config.data.eval_fraction = 0.1
+  # 0.05 of about 330k tokens leaves about 15k held-out tokens.
+  config.data.eval_fraction = 0.05
   # Leave the tokenizer's special tokens (BOS and the chat-template markers
   # <|im_start|>, <|im_end|>) out of training and evaluation, as the
   # pipeline's `sae_skip_special_tokens` leaves them out of SAE edits; only
@@ -96,6 +101,12 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # layer 14 (BUILD.md, "SAEs on SmolLM2-135M-Instruct").
   config.sae = sae_organism.get_config().sae
   del config.sae['d_sae']
+  # Half the organisms' L0 coefficient: with 1e-3, the 4608-wide SAE at
+  # layer 22 on the 246k-token train-split corpus had, on its training
+  # sample, L0 28.3 / 23.6 / 20.6 and FVE 0.82 / 0.86 / 0.87 at steps
+  # 500 / 1000 / 1500 of 3000: L0 falling towards the target's lower bound
+  # of 20 with FVE near its 0.85.
+  config.sae.l0_coefficient = 5e-4
   if trial:
     config.sae.steps = 600
   # Log (and checkpoint) every log_every steps.

@@ -14,9 +14,9 @@ interventions (no Python loop over forward passes):
 * kl: KL(clean || ablated) of last-position distributions on harmless
   validation prompts (must be <= `kl_max`).
 
-Candidates in the last `prune_layer_fraction` of layers are dropped, and
-those in the first `min_layer_fraction` are not even scored (NaN); the one
-with the lowest bypass score is kept. Then the SAE latents whose decoder rows
+Candidates in the last `prune_layer_fraction` of layers and in the first
+`min_layer_fraction` are not scored (NaN); of the others, the one with the
+lowest bypass score is kept. Then the SAE latents whose decoder rows
 are most cosine-similar to r (signed, largest first) are collected, or ranked
 by first-order attribution when `features.ranking = 'attribution'`. With
 several SAEs (`config.saes`) every feature of the space is ranked, and
@@ -71,10 +71,11 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
   model, n_layers = ctx.model, ctx.model.config.num_layers
   flat = cands.reshape(-1, cands.shape[-1])
   layer_of = np.tile(np.arange(n_layers), cands.shape[0])
-  # Candidates below direction.min_layer_fraction of the depth are not
-  # scored (NaN; select() never picks them).
-  first = int(n_layers * ctx.config.direction.get('min_layer_fraction', 0.0))
-  scored = layer_of >= first
+  # Candidates outside the layers select() may pick (below
+  # direction.min_layer_fraction or in the pruned last layers) are not
+  # scored: NaN.
+  first, last = _layer_range(ctx)
+  scored = (layer_of >= first) & (layer_of < last)
   rows = flat[scored]
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
   kw = dict(metric=ctx.metric, chunks=ctx.chunk_sizes, progress=progress,
@@ -107,11 +108,18 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
                                  n_layers))
 
 
+def _layer_range(ctx: Context) -> tuple[int, int]:
+  """[first, last) layers whose candidates are scored and may be chosen."""
+  cfg = ctx.config.direction
+  n_layers = ctx.model.config.num_layers
+  return (int(n_layers * cfg.get('min_layer_fraction', 0.0)),
+          int(n_layers * (1.0 - cfg.prune_layer_fraction)))
+
+
 def select(ctx: Context, scores: dict) -> tuple[int, str]:
   """Index of the chosen candidate and a note on how it was chosen."""
   cfg = ctx.config.direction
-  n_layers = ctx.model.config.num_layers
-  max_layer = int(n_layers * (1.0 - cfg.prune_layer_fraction))
+  _, max_layer = _layer_range(ctx)
   finite = np.isfinite(scores['bypass']) & np.isfinite(scores['kl']) & (
       np.isfinite(scores['induce']))
   layer_ok = finite & (scores['layer'] < max_layer)

@@ -2,8 +2,8 @@
 
 `train_chat_saes(config, workdir)` (config: configs/sae_smollm2.py):
 
-1. builds the chat corpus (refusal_jax/sae/corpus.py): the train splits of
-   the built-in harmful and harmless prompt sets, rendered with the model's
+1. builds the chat corpus (refusal_jax/sae/corpus.py): the
+   `config.data.splits` of the built-in harmful and harmless prompt sets, rendered with the model's
    chat template, each followed by the model's greedy answer (cached in
    `workdir/answers.json`); with `config.data.ablated_answers`, each harmful
    prompt a second time, followed by the answer the model gives with its
@@ -167,8 +167,12 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
   seconds = {}
   tick = time.perf_counter()
   digest = artifacts.inputs_digest([config.model_path])
-  items = corpus.builtin_prompts(config.data.harmful, config.data.harmless,
-                                 config.data.split)
+  splits = config.data.splits
+  if isinstance(splits, str):
+    splits = (splits,)
+  items = [item for split in splits
+           for item in corpus.builtin_prompts(
+               config.data.harmful, config.data.harmless, split)]
   if config.data.max_prompts_per_set:
     per_set: dict[str, int] = {}
     kept = []

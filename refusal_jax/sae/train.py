@@ -28,6 +28,7 @@ mean; the input has b_dec subtracted before encoding.
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
@@ -161,6 +162,7 @@ def train_sae(acts: Any, config: SAETrainConfig, *, site: str, layer: int,
   done = 0
   manager = None
   if checkpoint_dir:
+    _check_run(checkpoint_dir, config, data, hook)
     manager = ocp.CheckpointManager(
         os.path.abspath(checkpoint_dir),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
@@ -192,6 +194,38 @@ def train_sae(acts: Any, config: SAETrainConfig, *, site: str, layer: int,
     manager.close()
   return _to_sae(state['params'], scale, config, site, layer, hook,
                  model_name), history
+
+
+_RUN_FILE = 'run.json'
+
+
+def _check_run(checkpoint_dir: str, config: SAETrainConfig, data: np.ndarray,
+               hook: str) -> None:
+  """Records what a checkpoint directory trains, and refuses another run.
+
+  A checkpoint of other activations or hyperparameters must never be resumed
+  (the result would be neither run): the directory keeps the config, the
+  hook and a digest of the activations, and a rerun that differs stops with
+  a one-line error.
+  """
+  digest = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
+  run = json.loads(json.dumps({  # as read back: tuples become lists
+      'config': dataclasses.asdict(config), 'hook': hook,
+      'shape': list(data.shape), 'activations_sha256': digest}))
+  path = os.path.join(checkpoint_dir, _RUN_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    if old != run:
+      changed = sorted(k for k in run if old.get(k) != run[k])
+      raise errors.ConfigError(
+          f'checkpoint directory {checkpoint_dir} holds an SAE training of '
+          f'other {", ".join(changed)}; use a new directory or delete it')
+    return
+  os.makedirs(checkpoint_dir, exist_ok=True)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(run, f)
+  os.replace(path + '.tmp', path)
 
 
 def _save_history(checkpoint_dir: str, step: int, history) -> None:

@@ -205,12 +205,13 @@ def test_direction_scoring_can_leave_the_special_tokens_alone(tiny):
   cands = np.random.RandomState(0).randn(
       1, ctx.model.config.num_layers, tiny_setup.D).astype(np.float32)
   scores = direction.score_candidates(ctx, cands)
+  # Layer 0 is below the fraction, layer 2 in the pruned last 20%.
   for v in (scores['bypass'], scores['induce'], scores['kl']):
-    assert np.isnan(v[0]) and np.isfinite(v[1:]).all()
+    assert np.isnan(v[[0, 2]]).all() and np.isfinite(v[1])
   hv = ctx.prompts['harmful_val']
   metric = lambda iv: np.asarray(ctx.metric(ctx.model.forward(
       hv.ids, hv.mask, logits_at='last', interventions=iv).logits[:, 0]))
-  for c in (1, 2):
+  for c in (1,):
     r = cands[0, c]
     skipping = metric(DirectionalAblation(r, skip_ids=ctx.direction_skip_array))
     numerics.assert_close(scores['bypass'][c], skipping.mean(),

@@ -1,5 +1,6 @@
 """SAE training on synthetic sparse data; JumpReLU pseudo-derivatives."""
 
+import dataclasses
 import logging as py_logging
 import time
 
@@ -161,3 +162,9 @@ def test_interrupted_training_resumes_to_the_same_sae(sparse_data, tmp_path,
   np.testing.assert_array_equal(np.asarray(got.W_enc), np.asarray(want.W_enc))
   np.testing.assert_array_equal(np.asarray(got.threshold),
                                 np.asarray(want.threshold))
+  # A checkpoint of other activations or settings is never resumed.
+  with pytest.raises(errors.ConfigError, match='activations_sha256'):
+    train_sae(sparse_data[::-1], config, checkpoint_dir=ckpt, **kw)
+  with pytest.raises(errors.ConfigError, match='config'):
+    train_sae(sparse_data, dataclasses.replace(config, l0_coefficient=0.5),
+              checkpoint_dir=ckpt, **kw)

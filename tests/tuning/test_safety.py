@@ -7,13 +7,18 @@ import numpy as np
 import pytest
 
 import refusal_jax
+from configs import sae_smollm2
 from configs import safety_smollm2
 from refusal_jax import errors
 from refusal_jax import package_files
 from refusal_jax.checkpoints import from_gguf
+from refusal_jax.data import chat
 from refusal_jax.data import datasets
 from refusal_jax.data import judge
 from refusal_jax.organisms import behaviour
+from refusal_jax.sae import capture
+from refusal_jax.sae import corpus
+from refusal_jax.sae import evaluate as sae_evaluate
 from refusal_jax.tuning import assemble
 from refusal_jax.tuning import data
 from refusal_jax.tuning import evaluate
@@ -140,6 +145,30 @@ def test_assemble_tuned_defaults_to_the_gguf_and_the_shipped_adapter(
         os.path.join(assembled[1], name), 'rb') as b:
       assert a.read() == b.read(), name
   assert os.listdir(tmp_path / 'new') == ['tuned']  # no conversion left
+
+
+@_NEEDS_ASSEMBLY
+def test_shipped_saes_reconstruct_held_out_chats(assembled):
+  """The shipped SAEs on the tuned model's own answers to test prompts that
+  no SAE saw (AdvBench test, everyday test), special tokens left out as in
+  training: the FVE target, with the L0 and width of the config."""
+  tuned = refusal_jax.load_model(assembled[1])
+  items = [(name, name != 'everyday', p) for name in ('advbench', 'everyday')
+           for p in datasets.load_prompts(name, 'test')[:8]]
+  seqs = corpus.build_corpus(tuned, items, model_digest='', max_new_tokens=48,
+                             batch_size=16, repeat_window=12)
+  skip = chat.special_token_ids(tuned.tokenizer, tuned.config.bos_token_id)
+  acts = capture.capture_tokens(
+      tuned, [s.ids for s in seqs], site='resid_post',
+      layers=assemble.SAE_LAYERS, batch_size=16, skip_ids=skip, bucket=64)
+  targets = sae_smollm2.get_config().targets
+  for layer in assemble.SAE_LAYERS:
+    sae = refusal_jax.load_sae(assemble.shipped_sae(layer))
+    assert (sae.layer, sae.site, sae.d_in) == (layer, 'resid_post', 576)
+    assert sae.d_sae >= 4608 and sae.dtype == 'bfloat16'
+    got = sae_evaluate.evaluate_sae(sae, acts[layer])
+    assert got['fve'] >= targets.min_fve, (layer, got)
+    assert targets.min_l0 <= got['l0'] <= targets.max_l0, (layer, got)
 
 
 # A fixed held-out sample: the first prompts of each test set (HarmBench is
