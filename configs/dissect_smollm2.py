@@ -52,9 +52,9 @@ def get_config(arg: str = 'current'):
   c.data.harmful_test_source = 'harmbench'
   c.data.harmless_source = 'everyday'
 
-  # The tuned model's refusals open with 'I' ("I'm sorry, ...", "I can't
-  # ...") in 820 of 825 answers to harmful train prompts, and 'Sorry' in the
-  # rest (BUILD.md); its harmless answers open otherwise.
+  # The tuned model refuses 1119 of the 1130 AdvBench and Do-Not-Answer
+  # train prompts (greedy, the SAE corpus); every one of those refusals
+  # opens with 'I' ("I'm sorry, ...", "I can't ...", 1116) or 'Sorry' (3).
   c.metric.refusal_tokens = ('I', 'Sorry')
 
   # The last post-instruction position only: the safety tuning's selection
