@@ -76,6 +76,10 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
   # scored: NaN.
   first, last = _layer_range(ctx)
   scored = (layer_of >= first) & (layer_of < last)
+  if not scored.any():
+    raise errors.ConfigError(
+        f'direction.min_layer_fraction and prune_layer_fraction leave no '
+        f'layer to score (layers {first} to {last - 1} of {n_layers})')
   rows = flat[scored]
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
   kw = dict(metric=ctx.metric, chunks=ctx.chunk_sizes, progress=progress,

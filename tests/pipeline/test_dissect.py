@@ -217,6 +217,9 @@ def test_direction_scoring_can_leave_the_special_tokens_alone(tiny):
     numerics.assert_close(scores['bypass'][c], skipping.mean(),
                           ulps=numerics.FORWARD_ULPS)
     assert abs(metric(DirectionalAblation(r)).mean() - skipping.mean()) > 1e-6
+  config.direction.min_layer_fraction = 0.9
+  with pytest.raises(errors.ConfigError, match='no layer to score'):
+    direction.score_candidates(context_lib.build_context(config), cands)
 
 
 def test_rerun_reuses_finished_stages(tiny):
