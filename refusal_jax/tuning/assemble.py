@@ -61,7 +61,7 @@ def shipped_sae(layer: int) -> str:
     errors.CheckpointError: no SAE of that layer is shipped.
   """
   path = importlib.resources.files('refusal_jax').joinpath(
-      'assets', f'sae_{SHIPPED.split("_")[0]}_l{layer}')
+      'assets', f'sae_smollm2_l{layer}')
   if not path.joinpath('cfg.json').is_file():
     raise errors.CheckpointError(
         f'no shipped SmolLM2 SAE at layer {layer} ({path}); shipped: layers '
