@@ -3,13 +3,14 @@
 `train_chat_saes(config, workdir)` (config: configs/sae_smollm2.py):
 
 1. builds the chat corpus (refusal_jax/sae/corpus.py): the
-   `config.data.splits` of the built-in harmful and harmless prompt sets, rendered with the model's
-   chat template, each followed by the model's greedy answer (cached in
-   `workdir/answers.json`); with `config.data.ablated_answers`, each harmful
-   prompt a second time, followed by the answer the model gives with its
-   refusal direction (`refusal_direction.json` in the checkpoint folder)
-   ablated, so that the SAEs also see the model comply, the state the
-   pipeline's ablations put it in;
+   `config.data.splits` of the built-in harmful and harmless prompt sets,
+   rendered with the model's chat template, each followed by the model's
+   greedy answer (cached in `workdir/answers.json`); with
+   `config.data.ablated_answers`, each harmful prompt a second time,
+   followed by the answer the model gives with its refusal direction
+   (`refusal_direction.json` in the checkpoint folder) ablated, so that the
+   SAEs also see the model comply, the state the pipeline's ablations put
+   it in;
 2. holds out a share of the sequences (chosen by a hash of the prompt, so
    the choice does not depend on order) for evaluation;
 3. captures the activations at `config.site` of every layer an SAE reads, in
