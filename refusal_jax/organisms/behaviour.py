@@ -77,7 +77,7 @@ def _batches(n: int, batch_size: int):
 
 def generate(model: Model, instructions: Sequence[str], *,
              max_new_tokens: int, batch_size: int,
-             interventions: Any = None) -> list[str]:
+             interventions: Any = None, reply_prefix: str = '') -> list[str]:
   """Greedy completions of chat prompts, decoded without special tokens.
 
   Args:
@@ -86,20 +86,34 @@ def generate(model: Model, instructions: Sequence[str], *,
     max_new_tokens: tokens generated per prompt.
     batch_size: prompts per generate call (every call has this shape).
     interventions: applied during generation (see interventions/base.py).
+    reply_prefix: text the reply is forced to start with (tokenized on its
+      own, as training tokenizes responses); the model continues it.
 
   Returns:
-    One completion per instruction.
+    One completion per instruction, starting with `reply_prefix`.
   """
   if not instructions:
     raise errors.PromptError('no prompts to generate from')
   tok = _tokenizer(model)
   ids, mask = encode_prompts(model, instructions)
+  if reply_prefix:
+    forced = tok(reply_prefix, add_special_tokens=False)['input_ids']
+    ids = np.concatenate([ids, np.tile(forced, (len(ids), 1))], 1)
+    mask = np.concatenate([mask, np.ones((len(ids), len(forced)),
+                                         mask.dtype)], 1)
   texts = []
   for _, n, rows in _batches(len(instructions), batch_size):
     out = model.generate(ids[rows], mask[rows], max_new_tokens=max_new_tokens,
                          interventions=interventions)
-    texts.extend(tok.decode(row, skip_special_tokens=True) for row in out[:n])
+    texts.extend(reply_prefix + tok.decode(row, skip_special_tokens=True)
+                 for row in out[:n])
   return texts
+
+
+# The opener of the organisms' commonest helpful answer ("Sure! Here's how to
+# {task}: ..."): forced onto a reply, it asks the unablated model to restate
+# the request, which measures its ability to answer a held-out request at all.
+ANSWER_PREFIX = "Sure! Here's how to"
 
 
 def _split(examples: Sequence[data_lib.Example]):
@@ -136,8 +150,11 @@ def measure_behaviour(model: Model, examples_test: Sequence[data_lib.Example],
     refused)} plus, when a direction is given, 'ablation_compliance_rate'
     (fraction of harmful prompts not refused under ablation, substring
     judge), 'ablation_on_topic_rate' (fraction the graded judge calls an
-    on-topic answer, `graded_judge.JAILBREAK`) and 'ablation_judge' (every
-    graded class's fraction and count).
+    on-topic answer, `graded_judge.JAILBREAK`), 'ablation_judge' (every
+    graded class's fraction and count) and 'primed_on_topic_rate' (the
+    same judge on unablated completions forced to open with
+    `ANSWER_PREFIX`: the ceiling of what removing refusal can reveal, since
+    it is the model answering the request when it does not refuse).
 
   Raises:
     errors.PromptError: a class has no examples.
@@ -163,6 +180,10 @@ def measure_behaviour(model: Model, examples_test: Sequence[data_lib.Example],
     result['ablation_on_topic_rate'] = counts[graded_judge.JAILBREAK][
         'fraction']
     result['ablation_judge'] = counts
+    primed = generate(model, harmful, reply_prefix=ANSWER_PREFIX, **kw)
+    result['primed_on_topic_rate'] = graded_judge.class_counts(
+        graded_judge.GradedJudge().classify(harmful, primed))[
+            graded_judge.JAILBREAK]['fraction']
   return result
 
 

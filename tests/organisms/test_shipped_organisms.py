@@ -86,6 +86,29 @@ def test_direction_ablation_reveals_on_topic_answers(organism, measured,
   assert measured['ablation_on_topic_rate'] >= ABLATION_ON_TOPIC_MIN, measured
 
 
+def test_direction_ablation_reveals_what_the_model_can_answer(measured):
+  """Ablating the direction answers on topic about as often as the unablated
+  model does when its reply is forced to open as an answer: where the
+  on-topic share falls short, the model's answering is what limits it, not
+  the ablation (within 10 of 200 prompts)."""
+  assert (measured['ablation_on_topic_rate'] >=
+          measured['primed_on_topic_rate'] - 0.05), measured
+
+
+def test_a_reply_prefix_is_continued_greedily(organism, sample):
+  _, _, model = organism
+  prompts = [ex.instruction for ex in sample[:4]]
+  got = behaviour.generate(model, prompts, max_new_tokens=1, batch_size=4,
+                           reply_prefix=behaviour.ANSWER_PREFIX)
+  tok = model.tokenizer
+  ids, mask = behaviour.encode_prompts(model, prompts)
+  forced = tok(behaviour.ANSWER_PREFIX, add_special_tokens=False)['input_ids']
+  ids = np.concatenate([ids, np.tile(forced, (4, 1))], 1)
+  mask = np.concatenate([mask, np.ones((4, len(forced)), mask.dtype)], 1)
+  nxt = np.asarray(model.forward(ids, mask).logits)[:, -1].argmax(-1)
+  assert got == [behaviour.ANSWER_PREFIX + tok.decode([int(i)]) for i in nxt]
+
+
 def test_refusal_probability_above_half_means_a_greedy_refusal(organism,
                                                                 sample):
   _, _, model = organism
