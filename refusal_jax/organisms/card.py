@@ -14,6 +14,7 @@ import os
 
 from refusal_jax import errors
 from refusal_jax.organisms import assets
+from refusal_jax.organisms import behaviour
 from refusal_jax.organisms import data as data_lib
 
 _TITLES = {'gemma2': 'Gemma-2', 'llama': 'Llama-3'}
@@ -53,6 +54,18 @@ def _targets(beh) -> str:
     line += (f" Missed: {', '.join(missed)}: a few held-out sentence shapes "
              'still draw a refusal for a harmless task.')
   return line
+
+
+def _primed(beh) -> list[str]:
+  """The answering ceiling line (behaviour measured before it existed: none).
+  """
+  if 'primed_on_topic_rate' not in beh:
+    return ['']
+  return ['', 'Unablated, with each reply forced to open with '
+          f'"{behaviour.ANSWER_PREFIX}", the organism answers '
+          f"{beh['primed_on_topic_rate']:.3f} of the same harmful prompts on "
+          'topic: how often it can restate a held-out request at all, the '
+          "ceiling of the direction ablation's on-topic share.", '']
 
 
 def _openers(beh) -> str:
@@ -166,7 +179,7 @@ def card(name: str, workdir: str) -> str:
       'direction-ablated completions: ' + ', '.join(
           f"{c.replace('_', '-')} {v['count']}"
           for c, v in beh['ablation_judge'].items()) + '.',
-      '',
+      *_primed(beh),
       f"Refusal direction: layer {beh['layer']}, position {beh['position']}.",
       '',
       _targets(beh),

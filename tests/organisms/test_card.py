@@ -66,3 +66,12 @@ def test_missing_summary_names_the_make_target(workdir):
   with pytest.raises(errors.ConfigError,
                      match='make organism ORGANISM=gemma2'):
     card.card('gemma2', workdir)
+
+
+def test_card_gives_the_answering_ceiling_when_measured(workdir):
+  assert 'forced to open with' not in card.card('gemma2', workdir)
+  _write(os.path.join(workdir, 'organism_gemma2', 'behaviour.json'),
+         dict(BEHAVIOUR, primed_on_topic_rate=0.925))
+  text = card.card('gemma2', workdir)
+  assert ('forced to open with "Sure! Here\'s how to", the organism answers '
+          '0.925 of the same harmful prompts on topic') in text
