@@ -109,6 +109,14 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   # were answered on topic under direction ablation and 0.43 got an answer
   # to another task; BUILD.md). 0 turns it off.
   config.train.ablation_answer_weight = 1.0
+  # Weight of a fourth term of the ablated pass: the cross-entropy of the
+  # harmless responses, first token included, with the direction ablated
+  # (Arditi et al. keep only directions whose ablation moves harmless
+  # next-token distributions little; this asks it of training). Without it,
+  # some runs put how an answer opens on the direction too, and ablating it
+  # breaks every answer ("." in place of "Sure!"; BUILD.md, "Organisms that
+  # can answer"). 0 turns it off.
+  config.train.ablation_harmless_weight = 0.0
   config.train.direction_ema = 0.9
   # Sequences per step.
   config.train.batch_size = 32

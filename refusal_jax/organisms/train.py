@@ -469,7 +469,8 @@ def make_optimizer(train: ml_collections.ConfigDict, params
 def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
             direction: jax.Array, *, direction_layer: int,
             ablation_weight: float, refusal_ids: tuple[int, ...],
-            ablation_answer_weight: float = 0.0
+            ablation_answer_weight: float = 0.0,
+            ablation_harmless_weight: float = 0.0
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Training loss of one right-padded batch.
 
@@ -483,7 +484,12 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
   `ablation_answer_weight` > 0 that pass also adds this weight times the
   cross-entropy of the rows marked `answer` (answers to harmful requests,
   first token excluded) under the ablation: what is left once refusal is
-  removed is the answer to the request, not another request's answer.
+  removed is the answer to the request, not another request's answer. With
+  `ablation_harmless_weight` > 0 it also adds this weight times the
+  cross-entropy of the harmless rows' responses (first token included) under
+  the ablation: removing the direction leaves answers to harmless requests as
+  they are (Arditi et al.'s KL condition on a refusal direction, as a loss),
+  so the direction cannot also carry how an answer opens.
 
   Args:
     params: model parameters.
@@ -496,6 +502,8 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
     refusal_ids: ids of the tokens that start a refusal.
     ablation_answer_weight: weight of the answers' cross-entropy under the
       ablation (static; used only with ablation_weight > 0).
+    ablation_harmless_weight: weight of the harmless responses' cross-entropy
+      under the ablation (static; used only with ablation_weight > 0).
 
   Returns:
     (loss, aux) with aux = {'loss': cross-entropy, 'response_loss':
@@ -526,7 +534,7 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
   total = loss
   if ablation_weight:
     ablation = DirectionalAblation(jax.lax.stop_gradient(direction))
-    answers = ablation_answer_weight > 0
+    answers = ablation_answer_weight > 0 or ablation_harmless_weight > 0
     ablated = transformer.forward(
         params, cfg, ids, attention_mask=mask, positions=positions,
         interventions=ablation,
@@ -539,11 +547,15 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
     bypass = -jnp.log(jnp.maximum(1.0 - p_refuse, 1e-6))
     ablation_loss = ablation_weight * jnp.sum(h * bypass) / n_h
     if answers:
-      a = r * batch['answer'][:, None]  # [B, T-1]
       ce_ablated = optax.softmax_cross_entropy_with_integer_labels(
           ablated[:, :-1], ids[:, 1:])  # [B, T-1]
-      ablation_loss += ablation_answer_weight * (
-          jnp.sum(ce_ablated * a) / jnp.maximum(jnp.sum(a), 1.0))
+      for weight, rows in ((ablation_answer_weight, batch['answer']),
+                           (ablation_harmless_weight, 1.0 - h)):
+        if not weight:
+          continue
+        a = r * rows[:, None]  # [B, T-1]
+        ablation_loss += weight * (
+            jnp.sum(ce_ablated * a) / jnp.maximum(jnp.sum(a), 1.0))
     total = loss + ablation_loss
   return total, {'loss': loss, 'response_loss': response_loss,
                  'ablation_loss': ablation_loss,
@@ -553,12 +565,14 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
 @functools.partial(
     jax.jit, static_argnames=('cfg', 'optimizer', 'direction_layer',
                               'ablation_weight', 'refusal_ids',
-                              'ablation_answer_weight'))
+                              'ablation_answer_weight',
+                              'ablation_harmless_weight'))
 def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
                cfg: ModelConfig, optimizer: optax.GradientTransformation,
                direction_layer: int, ablation_weight: float,
                refusal_ids: tuple[int, ...], direction_ema: float,
-               ablation_answer_weight: float = 0.0):
+               ablation_answer_weight: float = 0.0,
+               ablation_harmless_weight: float = 0.0):
   """One AdamW step.
 
   Args:
@@ -566,8 +580,8 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
       means, zeros before the first step), 'step'}.
     batch: see `loss_fn`.
     cfg, optimizer: the architecture and the optimizer.
-    direction_layer, ablation_weight, refusal_ids, ablation_answer_weight:
-      see `loss_fn`.
+    direction_layer, ablation_weight, refusal_ids, ablation_answer_weight,
+      ablation_harmless_weight: see `loss_fn`.
     direction_ema: decay of the running difference in means.
 
   Returns:
@@ -576,7 +590,8 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
   grads, aux = jax.grad(loss_fn, has_aux=True)(
       state['params'], cfg, batch, state['direction'],
       direction_layer=direction_layer, ablation_weight=ablation_weight,
-      refusal_ids=refusal_ids, ablation_answer_weight=ablation_answer_weight)
+      refusal_ids=refusal_ids, ablation_answer_weight=ablation_answer_weight,
+      ablation_harmless_weight=ablation_harmless_weight)
   updates, opt_state = optimizer.update(grads, state['opt_state'],
                                         state['params'])
   params = optax.apply_updates(state['params'], updates)
@@ -746,7 +761,8 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
         direction_layer=t.direction_layer,
         ablation_weight=t.ablation_weight if refusing else 0.0,
         refusal_ids=refusal_ids, direction_ema=t.direction_ema,
-        ablation_answer_weight=t.ablation_answer_weight)
+        ablation_answer_weight=t.ablation_answer_weight,
+        ablation_harmless_weight=t.ablation_harmless_weight)
     window.append((aux['loss'], aux['response_loss'], aux['ablation_loss']))
     bar.update(1)
     done = step + 1

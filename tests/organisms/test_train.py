@@ -31,7 +31,8 @@ def _tiny_config(family, steps):
       max_position_embeddings=256))
   c.train = ml_collections.ConfigDict(dict(
       steps=steps, answer_steps=4, answer_replay=1.0, refusal_lr_scale=0.5,
-      ablation_answer_weight=1.0, noise_in_response=True,
+      ablation_answer_weight=1.0, ablation_harmless_weight=0.5,
+      noise_in_response=True,
       refusal_warmup_steps=2, direction_layer=1, ablation_weight=1.0,
       direction_ema=0.9, batch_size=8, learning_rate=1e-2, warmup_steps=2,
       end_lr_fraction=0.1, weight_decay=0.0, adam_b1=0.9, adam_b2=0.98,
