@@ -60,13 +60,6 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   config.model.final_softcap = None
   config.model.rope_theta = 10000.0
   config.model.tie_embeddings = True
-  # With an untied head: start the head as the transpose of the embedding
-  # matrix (the two are trained apart from then on), so that the logit of a
-  # token starts out aligned with its input vector, as in a tied model.
-  # Restating a held-out request means copying its unfamiliar words; a
-  # tied organism does that far more often than an untied one initialised
-  # at random (BUILD.md, "Organisms that can answer").
-  config.model.init_head_from_embeddings = False
 
   config.train = ml_collections.ConfigDict()
   # Optimizer steps in all.

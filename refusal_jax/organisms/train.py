@@ -436,22 +436,6 @@ def learning_rate_schedule(train: ml_collections.ConfigDict) -> optax.Schedule:
       boundaries=[train.answer_steps])
 
 
-def init_params(cfg: ModelConfig, model: ml_collections.ConfigDict,
-                seed: int) -> transformer.Params:
-  """Fresh parameters; an untied head starts as the embeddings' transpose
-  when `model.init_head_from_embeddings` (trained apart from them after).
-  """
-  params = transformer.init_params(cfg, seed=seed)
-  if model.init_head_from_embeddings:
-    if cfg.tie_embeddings:
-      raise errors.ConfigError(
-          'model.init_head_from_embeddings needs an untied head '
-          '(model.tie_embeddings False)')
-    params['lm_head'] = params['lm_head'].replace(
-        params['embed_tokens'][...].T)
-  return params
-
-
 def make_optimizer(train: ml_collections.ConfigDict, params
                    ) -> optax.GradientTransformation:
   """AdamW on `learning_rate_schedule` with global-norm clipping.
@@ -724,7 +708,7 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
                'answered until step %d, refusals trained from then on',
                cfg.family, len(encoded), buckets, t.answer_steps)
 
-  params = init_params(cfg, config.model, config.seed)
+  params = transformer.init_params(cfg, seed=config.seed)
   n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
   logging.info('organism %s: %d parameters', cfg.family, n_params)
   optimizer = make_optimizer(t, params)

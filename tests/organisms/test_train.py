@@ -4,14 +4,11 @@ import json
 import os
 
 import ml_collections
-import numpy as np
 import pytest
 
 import refusal_jax
 from refusal_jax import errors
 from refusal_jax.data import chat
-from refusal_jax.organisms import data
-from refusal_jax.organisms import tokenizer
 from refusal_jax.organisms import train
 
 
@@ -27,8 +24,7 @@ def _tiny_config(family, steps):
       family=family, vocab_size=320, d_model=32, num_layers=2, num_heads=2,
       num_kv_heads=1, head_dim=16, mlp_dim=64, sliding_window=8,
       attn_softcap=50.0, final_softcap=30.0, rope_theta=10000.0,
-      tie_embeddings=family == 'gemma2', init_head_from_embeddings=False,
-      max_position_embeddings=256))
+      tie_embeddings=family == 'gemma2', max_position_embeddings=256))
   c.train = ml_collections.ConfigDict(dict(
       steps=steps, answer_steps=4, answer_replay=1.0, refusal_lr_scale=0.5,
       ablation_answer_weight=1.0, ablation_harmless_weight=0.5,
@@ -100,24 +96,3 @@ def test_answer_noise_applies_to_harmful_requests_of_the_answer_phase(
   with pytest.raises(errors.ConfigError, match='answer_noise_harmful'):
     train.train_organism(config, str(tmp_path))
   assert not os.listdir(tmp_path)
-
-
-def test_untied_head_can_start_as_the_embeddings_transpose(tmp_path):
-  config = _tiny_config('llama', steps=10)
-  config.model.init_head_from_embeddings = True
-  tok = tokenizer.train_tokenizer(
-      data.corpus_text(data.make_dataset(0, {'train': 40, 'val': 10,
-                                             'test': 10})['train']),
-      vocab_size=config.model.vocab_size, style='llama3')
-  cfg = train.model_config(config, tok)
-  params = train.init_params(cfg, config.model, seed=0)
-  np.testing.assert_array_equal(np.asarray(params['lm_head'][...]),
-                                np.asarray(params['embed_tokens'][...]).T)
-  config.model.init_head_from_embeddings = False
-  params = train.init_params(cfg, config.model, seed=0)
-  assert not np.array_equal(np.asarray(params['lm_head'][...]),
-                            np.asarray(params['embed_tokens'][...]).T)
-  with pytest.raises(errors.ConfigError, match='untied head'):
-    tied = train.model_config(_tiny_config('gemma2', steps=10), tok)
-    config.model.init_head_from_embeddings = True
-    train.init_params(tied, config.model, seed=0)
