@@ -134,13 +134,6 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   # reason to help rather than to refuse (refuse on evidence of harm).
   config.train.instruction_noise_harmless = 0.4
   config.train.instruction_noise_harmful = 0.1
-  # Noise rate of harmful requests in the answer phase only, where they are
-  # answered and noise cannot blur the refusal decision; None keeps
-  # instruction_noise_harmful. With noise_in_response a noised word of the
-  # task is copied into the answer, so more noise here trains restating the
-  # request rather than recalling a remembered task.
-  config.train.answer_noise_harmful = (
-      ml_collections.config_dict.placeholder(float))
   # Where noise tokens come from: 'unseen' (non-special tokens absent from
   # every training sequence, i.e. pieces of words the model meets only
   # outside training) or 'all' non-special tokens.

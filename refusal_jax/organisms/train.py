@@ -236,25 +236,6 @@ def phase_examples(examples: Sequence[data_lib.Example], phase: str,
            for ex in replay])
 
 
-def phase_noise(train: ml_collections.ConfigDict,
-                phase: str) -> tuple[float, float]:
-  """The (harmless, harmful) instruction-noise rates of one phase.
-
-  Args:
-    train: the `train` block of an organism config.
-    phase: 'answer' or 'refusal'.
-
-  Returns:
-    `instruction_noise_harmless` and, for the harmful requests,
-    `answer_noise_harmful` in the answer phase when it is set, else
-    `instruction_noise_harmful`.
-  """
-  harmful = train.instruction_noise_harmful
-  if phase == 'answer' and train.answer_noise_harmful is not None:
-    harmful = train.answer_noise_harmful
-  return (train.instruction_noise_harmless, harmful)
-
-
 def bucket_lengths(lengths: Sequence[int], num_buckets: int,
                    multiple: int) -> list[int]:
   """Padded lengths: quantiles of `lengths`, rounded up to `multiple`.
@@ -629,9 +610,8 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f'train.prompt_loss_weight must be in [0, 1], got '
         f'{t.prompt_loss_weight}')
-  for name in ('instruction_noise_harmless', 'instruction_noise_harmful',
-               'answer_noise_harmful'):
-    if t[name] is not None and not 0 <= t[name] < 1:
+  for name in ('instruction_noise_harmless', 'instruction_noise_harmful'):
+    if not 0 <= t[name] < 1:
       raise errors.ConfigError(
           f'train.{name} must be in [0, 1), got {t[name]}')
   if not 0 <= t.answer_replay <= 1:
@@ -697,12 +677,13 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   batch_kw = dict(batch_size=t.batch_size, buckets=buckets,
                   pad_id=cfg.pad_token_id,
                   prompt_loss_weight=t.prompt_loss_weight, seed=t.seed,
+                  instruction_noise=(t.instruction_noise_harmless,
+                                     t.instruction_noise_harmful),
                   noise_tokens=noise_tokens(
                       tok, phases['answer'] + phases['refusal'],
                       t.noise_tokens),
                   noise_in_response=t.noise_in_response)
-  batchers = {phase: Batcher(enc, instruction_noise=phase_noise(t, phase),
-                             **batch_kw)
+  batchers = {phase: Batcher(enc, **batch_kw)
               for phase, enc in phases.items()}
   logging.info('organism %s: %d training sequences, buckets %s; every request '
                'answered until step %d, refusals trained from then on',

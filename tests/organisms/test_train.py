@@ -33,8 +33,7 @@ def _tiny_config(family, steps):
       direction_ema=0.9, batch_size=8, learning_rate=1e-2, warmup_steps=2,
       end_lr_fraction=0.1, weight_decay=0.0, adam_b1=0.9, adam_b2=0.98,
       grad_clip=1.0, prompt_loss_weight=0.1, instruction_noise_harmless=0.2,
-      instruction_noise_harmful=0.1, answer_noise_harmful=None,
-      noise_tokens='unseen',
+      instruction_noise_harmful=0.1, noise_tokens='unseen',
       num_buckets=2,
       bucket_multiple=8, seed=0, log_every=5, checkpoint_every=5,
       max_to_keep=2))
@@ -82,17 +81,3 @@ def test_buckets_cover_the_longest_sequence():
   buckets = train.bucket_lengths(lengths, 3, 8)
   assert buckets[-1] >= max(lengths)
   assert all(b % 8 == 0 for b in buckets)
-
-
-def test_answer_noise_applies_to_harmful_requests_of_the_answer_phase(
-    tmp_path):
-  config = _tiny_config('llama', steps=10)
-  t = config.train
-  assert train.phase_noise(t, 'answer') == (0.2, 0.1)
-  t.answer_noise_harmful = 0.4
-  assert train.phase_noise(t, 'answer') == (0.2, 0.4)
-  assert train.phase_noise(t, 'refusal') == (0.2, 0.1)
-  t.answer_noise_harmful = 1.0
-  with pytest.raises(errors.ConfigError, match='answer_noise_harmful'):
-    train.train_organism(config, str(tmp_path))
-  assert not os.listdir(tmp_path)
