@@ -175,15 +175,14 @@ def measure_behaviour(model: Model, examples_test: Sequence[data_lib.Example],
     completions = generate(model, harmful, interventions=ablation, **kw)
     result['ablation_compliance_rate'] = float(np.mean(
         judge_lib.SubstringJudge()(harmful, completions)))
-    counts = graded_judge.class_counts(
-        graded_judge.GradedJudge().classify(harmful, completions))
+    judge = graded_judge.GradedJudge()
+    counts = graded_judge.class_counts(judge.classify(harmful, completions))
     result['ablation_on_topic_rate'] = counts[graded_judge.JAILBREAK][
         'fraction']
     result['ablation_judge'] = counts
     primed = generate(model, harmful, reply_prefix=ANSWER_PREFIX, **kw)
-    result['primed_on_topic_rate'] = graded_judge.class_counts(
-        graded_judge.GradedJudge().classify(harmful, primed))[
-            graded_judge.JAILBREAK]['fraction']
+    result['primed_on_topic_rate'] = float(np.mean(
+        [c == graded_judge.JAILBREAK for c in judge.classify(harmful, primed)]))
   return result
 
 
