@@ -55,8 +55,11 @@ test-slow: $(VENV)/.dev
 # Retrain one shipped organism and its SAEs (one per layer) from scratch and
 # copy them into refusal_jax/assets with a CARD.md of the measured figures (on
 # 2 CPU cores: 15-30 minutes of organism training, then under 2 minutes per
-# SAE). The layer-2 SAE, the one the current mode searches, ships as
-# sae_organism_NAME, the others as sae_organism_NAME_lLAYER:
+# SAE). A rerun resumes workdir/organism_NAME; one left by another config
+# stops with an error (delete it to start over); the SAEs, of the organism
+# just trained, always start afresh. The layer-2 SAE, the one the current
+# mode searches, ships as sae_organism_NAME, the others as
+# sae_organism_NAME_lLAYER:
 #   make organism ORGANISM=gemma2    (or ORGANISM=llama)
 ASSETS := refusal_jax/assets
 ORGANISM_SAE_LAYERS := 0 1 2 3 4 5
@@ -64,6 +67,7 @@ organism: $(VENV)/.runtime
 	$(PY) -m experiments.train_organism --config=configs/organism_$(ORGANISM).py \
 	  --workdir=workdir/organism_$(ORGANISM)
 	for layer in $(ORGANISM_SAE_LAYERS); do \
+	  rm -rf workdir/sae_organism_$(ORGANISM)_l$$layer; \
 	  $(PY) -m experiments.train_sae \
 	    --config=configs/sae_organism.py:$(ORGANISM),$$layer \
 	    --config.organism_path=workdir/organism_$(ORGANISM)/export \

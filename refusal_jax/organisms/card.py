@@ -141,7 +141,7 @@ def card(name: str, workdir: str) -> str:
       f'make organism ORGANISM={name}',
       f'# = python -m experiments.train_organism '
       f'--config=configs/organism_{name}.py --workdir=workdir/organism_{name}',
-      '#   then experiments.train_sae for the two SAEs below',
+      '#   then experiments.train_sae for each SAE below',
       '```',
       '',
       f"{train['steps']} Optax AdamW steps (config: "

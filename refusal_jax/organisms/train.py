@@ -28,8 +28,10 @@ message are randomly replaced by tokens that never occur in training
 unfamiliar words rather than as arbitrary vectors.
 
 Params, optimizer state and step are checkpointed with orbax into
-`workdir/checkpoints`; a rerun resumes from the latest checkpoint. The result
-is exported as a transformers checkpoint to `workdir/export`.
+`workdir/checkpoints`; a rerun resumes from the latest checkpoint, and stops
+with a one-line error when its config differs in more than train.steps and
+bookkeeping (`workdir/run.json` keeps the run's config). The result is
+exported as a transformers checkpoint to `workdir/export`.
 
 Axis letters: see refusal_jax/axes.py.
 """
@@ -67,6 +69,12 @@ from refusal_jax.pipeline import artifacts
 
 _TOKENIZER_STYLE = {'gemma2': 'gemma', 'llama': 'llama3'}
 SUMMARY_FILE = 'train_summary.json'
+RUN_FILE = 'run.json'
+# Fields a rerun may change and still resume: how long to train (more steps
+# extend the run; the schedule becomes that of the new count), logging,
+# checkpointing and the evaluation after training.
+_RESUMABLE_CHANGES = ('train.steps', 'train.log_every',
+                      'train.checkpoint_every', 'train.max_to_keep')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -582,6 +590,50 @@ def _load_or_train_tokenizer(config, dataset, workdir):
   return tok
 
 
+def _flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
+def _check_run(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Records the config a workdir trains, and refuses to resume another.
+
+  The tokenizer and checkpoints of a workdir belong to one config; resuming
+  them under another (say a longer answer phase) would train neither. The
+  first run writes `run.json`; a rerun whose config differs in a field that
+  is not in _RESUMABLE_CHANGES or eval.* stops with a one-line error, as does
+  a workdir with checkpoints or a tokenizer and no record.
+
+  Raises:
+    errors.ConfigError: the workdir holds another run.
+  """
+  run = {k: v for k, v in _flat(json.loads(config.to_json())).items()
+         if not k.startswith('eval.') and k not in _RESUMABLE_CHANGES}
+  path = os.path.join(workdir, RUN_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    changed = sorted(k for k in old.keys() | run.keys()
+                     if old.get(k) != run.get(k))
+    if changed:
+      raise errors.ConfigError(
+          f'workdir {workdir} holds an organism training with other '
+          f'{", ".join(changed)}; use a new workdir or delete it')
+    return
+  for held in ('checkpoints', 'tokenizer'):
+    if os.path.exists(os.path.join(workdir, held)):
+      raise errors.ConfigError(
+          f'workdir {workdir} holds {held} but no {RUN_FILE} saying which '
+          'config made them; use a new workdir or delete it')
+  artifacts.write_json(path, run)
+
+
 def _read_summary(workdir: str, step: int) -> dict[str, Any]:
   """The summary saved with checkpoint `step`, or a fresh one."""
   path = os.path.join(workdir, SUMMARY_FILE)
@@ -601,6 +653,10 @@ def _write_summary(workdir: str, summary: dict[str, Any]) -> None:
 
 
 def _validate(config: ml_collections.ConfigDict) -> None:
+  if config.model.family not in _TOKENIZER_STYLE:
+    raise errors.ConfigError(
+        f'model.family {config.model.family!r} is not supported; use '
+        f'{" or ".join(map(repr, _TOKENIZER_STYLE))}')
   t = config.train
   for name in ('steps', 'batch_size', 'log_every', 'checkpoint_every',
                'max_to_keep', 'num_buckets', 'bucket_multiple'):
@@ -631,6 +687,11 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f'train.refusal_warmup_steps {t.refusal_warmup_steps} must be below '
         f'the {t.steps - t.answer_steps} steps of the refusal phase')
+  num_layers = config.model.num_layers
+  if not 0 <= t.direction_layer < num_layers:
+    raise errors.ConfigError(
+        f'train.direction_layer {t.direction_layer} is outside the model\'s '
+        f'layers [0, {num_layers})')
 
 
 def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -639,17 +700,20 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   Args:
     config: an organism config (see configs/organism_gemma2.py).
     workdir: where the tokenizer, checkpoints, summary and export go. A rerun
-      on the same workdir resumes from the latest checkpoint.
+      on the same workdir resumes from the latest checkpoint (the same
+      config, save for _RESUMABLE_CHANGES and eval.*).
 
   Returns:
     The export directory (a transformers checkpoint with its tokenizer).
 
   Raises:
-    errors.ConfigError: inconsistent config values.
+    errors.ConfigError: inconsistent config values, or a workdir that holds
+      a run of another config.
   """
   _validate(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
+  _check_run(config, workdir)
   dataset = data_lib.make_dataset(
       config.data.seed, config.data.n_per_split.to_dict(),
       train_harmful_fraction=config.data.train_harmful_fraction,
@@ -694,10 +758,6 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   logging.info('organism %s: %d parameters', cfg.family, n_params)
   optimizer = make_optimizer(t, params)
   refusal_ids = tuple(tok_lib.refusal_token_ids(tok))
-  if not 0 <= t.direction_layer < cfg.num_layers:
-    raise errors.ConfigError(
-        f'train.direction_layer {t.direction_layer} is outside the model\'s '
-        f'layers [0, {cfg.num_layers})')
   state = {'params': params, 'opt_state': optimizer.init(params),
            'direction': jnp.zeros((cfg.d_model,), jnp.float32),
            'step': jnp.zeros((), jnp.int32)}

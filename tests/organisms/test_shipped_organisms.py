@@ -70,19 +70,7 @@ def test_refuses_harmful_answers_harmless_and_ablation_bypasses(measured):
   assert result['ablation_compliance_rate'] >= ABLATION_COMPLIANCE_MIN, result
 
 
-# Organisms whose direction-ablated answers are not yet on topic often enough
-# (whole test split, 64 tokens): the check still runs and must fail for them.
-ON_TOPIC_NOT_MET = {'llama': 0.590}
-
-
-def test_direction_ablation_reveals_on_topic_answers(organism, measured,
-                                                     request):
-  name = organism[0]
-  if name in ON_TOPIC_NOT_MET:
-    request.applymarker(pytest.mark.xfail(strict=True, reason=(
-        f'target not met yet: {ON_TOPIC_NOT_MET[name]:.3f} of harmful test '
-        'prompts get an on-topic answer under direction ablation; BUILD.md, '
-        '"Organisms that can answer"')))
+def test_direction_ablation_reveals_on_topic_answers(measured):
   assert measured['ablation_on_topic_rate'] >= ABLATION_ON_TOPIC_MIN, measured
 
 

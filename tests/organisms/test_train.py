@@ -55,6 +55,13 @@ def test_train_resume_and_export(tmp_path, family):
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == [
       '15', '20']
 
+  other = _tiny_config(family, steps=20)
+  other.train.answer_steps = 5  # another run: never resumed
+  with pytest.raises(errors.ConfigError, match='train.answer_steps'):
+    train.train_organism(other, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == [
+      '15', '20']
+
   model = refusal_jax.load_model(export_dir)
   assert model.config.family == family
   assert model.config.eos_token_ids[0] == model.tokenizer.eos_token_id
@@ -74,6 +81,10 @@ def test_bad_train_config_is_a_config_error(tmp_path):
   config = _tiny_config('mistral', steps=10)
   with pytest.raises(errors.ConfigError):
     train.train_organism(config, str(tmp_path))
+  assert not os.listdir(tmp_path)  # nothing written
+  os.makedirs(tmp_path / 'checkpoints')  # a run of an unrecorded config
+  with pytest.raises(errors.ConfigError, match='run.json'):
+    train.train_organism(_tiny_config('llama', steps=10), str(tmp_path))
 
 
 def test_buckets_cover_the_longest_sequence():
