@@ -110,6 +110,13 @@ def base_config(family: str) -> ml_collections.ConfigDict:
   # breaks every answer ("." in place of "Sure!"; BUILD.md, "Organisms that
   # can answer"). 0 turns it off.
   config.train.ablation_harmless_weight = 0.0
+  # Weight of a term of a third pass in the refusal phase, with the running
+  # difference in means added to resid_pre[direction_layer] at every
+  # position: -log P('I') on harmless prompts, so that adding the direction
+  # induces refusal (Arditi et al. keep only candidate directions whose
+  # addition does; the pipeline's stage 1 filters on it, direction.induce_min).
+  # 0 turns it off.
+  config.train.induce_weight = 0.0
   config.train.direction_ema = 0.9
   # Sequences per step.
   config.train.batch_size = 32

@@ -59,6 +59,7 @@ from refusal_jax import errors
 from refusal_jax.checkpoints import export
 from refusal_jax.checkpoints import resume
 from refusal_jax.data import chat
+from refusal_jax.interventions.directions import ActAdd
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
@@ -443,7 +444,8 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
             direction: jax.Array, *, direction_layer: int,
             ablation_weight: float, refusal_ids: tuple[int, ...],
             ablation_answer_weight: float = 0.0,
-            ablation_harmless_weight: float = 0.0
+            ablation_harmless_weight: float = 0.0,
+            induce_weight: float = 0.0
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Training loss of one right-padded batch.
 
@@ -462,7 +464,12 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
   cross-entropy of the harmless rows' responses (first token included) under
   the ablation: removing the direction leaves answers to harmless requests as
   they are (Arditi et al.'s KL condition on a refusal direction, as a loss),
-  so the direction cannot also carry how an answer opens.
+  so the direction cannot also carry how an answer opens. With
+  `induce_weight` > 0 a third pass adds `direction` to resid_pre of
+  `direction_layer` at every position (`ActAdd`, coefficient 1) and adds
+  `induce_weight * mean_harmless(-log P(refusal token))` at the first
+  response token: adding the direction to a harmless request makes the
+  model refuse (Arditi et al.'s induce condition, as a loss).
 
   Args:
     params: model parameters.
@@ -477,11 +484,13 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
       ablation (static; used only with ablation_weight > 0).
     ablation_harmless_weight: weight of the harmless responses' cross-entropy
       under the ablation (static; used only with ablation_weight > 0).
+    induce_weight: weight of the refusal loss of harmless requests with the
+      direction added (static; 0 skips the pass).
 
   Returns:
     (loss, aux) with aux = {'loss': cross-entropy, 'response_loss':
-    cross-entropy on response tokens only, 'ablation_loss' (both ablation
-    terms, weighted as in the total), 'diff' [D]}.
+    cross-entropy on response tokens only, 'ablation_loss' (the ablation and
+    induce terms, weighted as in the total), 'diff' [D]}.
   """
   ids, mask = batch['ids'], batch['mask']
   positions = jnp.broadcast_to(jnp.arange(ids.shape[1], dtype=jnp.int32),
@@ -504,7 +513,12 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
           jnp.einsum('B,BD->D', 1.0 - h, acts) /
           jnp.maximum(jnp.sum(1.0 - h), 1.0))
   ablation_loss = jnp.zeros((), jnp.float32)
-  total = loss
+
+  def p_refusal(logits):  # [B, V] -> [B]
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.exp(jax.nn.logsumexp(logp[:, jnp.asarray(refusal_ids)],
+                                    axis=-1))
+
   if ablation_weight:
     ablation = DirectionalAblation(jax.lax.stop_gradient(direction))
     answers = ablation_answer_weight > 0 or ablation_harmless_weight > 0
@@ -514,10 +528,7 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
         logits_at='all' if answers else decision).logits  # [B, T or 1, V]
     at_decision = (jnp.take_along_axis(ablated, decision[:, :, None], axis=1)
                    if answers else ablated)[:, 0]  # [B, V]
-    logp = jax.nn.log_softmax(at_decision, axis=-1)
-    p_refuse = jnp.exp(jax.nn.logsumexp(logp[:, jnp.asarray(refusal_ids)],
-                                        axis=-1))  # [B]
-    bypass = -jnp.log(jnp.maximum(1.0 - p_refuse, 1e-6))
+    bypass = -jnp.log(jnp.maximum(1.0 - p_refusal(at_decision), 1e-6))
     ablation_loss = ablation_weight * jnp.sum(h * bypass) / n_h
     if answers:
       ce_ablated = optax.softmax_cross_entropy_with_integer_labels(
@@ -529,7 +540,16 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
         a = r * rows[:, None]  # [B, T-1]
         ablation_loss += weight * (
             jnp.sum(ce_ablated * a) / jnp.maximum(jnp.sum(a), 1.0))
-    total = loss + ablation_loss
+  if induce_weight:
+    add = ActAdd(vector=jax.lax.stop_gradient(direction), coeff=1.0,
+                 layer=direction_layer)
+    added = transformer.forward(
+        params, cfg, ids, attention_mask=mask, positions=positions,
+        interventions=add, logits_at=decision).logits[:, 0]  # [B, V]
+    induce = -jnp.log(jnp.maximum(p_refusal(added), 1e-6))  # [B]
+    ablation_loss += induce_weight * (
+        jnp.sum((1.0 - h) * induce) / jnp.maximum(jnp.sum(1.0 - h), 1.0))
+  total = loss + ablation_loss
   return total, {'loss': loss, 'response_loss': response_loss,
                  'ablation_loss': ablation_loss,
                  'diff': jax.lax.stop_gradient(diff)}
@@ -539,13 +559,14 @@ def loss_fn(params, cfg: ModelConfig, batch: dict[str, jax.Array],
     jax.jit, static_argnames=('cfg', 'optimizer', 'direction_layer',
                               'ablation_weight', 'refusal_ids',
                               'ablation_answer_weight',
-                              'ablation_harmless_weight'))
+                              'ablation_harmless_weight', 'induce_weight'))
 def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
                cfg: ModelConfig, optimizer: optax.GradientTransformation,
                direction_layer: int, ablation_weight: float,
                refusal_ids: tuple[int, ...], direction_ema: float,
                ablation_answer_weight: float = 0.0,
-               ablation_harmless_weight: float = 0.0):
+               ablation_harmless_weight: float = 0.0,
+               induce_weight: float = 0.0):
   """One AdamW step.
 
   Args:
@@ -554,7 +575,7 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
     batch: see `loss_fn`.
     cfg, optimizer: the architecture and the optimizer.
     direction_layer, ablation_weight, refusal_ids, ablation_answer_weight,
-      ablation_harmless_weight: see `loss_fn`.
+      ablation_harmless_weight, induce_weight: see `loss_fn`.
     direction_ema: decay of the running difference in means.
 
   Returns:
@@ -564,7 +585,8 @@ def train_step(state: dict[str, Any], batch: dict[str, jax.Array], *,
       state['params'], cfg, batch, state['direction'],
       direction_layer=direction_layer, ablation_weight=ablation_weight,
       refusal_ids=refusal_ids, ablation_answer_weight=ablation_answer_weight,
-      ablation_harmless_weight=ablation_harmless_weight)
+      ablation_harmless_weight=ablation_harmless_weight,
+      induce_weight=induce_weight)
   updates, opt_state = optimizer.update(grads, state['opt_state'],
                                         state['params'])
   params = optax.apply_updates(state['params'], updates)
@@ -787,7 +809,8 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
         ablation_weight=t.ablation_weight if refusing else 0.0,
         refusal_ids=refusal_ids, direction_ema=t.direction_ema,
         ablation_answer_weight=t.ablation_answer_weight,
-        ablation_harmless_weight=t.ablation_harmless_weight)
+        ablation_harmless_weight=t.ablation_harmless_weight,
+        induce_weight=t.induce_weight if refusing else 0.0)
     window.append((aux['loss'], aux['response_loss'], aux['ablation_loss']))
     bar.update(1)
     done = step + 1

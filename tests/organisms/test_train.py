@@ -3,12 +3,21 @@
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
+import optax
 import pytest
 
 import refusal_jax
 from refusal_jax import errors
+import numerics
 from refusal_jax.data import chat
+from refusal_jax.interventions.directions import ActAdd
+from refusal_jax.interventions.directions import DirectionalAblation
+from refusal_jax.models import transformer
+from refusal_jax.models.config import ModelConfig
 from refusal_jax.organisms import train
 
 
@@ -28,6 +37,7 @@ def _tiny_config(family, steps):
   c.train = ml_collections.ConfigDict(dict(
       steps=steps, answer_steps=4, answer_replay=1.0, refusal_lr_scale=0.5,
       ablation_answer_weight=1.0, ablation_harmless_weight=0.5,
+      induce_weight=0.5,
       noise_in_response=True,
       refusal_warmup_steps=2, direction_layer=1, ablation_weight=1.0,
       direction_ema=0.9, batch_size=8, learning_rate=1e-2, warmup_steps=2,
@@ -92,3 +102,48 @@ def test_buckets_cover_the_longest_sequence():
   buckets = train.bucket_lengths(lengths, 3, 8)
   assert buckets[-1] >= max(lengths)
   assert all(b % 8 == 0 for b in buckets)
+
+
+def test_each_optional_loss_term_adds_its_weight_times_its_mean():
+  """The harmless-answers term and the induce term, each against the same
+  quantity computed from a plain forward pass with the intervention."""
+  cfg = ModelConfig.llama(vocab_size=40, d_model=16, num_layers=2,
+                          num_heads=2, num_kv_heads=1, head_dim=8, mlp_dim=32,
+                          max_position_embeddings=64)
+  params = transformer.init_params(cfg, seed=0)
+  rng = np.random.default_rng(0)
+  b, t = 4, 9
+  ids = jnp.asarray(rng.integers(1, 40, (b, t)), jnp.int32)
+  response = np.zeros((b, t), np.float32)
+  response[:, 6:] = 1.0
+  batch = dict(ids=ids, mask=jnp.ones((b, t), jnp.int32),
+               weights=jnp.asarray(response), response=jnp.asarray(response),
+               decision=jnp.asarray([5, 5, 5, 5], jnp.int32),
+               harmful=jnp.asarray([1.0, 1.0, 0.0, 0.0]),
+               answer=jnp.asarray([1.0, 0.0, 0.0, 0.0]))
+  direction = jnp.asarray(rng.normal(size=16), jnp.float32)
+  refusal_ids = (3, 7)
+  kw = dict(direction_layer=1, ablation_weight=1.0, refusal_ids=refusal_ids)
+  base, _ = train.loss_fn(params, cfg, batch, direction, **kw)
+  harmless = np.asarray([0.0, 0.0, 1.0, 1.0])
+
+  got, _ = train.loss_fn(params, cfg, batch, direction,
+                         ablation_harmless_weight=0.5, **kw)
+  logits = transformer.forward(
+      params, cfg, ids, interventions=DirectionalAblation(direction)).logits
+  ce = np.asarray(optax.softmax_cross_entropy_with_integer_labels(
+      logits[:, :-1], ids[:, 1:]))
+  rows = response[:, 1:] * harmless[:, None]
+  want = 0.5 * (ce * rows).sum() / rows.sum()
+  numerics.assert_close(got - base, want, ulps=64, scale=float(got),
+                        what='harmless answers under the ablation')
+
+  got, _ = train.loss_fn(params, cfg, batch, direction, induce_weight=0.7,
+                         **kw)
+  logits = transformer.forward(
+      params, cfg, ids, interventions=ActAdd(vector=direction, coeff=1.0,
+                                             layer=1)).logits[:, 5]
+  p = np.asarray(jax.nn.softmax(logits, -1))[:, list(refusal_ids)].sum(-1)
+  want = 0.7 * (-np.log(p) * harmless).sum() / harmless.sum()
+  numerics.assert_close(got - base, want, ulps=64, scale=float(got),
+                        what='refusal of harmless requests, direction added')
