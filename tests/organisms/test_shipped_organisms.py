@@ -7,6 +7,7 @@ recomputing it, and judge greedy completions of the whole held-out test
 split (a fixed sample of it for the slower checks).
 """
 
+import importlib
 import os
 
 import jax.numpy as jnp
@@ -23,6 +24,8 @@ from refusal_jax.organisms import assets
 from refusal_jax.organisms import behaviour
 from refusal_jax.organisms import data
 from refusal_jax.organisms import train
+from refusal_jax.pipeline import context as context_lib
+from refusal_jax.pipeline import direction as direction_stage
 
 N_PER_CLASS = 32
 MAX_NEW_TOKENS = 24
@@ -81,6 +84,23 @@ def test_direction_ablation_reveals_what_the_model_can_answer(measured):
   the ablation (within 10 of 200 prompts)."""
   assert (measured['ablation_on_topic_rate'] >=
           measured['primed_on_topic_rate'] - 0.05), measured
+
+
+def test_the_pipeline_selects_the_shipped_direction(organism, tmp_path):
+  """Stage 1 of `make demo` keeps only directions that pass Arditi et al.'s
+  filters (ablation moves harmless next-token distributions little, addition
+  makes harmless prompts refuse) and then the best bypass; it must select
+  the organism's own direction, or the demo dissects another one (BUILD.md,
+  "The Llama organism: what limits its on-topic share")."""
+  name, path, _ = organism
+  config = importlib.import_module(
+      f'configs.dissect_organism_{name}').get_config()
+  ctx = context_lib.build_context(config, workdir=str(tmp_path))
+  stage1, _ = direction_stage.run(ctx)
+  shipped = behaviour.load_direction(path)
+  assert stage1['selection_note'] == 'passed all filters', stage1
+  assert (stage1['layer'], stage1['position']) == (
+      shipped.layer, shipped.position), stage1
 
 
 def test_a_reply_prefix_is_continued_greedily(organism, sample):
