@@ -30,7 +30,7 @@ unfamiliar words rather than as arbitrary vectors.
 Params, optimizer state and step are checkpointed with orbax into
 `workdir/checkpoints`; a rerun resumes from the latest checkpoint, and stops
 with a one-line error when its config differs in more than train.steps and
-bookkeeping (`workdir/run.json` keeps the run's config). The result is
+bookkeeping (`workdir/config.json` keeps the run's config). The result is
 exported as a transformers checkpoint to `workdir/export`.
 
 Axis letters: see refusal_jax/axes.py.
@@ -70,12 +70,11 @@ from refusal_jax.pipeline import artifacts
 
 _TOKENIZER_STYLE = {'gemma2': 'gemma', 'llama': 'llama3'}
 SUMMARY_FILE = 'train_summary.json'
-RUN_FILE = 'run.json'
-# Fields a rerun may change and still resume: how long to train (more steps
-# extend the run; the schedule becomes that of the new count), logging,
-# checkpointing and the evaluation after training.
-_RESUMABLE_CHANGES = ('train.steps', 'train.log_every',
-                      'train.checkpoint_every', 'train.max_to_keep')
+# Train fields a rerun may change and still resume (as may eval.*, the
+# evaluation after training): how long to train (more steps extend the run;
+# the schedule becomes that of the new count), logging and checkpointing.
+_RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every',
+                      'max_to_keep')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -612,48 +611,30 @@ def _load_or_train_tokenizer(config, dataset, workdir):
   return tok
 
 
-def _flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  """{'a': {'b': 1}} -> {'a.b': 1}."""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flat(value, f'{prefix}{key}.'))
-    else:
-      flat[prefix + key] = value
-  return flat
-
-
-def _check_run(config: ml_collections.ConfigDict, workdir: str) -> None:
+def _claim_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Records the config a workdir trains, and refuses to resume another.
 
   The tokenizer and checkpoints of a workdir belong to one config; resuming
-  them under another (say a longer answer phase) would train neither. The
-  first run writes `run.json`; a rerun whose config differs in a field that
-  is not in _RESUMABLE_CHANGES or eval.* stops with a one-line error, as does
-  a workdir with checkpoints or a tokenizer and no record.
+  them under another (say a longer answer phase) would train neither.
+  `artifacts.claim_workdir` records the config (all but eval.* and the train
+  fields of _RESUMABLE_CHANGES) on the first run and stops a rerun of
+  another with a one-line error; a workdir with checkpoints or a tokenizer
+  and no record is refused too.
 
   Raises:
     errors.ConfigError: the workdir holds another run.
   """
-  run = {k: v for k, v in _flat(json.loads(config.to_json())).items()
-         if not k.startswith('eval.') and k not in _RESUMABLE_CHANGES}
-  path = os.path.join(workdir, RUN_FILE)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    changed = sorted(k for k in old.keys() | run.keys()
-                     if old.get(k) != run.get(k))
-    if changed:
-      raise errors.ConfigError(
-          f'workdir {workdir} holds an organism training with other '
-          f'{", ".join(changed)}; use a new workdir or delete it')
-    return
-  for held in ('checkpoints', 'tokenizer'):
-    if os.path.exists(os.path.join(workdir, held)):
-      raise errors.ConfigError(
-          f'workdir {workdir} holds {held} but no {RUN_FILE} saying which '
-          'config made them; use a new workdir or delete it')
-  artifacts.write_json(path, run)
+  run = json.loads(config.to_json())
+  run.pop('eval', None)
+  for name in _RESUMABLE_CHANGES:
+    run['train'].pop(name, None)
+  if not os.path.exists(os.path.join(workdir, artifacts.CONFIG_FILE)):
+    for held in ('checkpoints', 'tokenizer'):
+      if os.path.exists(os.path.join(workdir, held)):
+        raise errors.ConfigError(
+            f'workdir {workdir} holds {held} but no {artifacts.CONFIG_FILE} '
+            'saying which config made them; use a new workdir or delete it')
+  artifacts.claim_workdir(workdir, run)
 
 
 def _read_summary(workdir: str, step: int) -> dict[str, Any]:
@@ -723,7 +704,7 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
     config: an organism config (see configs/organism_gemma2.py).
     workdir: where the tokenizer, checkpoints, summary and export go. A rerun
       on the same workdir resumes from the latest checkpoint (the same
-      config, save for _RESUMABLE_CHANGES and eval.*).
+      config, save for train._RESUMABLE_CHANGES and eval.*).
 
   Returns:
     The export directory (a transformers checkpoint with its tokenizer).
@@ -735,7 +716,7 @@ def train_organism(config: ml_collections.ConfigDict, workdir: str) -> str:
   _validate(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  _check_run(config, workdir)
+  _claim_workdir(config, workdir)
   dataset = data_lib.make_dataset(
       config.data.seed, config.data.n_per_split.to_dict(),
       train_harmful_fraction=config.data.train_harmful_fraction,

@@ -93,7 +93,7 @@ def test_bad_train_config_is_a_config_error(tmp_path):
     train.train_organism(config, str(tmp_path))
   assert not os.listdir(tmp_path)  # nothing written
   os.makedirs(tmp_path / 'checkpoints')  # a run of an unrecorded config
-  with pytest.raises(errors.ConfigError, match='run.json'):
+  with pytest.raises(errors.ConfigError, match='config.json'):
     train.train_organism(_tiny_config('llama', steps=10), str(tmp_path))
 
 
