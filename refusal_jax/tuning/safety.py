@@ -135,7 +135,11 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
   """
   validate(config)
   workdir = os.path.abspath(workdir)
-  artifacts.claim_workdir(workdir, config.to_dict())
+  # The evaluation does not change what training writes: a rerun with other
+  # eval or targets fields reuses the trained adapter and evaluates anew.
+  artifacts.claim_workdir(workdir, {
+      k: v for k, v in config.to_dict().items()
+      if k not in ('eval', 'targets')})
   path = os.path.join(workdir, SUMMARY_FILE)
   summary = artifacts.read_json(path) if os.path.exists(path) else {}
   summary.setdefault('seconds', {})
