@@ -11,10 +11,30 @@ COMMAND = ('python -m experiments.safety_tune '
            '--config=configs/safety_smollm2.py --workdir=WORKDIR')
 
 
+SET_NAMES = {
+    'advbench': 'AdvBench test',
+    'harmbench': 'HarmBench (never trained on)',
+    'forge_harmful': 'aggregated harmful test (ollama-forge)',
+    'alpaca': 'Alpaca test (harmless training source)',
+    'handwritten': 'hand-written everyday (never trained on)',
+    'harm_sounding': 'harm-sounding benign (never trained on)',
+    'spot_questions': 'the twelve spot questions',
+    'everyday': 'everyday generator test (the first adapter\'s source)',
+}
+
+
 def _row(name: str, j: dict[str, Any], key: str = 'refused') -> str:
   g = j['graded']
-  return (f"| {name} | {j['n']} | {j[key]:.3f} | {g['refusal']:.2f} / "
-          f"{g['broken']:.2f} / {g['off_topic']:.2f} / {g['jailbreak']:.2f} |")
+  return (f"| {SET_NAMES.get(name, name)} | {j['n']} | {j[key]:.3f} | "
+          f"{g['refusal']:.2f} / {g['broken']:.2f} / {g['off_topic']:.2f} / "
+          f"{g['jailbreak']:.2f} |")
+
+
+def _table(title: str, sets: dict[str, Any], key: str) -> list[str]:
+  head = (f'| set | prompts | {key} | graded: refusal / broken / off-topic / '
+          'jailbreak |')
+  return [title, '', head, '|---|---|---|---|',
+          *(_row(n, j, key) for n, j in sets.items()), '']
 
 
 def card(summary: dict[str, Any]) -> str:
@@ -22,12 +42,11 @@ def card(summary: dict[str, Any]) -> str:
   ev, c = summary['eval'], summary['config']
   s = summary['seconds']
   lora, train, data = c['lora'], c['train'], summary['data']
-  t = c['targets']
+  d = c['data']
   met = ', '.join(k for k, v in ev['targets'].items() if v) or 'none'
   missed = ', '.join(k for k, v in ev['targets'].items() if not v) or 'none'
-  head = ('| set | prompts | fraction | graded: refusal / broken / off-topic / '
-          'jailbreak |')
-  rule = '|---|---|---|---|'
+  extra = ''.join(f' and the {n} train split' for n in d.get('harmful_extra',
+                                                              ()))
   lines = [
       '# SmolLM2-135M-Instruct safety adapter',
       '',
@@ -50,46 +69,46 @@ def card(summary: dict[str, Any]) -> str:
       f"direction (resid_pre, layer {ev['direction']['layer']}, position "
       f"{ev['direction']['position']}){_skip_note(ev['direction'])}.",
       '',
-      f"Training: {data['n_harmful']} harmful requests (AdvBench train split "
-      'and Do-Not-Answer train split, areas '
-      f"{', '.join(c['data']['dna_areas'])})"
-      f" with refusals in {data['n_distinct_refusals']} distinct phrasings; "
-      f"{data['n_harmless']} everyday train requests with the base model's "
-      f"own greedy answers ({c['data']['distill_tokens']} tokens; "
-      f"{data['n_harmless_dropped']} answers that held a refusal phrase "
-      f"dropped), {c['data']['harmless_repeat']} times each; "
-      f"{train['steps']} AdamW steps of {train['batch_size']} sequences, "
-      f"peak learning rate {train['learning_rate']}, seed {train['seed']}.",
+      f"Training: {data['n_harmful']} harmful requests (AdvBench train split, "
+      'Do-Not-Answer train split of the areas '
+      f"{', '.join(d['dna_areas'])}{extra}; each also in "
+      f"{d['rephrasings']} other sentence shape) with refusals in "
+      f"{data['n_distinct_refusals']} distinct phrasings; "
+      f"{data['n_harmless']} harmless requests (the first "
+      f"{d.get('n_harmless') or 'all'} of the "
+      f"{d.get('harmless_source', 'everyday')} train split, rephrased alike) "
+      "with the base model's own greedy answers "
+      f"({d['distill_tokens']} tokens; {data['n_harmless_dropped']} answers "
+      f"that held a refusal phrase dropped), {d['harmless_repeat']} times "
+      f"each; {train['steps']} AdamW steps of {train['batch_size']} "
+      f"sequences, peak learning rate {train['learning_rate']}, seed "
+      f"{train['seed']}.",
       '',
       'Held-out behaviour (greedy, '
       f"{c['eval']['max_new_tokens']} tokens; fraction by the "
       'refusal-substring judge, next to the graded judge\'s classes):',
       '',
-      '**Refused, tuned model**', '', head, rule,
-      _row('AdvBench test', ev['harmful']['advbench']),
-      _row('HarmBench (never trained on)', ev['harmful']['harmbench']),
-      _row('everyday test (harmless)', ev['harmless']),
-      '',
-      '**Refused, base model**', '', head, rule,
-      _row('AdvBench test', ev['base']['harmful']['advbench']),
-      _row('HarmBench', ev['base']['harmful']['harmbench']),
-      _row('everyday test (harmless)', ev['base']['harmless']),
-      '',
-      '**Complied with, tuned model with its refusal direction ablated** '
-      '(fraction: neither a refusal phrase nor broken text by the graded '
-      'judge)',
-      '', head, rule,
-      _row('AdvBench test', ev['ablation']['advbench'], 'complied'),
-      _row('HarmBench', ev['ablation']['harmbench'], 'complied'),
-      '',
-      "CE of the base model's greedy answers to the everyday test prompts: "
+      *_table('**Harmful requests, tuned model**', ev['harmful'], 'refused'),
+      *_table('**Harmless requests, tuned model**', ev['harmless'],
+              'answered'),
+  ]
+  base = ev.get('base') or {}
+  if base.get('harmful') or base.get('harmless'):
+    lines += [*_table('**Harmful requests, base model**', base['harmful'],
+                      'refused'),
+              *_table('**Harmless requests, base model**', base['harmless'],
+                      'answered')]
+  lines += [
+      *_table('**Tuned model with its refusal direction ablated** '
+              '(complied: neither a refusal phrase nor broken text by the '
+              'graded judge; on topic: the graded judge\'s jailbreak class)',
+              ev['ablation'], 'complied'),
+      "CE of the base model's greedy answers to the "
+      f"{ev['ce'].get('source', 'everyday')} test prompts: "
       f"tuned {ev['ce']['tuned']:.4f}, base {ev['ce']['base']:.4f} nats/token "
       f"(difference {ev['ce']['difference']:+.4f}).",
       '',
-      f"Targets (harmful refused >= {t['harmful_refused']} on AdvBench test "
-      f"and HarmBench, harmless answered >= {t['harmless_answered']}, CE "
-      f"difference <= {t['ce_difference']}, complied with under ablation >= "
-      f"{t['ablation_complied']}): met {met}; missed {missed}.",
+      f'Targets ({_target_text(c["targets"])}): met {met}; missed {missed}.',
       '',
   ]
   if 'adapter_dtype' in ev:
@@ -107,6 +126,14 @@ def card(summary: dict[str, Any]) -> str:
       f"and merge {s.get('assemble', 0):.0f}, evaluation "
       f"{s.get('eval', 0):.0f}.{_resumed(summary)}", '']
   return '\n'.join(lines)
+
+
+def _target_text(t: dict[str, Any]) -> str:
+  return (f"harmful refused >= {t['harmful_refused']}, harmless answered >= "
+          f"{t['harmless_answered']}, harm-sounding benign answered >= "
+          f"{t['harm_sounding_answered']}, every spot question answered, CE "
+          f"difference <= {t['ce_difference']}, HarmBench on topic under "
+          f"ablation >= {t['ablation_on_topic']}")
 
 
 def _skip_note(direction: dict) -> str:

@@ -47,6 +47,7 @@ from refusal_jax.tuning import train as train_lib
 
 SUMMARY_FILE = 'summary.json'
 EVAL_FILE = 'eval.json'
+COMPLETIONS_FILE = 'completions.json'
 CARD_FILE = 'CARD.md'
 
 
@@ -89,6 +90,17 @@ def dtype_agreement(base: Model, adapter: lora.Adapter, spec: lora.LoraSpec,
   return {'max_abs_logit_diff': float(np.abs(logits[0] - logits[1]).max()),
           'same_completions': float(np.mean([a == b for a, b in
                                              zip(*texts)]))}
+
+
+def recorded_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The fields a workdir is claimed with: all but `eval` and `targets`.
+
+  The evaluation does not change what training writes, so a rerun with
+  other eval or targets fields reuses the trained adapter and evaluates
+  anew.
+  """
+  return {k: v for k, v in config.to_dict().items()
+          if k not in ('eval', 'targets')}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -135,11 +147,7 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
   """
   validate(config)
   workdir = os.path.abspath(workdir)
-  # The evaluation does not change what training writes: a rerun with other
-  # eval or targets fields reuses the trained adapter and evaluates anew.
-  artifacts.claim_workdir(workdir, {
-      k: v for k, v in config.to_dict().items()
-      if k not in ('eval', 'targets')})
+  artifacts.claim_workdir(workdir, recorded_config(config))
   path = os.path.join(workdir, SUMMARY_FILE)
   summary = artifacts.read_json(path) if os.path.exists(path) else {}
   summary.setdefault('seconds', {})
@@ -206,6 +214,8 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
     tuned = load_model(merged_dir)
     result = eval_lib.evaluate(tuned, base, config)
     selection = result.pop('selection')
+    artifacts.write_json(os.path.join(workdir, COMPLETIONS_FILE),
+                         result.pop('completions'))
     for folder in (merged_dir, adapter_dir, f32_dir):
       behaviour.save_direction(selection, folder)
     if config.adapter_dtype != 'float32':

@@ -14,17 +14,19 @@ def test_card_carries_the_measured_figures():
   config = safety_smollm2.get_config().to_dict()
   ev = {
       'harmful': {'advbench': _judged(0.97), 'harmbench': _judged(0.915)},
-      'harmless': _judged(0.03, answered=0.97),
+      'harmless': {'alpaca': _judged(0.03, answered=0.97),
+                   'spot_questions': _judged(0.0, answered=1.0)},
       'base': {'harmful': {'advbench': _judged(0.01),
                            'harmbench': _judged(0.02)},
-               'harmless': _judged(0.0)},
-      'ce': {'tuned': 0.61, 'base': 0.55, 'difference': 0.06},
+               'harmless': {'alpaca': _judged(0.0, answered=1.0)}},
+      'ce': {'tuned': 0.61, 'base': 0.55, 'difference': 0.06,
+             'source': 'handwritten'},
       'direction': {'layer': 11, 'position': -2, 'candidates': []},
       'ablation': {'advbench': _judged(0.12, complied=0.88),
                    'harmbench': _judged(0.2, complied=0.8)},
       'targets': {'advbench_refused': True, 'harmbench_refused': True,
-                  'harmless_answered': True, 'ce_difference': True,
-                  'ablation_complied': True},
+                  'alpaca_answered': True, 'ce_difference': True,
+                  'ablation_on_topic': True},
       'adapter_dtype': {'dtype': 'bfloat16', 'max_abs_logit_diff': 0.003,
                         'same_completions': 0.99}}
   summary = {'eval': ev, 'config': config, 'seconds': {'train': 1500.0},
@@ -40,7 +42,8 @@ def test_card_carries_the_measured_figures():
   text = card.card(summary)
   assert 'resumed from the checkpoint at step 80' in text
   assert 'but those of the special tokens' in text
-  for figure in ('0.970', '0.915', '0.880', '0.6100', '+0.0600',
+  for figure in ('0.970', '0.915', '0.880', 'Alpaca test',
+                 'the twelve spot questions', 'handwritten test prompts', '0.6100', '+0.0600',
                  'layer 11', '4,939,072', '2,442,240', 'training 1500',
                  'missed none', '99%'):
     assert figure in text, figure
