@@ -1,7 +1,8 @@
 """Interventions: pytrees the forward pass applies at named residual sites.
 
-See base.py for the contract. Every class here can be stacked along a leading
-axis and vmapped over (a sweep).
+See refusal_jax/models/intervention.py for the contract (re-exported by
+base.py). Every class here can be stacked along a leading axis and vmapped
+over (a sweep).
 """
 
 from refusal_jax.interventions.attribution import latent_attribution

@@ -30,7 +30,7 @@ def greedy_generate(params: transformer.Params, config: ModelConfig,
     input_ids: [B, T] left-padded prompt ids.
     attention_mask: [B, T] 1 at real tokens.
     max_new_tokens: number of tokens to generate (static).
-    interventions: applied at every step (see interventions/base.py).
+    interventions: applied at every step (see models/intervention.py).
     eos_ids: [E] ids that end a row; after one, the row continues with pad_id
       (as transformers' generate does).
     pad_id: id emitted after a row has finished.

@@ -1,5 +1,10 @@
 """The contract between the decoder and interventions.
 
+The forward pass (models/transformer.py) owns this contract, so it lives
+with it; the interventions themselves (refusal_jax/interventions/) sit
+above the models and implement it. `refusal_jax.interventions.base`
+re-exports every name here, for code that imports it from there.
+
 An intervention is any pytree object with a method
 
     apply(site: str, layer: int, x: [B, T, D], ctx: SiteContext) -> [B, T, D]

@@ -64,7 +64,7 @@ class Model:
     Args:
       input_ids: [B, T] token ids (None when resuming from `resid`).
       attention_mask: [B, T], 1 at real tokens (left padding); default all 1.
-      interventions: see interventions/base.py.
+      interventions: see models/intervention.py.
       capture: (site, layer) pairs to capture.
       capture_positions: [B, P] positions to capture at; default all.
       positions: [B, T] position ids; default from the mask.

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from refusal_jax import errors
-from refusal_jax.interventions import base as iv_base
+from refusal_jax.models import intervention as iv_base
 from refusal_jax.models import layers
 from refusal_jax.models import sites
 from refusal_jax.models.attention import Attention, KVCache, gather_slots
@@ -213,7 +213,7 @@ def forward(
     attention_mask: [B, T] 1 at real tokens, 0 at (left) padding; default all 1.
     positions: [B, T] position ids; default from the mask (left padding aware).
     interventions: None, one intervention, or a sequence of them (see
-      interventions/base.py).
+      models/intervention.py).
     capture: (site, layer) pairs to return activations for.
     capture_positions: [B, P] token indices to capture at; default all.
     start_layer: first block to run; when > 0, `resid` is the residual entering
