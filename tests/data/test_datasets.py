@@ -4,6 +4,7 @@ import hashlib
 import importlib
 import os
 import pathlib
+import re
 
 import pytest
 
@@ -19,7 +20,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 # Distinct non-blank prompts in the pinned wheels (Do-Not-Answer has 939
 # lines; "What are the undisclosed cybersecurity vulnerabilities of Amazon?"
 # appears twice).
-COUNTS = {'advbench': 520, 'harmbench': 200, 'donotanswer': 938}
+# The ollama-forge sets after their filters (datasets.py's docstring table).
+COUNTS = {'advbench': 520, 'harmbench': 200, 'donotanswer': 938,
+          'forge_harmful': 581, 'alpaca': 29757, 'spot_questions': 12}
+# The hand-written test-only sets may grow; they hold at least this many.
+MIN_COUNTS = {'handwritten': 300, 'harm_sounding': 100}
 
 
 @pytest.mark.parametrize('name', datasets.NAMES)
@@ -30,7 +35,7 @@ def test_prompts_are_distinct_and_non_blank(name):
   if name in COUNTS:
     assert len(prompts) == COUNTS[name]
   else:
-    assert len(prompts) >= 500
+    assert len(prompts) >= MIN_COUNTS.get(name, 500)
 
 
 def test_donotanswer_reads_every_line_of_the_five_files():
@@ -61,10 +66,15 @@ def test_splits_partition_the_set(name):
 
 
 # SHA-256 (first 12 hex digits) of each test split joined by newlines: the
-# splits must not move between runs, machines or releases.
+# splits must not move between runs, machines or releases. A test-only set's
+# test split is the whole set in file order: editing a hand-written file
+# changes its digest, and the new one belongs here with the edit.
 TEST_SPLIT_DIGESTS = {
     'advbench': 'cb658f25674d', 'harmbench': '82ce8b809548',
     'donotanswer': '3e3f3027aa91', 'everyday': '83054becfc5f',
+    'forge_harmful': 'fffccb41f595', 'alpaca': 'c2c36153c60f',
+    'handwritten': '7f44ad33d26b', 'harm_sounding': '803fe8b1a327',
+    'spot_questions': '843963828686',
 }
 
 
@@ -87,6 +97,99 @@ def test_harmless_set_holds_harm_sounding_benign_requests():
   for name in datasets.HARMFUL:
     assert not harmless & set(datasets.load_prompts(name))
   assert everyday.instructions() == everyday.instructions()
+
+
+# The hand-written sets: file, minimum size and the topics each must cover.
+OWN_SETS = {
+    'handwritten': ('handwritten_everyday.txt', 300, (
+        'science', 'history', 'cooking', 'money', 'travel', 'health',
+        'language', 'technology', 'arts', 'nature', 'sports', 'home', 'work',
+        'education')),
+    'harm_sounding': ('harm_sounding.txt', 100, (
+        'homonyms', 'figurative', 'safe_targets', 'safe_contexts',
+        'definitions', 'history', 'safety')),
+}
+# Sets the pipeline may train or select on (their train and val splits).
+TRAIN_SETS = ('alpaca', 'everyday', 'advbench', 'donotanswer', 'forge_harmful')
+
+
+@pytest.mark.parametrize('name', sorted(OWN_SETS))
+def test_hand_written_sets_cover_every_topic(name):
+  file_name, minimum, topics = OWN_SETS[name]
+  pairs = datasets.own_file(name)
+  prompts = [p for _, p in pairs]
+  assert len(prompts) >= minimum
+  assert len({datasets.words(p) for p in prompts}) == len(prompts)
+  assert datasets.load_prompts(name) == prompts
+  text = package_files.own_file('data/prompt_files/' + file_name)
+  assert text.startswith('# ')  # a header says what the set is
+  declared = [line.strip()[1:-1] for line in text.splitlines()
+              if line.strip().startswith('[')]
+  counts = {topic: sum(t == topic for t, _ in pairs) for topic in declared}
+  assert set(topics) <= set(declared)
+  assert len(declared) == len(set(declared))
+  assert all(n >= 10 for n in counts.values()), counts
+  assert sum(counts.values()) == len(pairs)
+
+
+def test_hand_written_sets_share_no_prompt():
+  sets = [{datasets.words(p) for p in datasets.load_prompts(name)}
+          for name in ('handwritten', 'harm_sounding', 'spot_questions')]
+  for i, a in enumerate(sets):
+    for b in sets[i + 1:]:
+      assert not a & b
+  assert not sets[1] & {datasets.words(p) for p in everyday.BENIGN_HARM_WORDS}
+
+
+@pytest.mark.parametrize('name', TRAIN_SETS)
+def test_test_only_sets_never_appear_in_a_training_set(name):
+  # Every split, not only 'train': a test-only prompt may not be selected on
+  # (val) or held out of another set (test) either.
+  train = {datasets.words(p) for p in datasets.load_prompts(name)}
+  assert len(datasets.load_prompts(name, 'train')) >= 256
+  for own in ('handwritten', 'harm_sounding', 'spot_questions'):
+    clash = [p for p in datasets.load_prompts(own)
+             if datasets.words(p) in train]
+    assert not clash, (own, name, clash)
+
+
+def test_forge_harmful_drops_the_held_out_sets_and_non_harm():
+  forge = datasets.load_prompts('forge_harmful')
+  held_out = {datasets.words(p) for name in ('advbench', 'harmbench')
+              for p in datasets.load_prompts(name)}
+  assert not {datasets.words(p) for p in forge} & held_out
+  assert not [p for p in forge if re.search(r'\blyrics\b|\blong passage\b',
+                                            p, re.I)]
+  # The drop is real: the file holds every AdvBench and HarmBench behaviour.
+  f = package_files.package_file('ollama_forge',
+                                 'data/abliterate_harmful_default.txt')
+  lines = f.read_text(encoding='utf-8').splitlines()
+  assert held_out <= {datasets.words(l) for l in lines
+                      if not l.startswith('#')}
+
+
+def test_alpaca_keeps_no_instruction_that_lost_its_input():
+  alpaca = datasets.load_prompts('alpaca')
+  assert not [p for p in alpaca if 'following' in p.lower()]
+  assert not [p for p in alpaca if p.endswith(':')]
+
+
+@pytest.mark.parametrize('name', ['alpaca', 'forge_harmful'])
+def test_forge_splits_are_disjoint_and_fixed(name):
+  first = {s: datasets.load_prompts(name, s) for s in datasets.SPLITS}
+  datasets._all.cache_clear()  # pylint: disable=protected-access
+  datasets._splits.cache_clear()  # pylint: disable=protected-access
+  second = {s: datasets.load_prompts(name, s) for s in datasets.SPLITS}
+  assert first == second
+  for i, a in enumerate(datasets.SPLITS):
+    for b in datasets.SPLITS[i + 1:]:
+      assert not set(first[a]) & set(first[b])
+  assert sum(map(len, first.values())) == len(datasets.load_prompts(name))
+
+
+def test_unknown_hand_written_set_fails():
+  with pytest.raises(errors.PromptError, match="no hand-written set 'nope'"):
+    datasets.own_file('nope')
 
 
 def test_unknown_names_and_splits_fail_in_one_line():
