@@ -522,18 +522,20 @@ def _sae_chunk(params, config, resid, attention_mask, edit_at, f, w, masks,
   The first w.shape[0] mask columns edit the precomputed latents f at the
   resumed residual (no columns when f is None); the rest edit the SAEs of
   `tail` ((SAE, candidates [C_s]) pairs, in pass order), met in the pass.
+  Masks [Mc, Pc, C] give each prompt its own mask (sweeps/paired.py).
   """
   keep = edit_at.astype(bool)[..., None]  # [Pc, T, 1] positions edited
   n_head = 0 if f is None else w.shape[0]
 
   def one(m):
+    m = m if m.ndim == 1 else m[:, None]  # [C] or [Pc, 1, C]
     x = resid
     if f is not None:
-      x = _edit_residual(resid, f, w, m[:n_head], value, mode, keep)
+      x = _edit_residual(resid, f, w, m[..., :n_head], value, mode, keep)
     edits, col = [], n_head
     for sae, cands in tail:
-      edits.append(_CandidateEdit(sae, cands, m[col:col + cands.shape[0]],
-                                  value, mode, keep))
+      edits.append(_CandidateEdit(
+          sae, cands, m[..., col:col + cands.shape[0]], value, mode, keep))
       col += cands.shape[0]
     return last_hidden(params, config, x, attention_mask,
                        start_layer=start_layer,
