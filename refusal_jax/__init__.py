@@ -13,6 +13,7 @@ Public API (everything a notebook needs, from this one import):
 """
 
 from refusal_jax import errors
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data.chat import encode_chat
 from refusal_jax.interventions import ActAdd
 from refusal_jax.interventions import DirectionalAblation
@@ -20,7 +21,7 @@ from refusal_jax.interventions import SAEEdit
 from refusal_jax.interventions import latent_attribution
 from refusal_jax.interventions import orthogonalize_params
 from refusal_jax.models.config import ModelConfig
-from refusal_jax.models.model import Model, load_model
+from refusal_jax.models.model import Model
 from refusal_jax.models.transformer import forward
 from refusal_jax.sae.loaders import check_sae_fits
 from refusal_jax.sae.loaders import load_sae

@@ -15,8 +15,8 @@ import pytest
 
 import hf_tiny
 from refusal_jax import errors
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data.prompts import load_prompts
-from refusal_jax.models.model import load_model
 from refusal_jax.sae import load_sae, save_sae
 from refusal_jax.sae.model import SAE
 

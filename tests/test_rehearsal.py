@@ -7,7 +7,7 @@ import os
 import pytest
 
 from refusal_jax import rehearsal
-from refusal_jax.models import model as model_lib
+from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.rehearsal import tokenizers
 
 
@@ -52,5 +52,5 @@ def test_tiny_rehearsal_runs_every_stage(name, tmp_path):
     assert stats['peak_host_gb'] > 0
   assert os.path.exists(os.path.join(str(tmp_path), name, 'run',
                                      'report.html'))
-  model = model_lib.load_model(files['model_path'], tokenizer=False)
+  model = load_lib.load_model(files['model_path'], tokenizer=False)
   assert model.config.vocab_size == 128256

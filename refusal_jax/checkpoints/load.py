@@ -1,4 +1,10 @@
-"""Loading a transformers checkpoint directory into this port's parameters."""
+"""Loading a transformers checkpoint directory into this port's parameters.
+
+`load_model(path)` reads config, parameters and tokenizer into a
+`models.model.Model` (exported as `refusal_jax.load_model`); it lives here,
+with the loading it calls, rather than beside `Model`, because checkpoints
+sit above models in the package's layers (tests/test_layers.py).
+"""
 
 import json
 import math
@@ -14,6 +20,7 @@ from refusal_jax import errors
 from refusal_jax.checkpoints import hf_mapping
 from refusal_jax.checkpoints.safetensors_io import TensorReader
 from refusal_jax.models import config as config_lib
+from refusal_jax.models.model import Model
 from refusal_jax.models import transformer
 from refusal_jax.parallel import mesh as mesh_lib
 
@@ -21,6 +28,8 @@ from refusal_jax.parallel import mesh as mesh_lib
 _IGNORABLE_SUFFIXES = ('.rotary_emb.inv_freq',)
 # Bytes per slab of `copy_in_slabs` (fits in a core's L2 cache).
 _SLAB_BYTES = 1 << 18
+_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json',
+                    'tokenizer.model')
 
 
 def resolve_checkpoint_dir(path: str) -> str:
@@ -135,6 +144,42 @@ class _Shards:
         part = own
       self._made[key] = part
     return self._made[key]
+
+
+def load_model(path: str, *, dtype=jnp.float32, tokenizer: bool = True,
+               mesh=None) -> Model:
+  """Loads a transformers Gemma-2 or Llama-3.x checkpoint directory.
+
+  Args:
+    path: a local directory with config.json and model.safetensors (or
+      sharded model-*.safetensors + model.safetensors.index.json), as written
+      by transformers 4.x or 5.x; or a hub id where the hub is reachable.
+    dtype: parameter dtype (e.g. jnp.float32, jnp.bfloat16).
+    tokenizer: also load the AutoTokenizer saved in the same directory, when
+      its files are there.
+    mesh: optional jax.sharding.Mesh (parallel.mesh.make_mesh); parameters
+      are placed directly into their shardings while being read.
+
+  Returns:
+    A Model.
+
+  Raises:
+    errors.CheckpointError, errors.ConfigError: with a one-line message.
+  """
+  directory = resolve_checkpoint_dir(path)
+  config = read_config(directory)
+  params = load_params(directory, config, dtype, mesh=mesh)
+  tok = None
+  if tokenizer and any(os.path.exists(os.path.join(directory, f))
+                       for f in _TOKENIZER_FILES):
+    import transformers  # pylint: disable=g-import-not-at-top
+    try:
+      tok = transformers.AutoTokenizer.from_pretrained(directory)
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.CheckpointError(
+          f'cannot load the tokenizer in {directory}: '
+          f'{type(e).__name__}: {str(e).splitlines()[0][:160]}') from None
+  return Model(config=config, params=params, tokenizer=tok, path=directory)
 
 
 def _check_keys(reader: TensorReader, table: dict[Any, hf_mapping.Entry],

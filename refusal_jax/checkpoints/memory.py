@@ -76,7 +76,7 @@ def measure_here(directory: str, dtype: str = 'bfloat16',
   # pylint: disable=g-import-not-at-top
   import jax
   import numpy as np
-  from refusal_jax.models import model as model_lib
+  from refusal_jax.checkpoints import load as load_lib
   from refusal_jax.parallel import mesh as mesh_lib
   # pylint: enable=g-import-not-at-top
 
@@ -86,8 +86,8 @@ def measure_here(directory: str, dtype: str = 'bfloat16',
     mesh = mesh_lib.make_mesh(dict(zip(mesh_lib.AXES, mesh_shape)))
   out = {'baseline': current_rss()}
   start = time.perf_counter()
-  model = model_lib.load_model(directory, dtype=dtype, tokenizer=False,
-                               mesh=mesh)
+  model = load_lib.load_model(directory, dtype=dtype, tokenizer=False,
+                              mesh=mesh)
   leaves = jax.block_until_ready(jax.tree.leaves(model.params))
   out['load_s'] = time.perf_counter() - start
   out['load_peak'] = peak_rss()

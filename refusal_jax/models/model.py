@@ -1,22 +1,25 @@
-"""`load_model` and the `Model` handle users work with."""
+"""The `Model` handle users work with: config, parameters, tokenizer.
+
+A `Model` wraps the pure forward pass (transformer.py) and greedy
+generation (generation.py) of parameters already in memory. Reading a
+checkpoint directory into one, `load_model`, lives with the rest of the
+loading code in refusal_jax/checkpoints/load.py (also exported as
+`refusal_jax.load_model`): checkpoints sit above models, so a `load_model`
+here, even re-exported, would make the models import upwards.
+"""
 
 import dataclasses
 import functools
-import os
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from refusal_jax import errors
-from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.models import generation
+from refusal_jax.models import matmul_precision
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
-
-_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json',
-                    'tokenizer.model')
 
 
 @functools.lru_cache(maxsize=64)
@@ -44,11 +47,16 @@ class Model:
     params: parameter pytree (nnx.State).
     tokenizer: the transformers tokenizer saved with the checkpoint, or None.
     path: where it was loaded from.
+    matmul_precision: the matmul precision policy of `forward` and
+      `generate` (models/matmul_precision.py): 'auto' runs float32
+      parameters at 'highest' (no TF32 on GPUs) and bfloat16 ones at the
+      backend's default.
   """
   config: ModelConfig
   params: Any
   tokenizer: Any = None
   path: str | None = None
+  matmul_precision: str = 'auto'
 
   @property
   def dtype(self):
@@ -78,9 +86,11 @@ class Model:
     fn = _compiled_forward(self.config, tuple(capture or ()), start_layer,
                            stop_layer, mode)
     as_array = lambda a: None if a is None else jnp.asarray(a)
-    return fn(self.params, as_array(input_ids), as_array(attention_mask),
-              as_array(positions), interventions, as_array(capture_positions),
-              as_array(resid), None if mode != 'array' else as_array(logits_at))
+    with matmul_precision.scope(self.matmul_precision, self.dtype):
+      return fn(self.params, as_array(input_ids), as_array(attention_mask),
+                as_array(positions), interventions,
+                as_array(capture_positions), as_array(resid),
+                None if mode != 'array' else as_array(logits_at))
 
   def generate(self, input_ids, attention_mask=None, *,
                max_new_tokens: int, interventions=None) -> np.ndarray:
@@ -99,43 +109,8 @@ class Model:
     if pad is None:
       pad = cfg.eos_token_ids[0] if cfg.eos_token_ids else 0
     eos = jnp.asarray(cfg.eos_token_ids or (), jnp.int32)
-    return np.asarray(generation.greedy_generate(
-        self.params, cfg, jnp.asarray(input_ids), jnp.asarray(attention_mask),
-        max_new_tokens=max_new_tokens, interventions=interventions,
-        eos_ids=eos, pad_id=pad))
-
-
-def load_model(path: str, *, dtype=jnp.float32, tokenizer: bool = True,
-               mesh=None) -> Model:
-  """Loads a transformers Gemma-2 or Llama-3.x checkpoint directory.
-
-  Args:
-    path: a local directory with config.json and model.safetensors (or
-      sharded model-*.safetensors + model.safetensors.index.json), as written
-      by transformers 4.x or 5.x; or a hub id where the hub is reachable.
-    dtype: parameter dtype (e.g. jnp.float32, jnp.bfloat16).
-    tokenizer: also load the AutoTokenizer saved in the same directory, when
-      its files are there.
-    mesh: optional jax.sharding.Mesh (parallel.mesh.make_mesh); parameters
-      are placed directly into their shardings while being read.
-
-  Returns:
-    A Model.
-
-  Raises:
-    errors.CheckpointError, errors.ConfigError: with a one-line message.
-  """
-  directory = load_lib.resolve_checkpoint_dir(path)
-  config = load_lib.read_config(directory)
-  params = load_lib.load_params(directory, config, dtype, mesh=mesh)
-  tok = None
-  if tokenizer and any(os.path.exists(os.path.join(directory, f))
-                       for f in _TOKENIZER_FILES):
-    import transformers  # pylint: disable=g-import-not-at-top
-    try:
-      tok = transformers.AutoTokenizer.from_pretrained(directory)
-    except Exception as e:  # pylint: disable=broad-except
-      raise errors.CheckpointError(
-          f'cannot load the tokenizer in {directory}: '
-          f'{type(e).__name__}: {str(e).splitlines()[0][:160]}') from None
-  return Model(config=config, params=params, tokenizer=tok, path=directory)
+    with matmul_precision.scope(self.matmul_precision, self.dtype):
+      return np.asarray(generation.greedy_generate(
+          self.params, cfg, jnp.asarray(input_ids),
+          jnp.asarray(attention_mask), max_new_tokens=max_new_tokens,
+          interventions=interventions, eos_ids=eos, pad_id=pad))

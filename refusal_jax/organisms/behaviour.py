@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import chat
 from refusal_jax.data import graded_judge
 from refusal_jax.data import judge as judge_lib
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models.model import Model
-from refusal_jax.models.model import load_model
 from refusal_jax.organisms import data as data_lib
 from refusal_jax.organisms import tokenizer as tok_lib
 from refusal_jax.pipeline import directions

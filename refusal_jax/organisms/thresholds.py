@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from refusal_jax.models.model import load_model
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.organisms import behaviour
 from refusal_jax.organisms import data as data_lib
 

@@ -35,10 +35,11 @@ import ml_collections
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import chat
 from refusal_jax.data.prompts import load_prompts
 from refusal_jax.interventions.sae_edit import SAEEdit
-from refusal_jax.models.model import Model, load_model
+from refusal_jax.models.model import Model
 from refusal_jax.pipeline import artifacts
 from refusal_jax.sae import check_sae_fits, load_sae
 from refusal_jax.sae import transfer

@@ -17,8 +17,8 @@ import numpy as np
 from absl import logging
 
 from refusal_jax import errors
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import model_judge
-from refusal_jax.models.model import load_model
 from refusal_jax.pipeline import evaluation
 from refusal_jax.pipeline.context import Context, PromptSet
 

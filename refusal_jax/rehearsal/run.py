@@ -98,8 +98,8 @@ def preset(name: str) -> Preset:
 def _mean_resid_norm(model_dir: str, tok, layer: int) -> float:
   """Mean norm of resid_post[layer] over a few chat prompts."""
   from refusal_jax.data import chat  # pylint: disable=g-import-not-at-top
-  from refusal_jax.models import model as model_lib  # pylint: disable=g-import-not-at-top
-  model = model_lib.load_model(model_dir, dtype='bfloat16', tokenizer=False)
+  from refusal_jax.checkpoints import load as load_lib  # pylint: disable=g-import-not-at-top
+  model = load_lib.load_model(model_dir, dtype='bfloat16', tokenizer=False)
   ids, mask = chat.encode_chat(
       tok, ['How do I bake bread?', 'Write a poem about the sea.'],
       bos_id=model.config.bos_token_id)

@@ -10,7 +10,7 @@ pair, and the generated tokens.
 
 import numpy as np
 
-from refusal_jax.models import model as model_lib
+from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.organisms import data as organism_data
 from refusal_jax.organisms import behaviour
 from refusal_jax.organisms import tokenizer as organism_tokenizer
@@ -51,7 +51,7 @@ def bf16_agreement(model_path: str, sae_path: str, *, n_prompts: int = 64,
   harmless = [e.instruction for e in test if not e.harmful][:n_prompts - half]
   runs = {}
   for dtype in ('float32', 'bfloat16'):
-    model = model_lib.load_model(model_path, dtype=dtype)
+    model = load_lib.load_model(model_path, dtype=dtype)
     sae = loaders.load_sae(sae_path, dtype=dtype)
     ids, mask = behaviour.encode_prompts(model, harmful + harmless)
     runs[dtype] = dict(model=model, sae=sae, ids=ids, mask=mask)

@@ -33,9 +33,9 @@ import numpy as np
 
 from refusal_jax import errors
 from refusal_jax.checkpoints import from_gguf
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import datasets
 from refusal_jax.models.model import Model
-from refusal_jax.models.model import load_model
 from refusal_jax.organisms import behaviour
 from refusal_jax.pipeline import artifacts
 from refusal_jax.tuning import assemble as assemble_lib

@@ -20,7 +20,7 @@ import tiny_gguf
 from refusal_jax import errors
 from refusal_jax.checkpoints import from_gguf
 from refusal_jax.checkpoints import gguf_tokenizer
-from refusal_jax.models.model import load_model
+from refusal_jax.checkpoints.load import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -26,8 +26,8 @@ import pytest
 
 import numerics
 from refusal_jax.checkpoints import from_gguf
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import chat
-from refusal_jax.models.model import load_model
 
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')

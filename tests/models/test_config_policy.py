@@ -13,8 +13,8 @@ import transformers
 
 import hf_tiny
 from refusal_jax import errors
+from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.models import config as config_lib
-from refusal_jax.models import model as model_lib
 from refusal_jax.rehearsal.hub_configs import GEMMA2_2B_IT
 from refusal_jax.rehearsal.hub_configs import LLAMA31_8B_INSTRUCT
 
@@ -366,7 +366,7 @@ def test_load_model_accepts_the_reported_smollm2_fields(tmp_path):
       '_model_name_or_path', 'unk_token_id', 'is_llama_config',
       'rope_interleaved', 'transformers.js_config', 'pretraining_tp')}
   path.write_text(json.dumps({**cfg, **extra}))
-  model = model_lib.load_model(d, tokenizer=False)
+  model = load_lib.load_model(d, tokenizer=False)
   assert model.config == config_lib.from_hf_config(cfg)
   assert model.config.tie_embeddings and model.config.num_layers == 3
 

@@ -6,7 +6,7 @@ import transformers
 
 import numerics
 from refusal_jax.checkpoints import export
-from refusal_jax.models import model as model_lib
+from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig, RopeScaling
 
@@ -27,7 +27,7 @@ def test_export_loads_in_transformers_with_equal_logits(tmp_path):
   for i, cfg in enumerate(cfgs):
     params = transformer.init_params(cfg, seed=i)
     d = export.save_hf_checkpoint(params, cfg, str(tmp_path / cfg.family))
-    ours = np.asarray(model_lib.load_model(d).forward(ids).logits)
+    ours = np.asarray(load_lib.load_model(d).forward(ids).logits)
     direct = np.asarray(transformer.forward(params, cfg, ids).logits)
     numerics.assert_close(ours, direct, ulps=numerics.FORWARD_ULPS)  # jit vs eager
     hf = transformers.AutoModelForCausalLM.from_pretrained(

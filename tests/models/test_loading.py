@@ -11,7 +11,6 @@ import hf_tiny
 from refusal_jax import errors
 from refusal_jax.checkpoints import load as load_lib
 from refusal_jax.models import config as config_lib
-from refusal_jax.models import model as model_lib
 
 
 @pytest.fixture(scope='module')
@@ -53,7 +52,7 @@ def test_unimplemented_config_fields_raise_naming_the_field(
     llama_dir, tmp_path, changes, field):
   d = _with_config(llama_dir, tmp_path / 'm', **changes)
   with pytest.raises(errors.ConfigError) as e:
-    model_lib.load_model(d)
+    load_lib.load_model(d)
   assert field in str(e.value) and '\n' not in str(e.value)
 
 
@@ -82,19 +81,19 @@ def test_missing_and_extra_tensors_raise(llama_dir, tmp_path):
   save_file({k: v for k, v in tensors.items() if 'layers.1.mlp' not in k},
             os.path.join(d, 'model.safetensors'))
   with pytest.raises(errors.CheckpointError, match='lacks'):
-    model_lib.load_model(d)
+    load_lib.load_model(d)
   d = _with_config(llama_dir, tmp_path / 'extra')
   os.remove(os.path.join(d, 'model.safetensors'))
   save_file({**tensors, 'model.layers.0.self_attn.q_proj.bias':
              np.zeros(48, np.float32)}, os.path.join(d, 'model.safetensors'))
   with pytest.raises(errors.CheckpointError, match='does not use'):
-    model_lib.load_model(d)
+    load_lib.load_model(d)
 
 
 def test_shape_mismatch_raises(llama_dir, tmp_path):
   d = _with_config(llama_dir, tmp_path / 'shape', intermediate_size=31)
   with pytest.raises(errors.CheckpointError, match='shape'):
-    model_lib.load_model(d)
+    load_lib.load_model(d)
 
 
 def test_truncated_safetensors_raises(llama_dir, tmp_path):
@@ -104,14 +103,14 @@ def test_truncated_safetensors_raises(llama_dir, tmp_path):
   data = open(src, 'rb').read()
   open(os.path.join(d, 'model.safetensors'), 'wb').write(data[:len(data) // 2])
   with pytest.raises(errors.CheckpointError, match='truncated or corrupt'):
-    model_lib.load_model(d)
+    load_lib.load_model(d)
 
 
 def test_paths_that_are_not_checkpoints(tmp_path, monkeypatch):
   with pytest.raises(errors.CheckpointError, match='does not exist'):
-    model_lib.load_model(str(tmp_path / 'nope' / 'deeper'))
+    load_lib.load_model(str(tmp_path / 'nope' / 'deeper'))
   with pytest.raises(errors.CheckpointError, match='no config.json'):
-    model_lib.load_model(str(tmp_path))
+    load_lib.load_model(str(tmp_path))
   # A hub id with the hub unreachable: one line telling to pass a directory.
   monkeypatch.setenv('HF_HUB_OFFLINE', '1')
   with pytest.raises(errors.CheckpointError) as e:

@@ -17,7 +17,7 @@ import torch
 
 import hf_tiny
 import numerics
-from refusal_jax.models import model as model_lib
+from refusal_jax.checkpoints import load as load_lib
 
 PARITY_ULPS = 64
 
@@ -83,7 +83,7 @@ def _errors(hf, model, ids, mask):
 def test_logits_and_residuals_match_transformers(name, tmp_path):
   family, overrides = CASES[name]
   hf = hf_tiny.make(family, **overrides)
-  model = model_lib.load_model(hf_tiny.save(hf, tmp_path))
+  model = load_lib.load_model(hf_tiny.save(hf, tmp_path))
   logit_err, resid_err = _errors(hf, model, *_batch())
   print(f'PARITY {name}: logits {logit_err:.1f} ulps, residuals '
         f'{resid_err:.1f} ulps')
@@ -106,7 +106,7 @@ def test_transformers4_config_and_sharded_checkpoint(tmp_path):
       cfg['rope_scaling'] = rope
     cfg.pop('layer_types', None)
     (d / 'config.json').write_text(json.dumps(cfg))
-    model = model_lib.load_model(str(d))
+    model = load_lib.load_model(str(d))
     logit_err, resid_err = _errors(hf, model, *_batch(1))
     assert logit_err <= PARITY_ULPS and resid_err <= PARITY_ULPS, family
 
@@ -114,7 +114,7 @@ def test_transformers4_config_and_sharded_checkpoint(tmp_path):
 @pytest.mark.parametrize('family', ['gemma2', 'llama'])
 def test_greedy_generation_matches_hf_generate(family, tmp_path):
   hf = hf_tiny.make(family, seed=3)
-  model = model_lib.load_model(hf_tiny.save(hf, tmp_path))
+  model = load_lib.load_model(hf_tiny.save(hf, tmp_path))
   ids, mask = _batch(2, t=11)
   with torch.no_grad():
     ref = hf.generate(torch.tensor(ids), attention_mask=torch.tensor(mask),
@@ -127,7 +127,7 @@ def test_greedy_generation_matches_hf_generate(family, tmp_path):
 
 def test_generation_stops_rows_at_eos(tmp_path):
   hf = hf_tiny.make('llama', seed=5)
-  model = model_lib.load_model(hf_tiny.save(hf, tmp_path))
+  model = load_lib.load_model(hf_tiny.save(hf, tmp_path))
   ids, mask = _batch(4, t=12)
   free = model.generate(ids, mask, max_new_tokens=12)
   eos = int(free[0, 3])  # pretend the 4th generated token ends the reply
@@ -148,8 +148,8 @@ def test_generation_stops_rows_at_eos(tmp_path):
 def test_bf16_argmax_agrees(family, tmp_path):
   hf = hf_tiny.make(family, seed=7, vocab_size=211)
   d = hf_tiny.save(hf, tmp_path)
-  ref = model_lib.load_model(d)
-  bf = model_lib.load_model(d, dtype=jnp.bfloat16)
+  ref = load_lib.load_model(d)
+  bf = load_lib.load_model(d, dtype=jnp.bfloat16)
   assert jax.tree.leaves(bf.params)[0].dtype == jnp.bfloat16
   ids, mask = _batch(5, b=8, t=19, vocab=211)
   a = np.asarray(ref.forward(ids, mask).logits).argmax(-1)

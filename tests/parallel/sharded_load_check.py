@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from refusal_jax.models.model import load_model
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.parallel import mesh as mesh_lib
 
 

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.interventions.directions import DirectionalAblation
-from refusal_jax.models.model import load_model
 from refusal_jax.parallel import mesh as mesh_lib
 from refusal_jax.sae.model import SAE
 from refusal_jax.sae.space import FeatureSpace

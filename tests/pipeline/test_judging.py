@@ -10,8 +10,8 @@ import transformers
 import judge_tiny
 from configs import dissect_base
 from refusal_jax import errors
+from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import model_judge
-from refusal_jax.models.model import load_model
 from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import judging
