@@ -10,8 +10,8 @@ from absl import app
 from absl import flags
 
 from experiments import common
+from refusal_jax.bench import precision
 from refusal_jax.organisms import assets
-from refusal_jax.sweeps import precision
 
 _ORGANISM = flags.DEFINE_enum('organism', 'gemma2', ['gemma2', 'llama'],
                               'Shipped organism.')

@@ -6,6 +6,8 @@
 * `torch_baseline`: the transformers model with an SAE forward hook;
 * `profile`: the engine's time per stage of one chunk;
 * `plots`: throughput against the number of masks and the edited layer;
+* `precision`: `bf16_agreement`, how far bf16 parameters move an
+  organism's sweep values and generations from float32 (not imported here);
 * `run`: `run_benchmark`, all of the above plus the roofline
   (`sweeps/roofline.py`), written to benchmark.json and throughput.png.
 

@@ -2,13 +2,13 @@
 
 The Llama organism has an untied head: its bf16 sweep covers the engine's
 head product that XLA's CPU runtime supports in bf16 (sweeps/engine.py,
-final_logits).
+final_logits). The measurement is refusal_jax/bench/precision.py.
 """
 
 import pytest
 
+from refusal_jax.bench import precision
 from refusal_jax.organisms import assets
-from refusal_jax.sweeps import precision
 
 
 @pytest.mark.parametrize('organism', ['gemma2', 'llama'])

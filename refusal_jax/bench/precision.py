@@ -6,6 +6,10 @@ generations twice, with the model and SAE loaded in float32 and in bfloat16
 pre-activations and thresholds), and reports how often the answers agree:
 the sign of the refusal metric against its threshold per (prompt, mask)
 pair, and the generated tokens.
+
+It measures the shipped organisms (their prompts, refusal tokens and chat
+encoding), so it is a recipe and sits in bench/, above the library; the
+sweep engine it exercises stays in sweeps/.
 """
 
 import numpy as np
