@@ -7,7 +7,7 @@ short training, to size steps, learning rate and L0 coefficient):
   python -m experiments.train_chat_saes --config=configs/sae_smollm2.py \
       --config.model_path=workdir/smollm2_safety --workdir=workdir/sae_smollm2
 
-Runs `refusal_jax.sae.chat_saes.train_chat_saes`: the model answers the
+Runs `refusal_jax.sae_recipes.chat_saes.train_chat_saes`: the model answers the
 train and val splits of the built-in harmful and harmless prompt sets
 greedily (and the harmful ones again with its refusal direction ablated); the
 SAEs train on the residual stream of those chat sequences (prompt, template
@@ -26,7 +26,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   trial = arg == 'trial'
   config = ml_collections.ConfigDict()
   # The config argument ('' or 'trial'; another value is reported by
-  # refusal_jax.sae.chat_saes.check_config).
+  # refusal_jax.sae_recipes.chat_saes.check_config).
   config.preset = arg
   # Chat checkpoint directory (config.json, safetensors, tokenizer with a
   # chat template), e.g. the safety-tuned SmolLM2 or the converted GGUF.

@@ -3,7 +3,7 @@
   python -m experiments.train_chat_saes --config=configs/sae_smollm2.py \
       --config.model_path=DIR --workdir=workdir/sae_smollm2
 
-Runs `refusal_jax.sae.chat_saes.train_chat_saes`: the model answers the
+Runs `refusal_jax.sae_recipes.chat_saes.train_chat_saes`: the model answers the
 built-in harmful and harmless train prompts greedily, the SAEs of
 `--config.saes` train on those chat sequences' residual stream and are
 measured on held-out sequences; each SAE is written as a SAELens folder
@@ -16,7 +16,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import common
-from refusal_jax.sae import chat_saes
+from refusal_jax.sae_recipes import chat_saes
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'SAE config file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')

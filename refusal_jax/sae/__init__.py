@@ -1,7 +1,8 @@
 """Sparse autoencoders: the `SAE` pytree, published-format loaders, training.
 
-`organism.train_organism_sae` trains the SAE of a refusal model organism
-(configs/sae_organism.py); it is not imported here.
+The recipes that train the shipped SAEs of particular models (an
+organism's, `train_organism_sae`, and any chat checkpoint's,
+`train_chat_saes`) are in refusal_jax/sae_recipes/, above the library.
 """
 
 from refusal_jax.sae.evaluate import evaluate_sae

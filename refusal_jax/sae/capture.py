@@ -5,8 +5,9 @@ sequences and returns the activations at one site of several layers, all
 captured in ONE forward pass per batch (the pass stops after the last layer
 asked for), keeping real tokens only: padding, and every token whose id is in
 `skip_ids` (BOS, chat-template markers), is left out. Both the organisms'
-SAEs (refusal_jax/sae/organism.py) and the SAEs of any chat checkpoint
-(refusal_jax/sae/chat_saes.py) read their activations through it.
+SAEs (refusal_jax/sae_recipes/organism.py) and the SAEs of any chat
+checkpoint (refusal_jax/sae_recipes/chat_saes.py) read their activations
+through it.
 
 Axis letters: see refusal_jax/axes.py (B rows, T positions, D d_model,
 N kept tokens).

@@ -8,7 +8,7 @@ from refusal_jax import sae as sae_lib
 from refusal_jax.organisms import assets
 from refusal_jax.organisms import data as data_lib
 from refusal_jax.organisms import train
-from refusal_jax.sae import organism
+from refusal_jax.sae_recipes import organism
 
 
 def test_capture_and_evaluate_the_shipped_sae():
