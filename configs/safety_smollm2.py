@@ -88,6 +88,10 @@ def get_config() -> ml_collections.ConfigDict:
   # weigh decision_weight in the loss; the other response tokens weigh 1.
   config.train.decision_tokens = 4
   config.train.decision_weight = 4.0
+  # Weight of KL(base || tuned) over the harmless rows' response positions
+  # (the base model's whole next-token distribution, not only its greedy
+  # token; one more forward pass of the base model a step); 0 = off.
+  config.train.kl_weight = 0.0
   # Peak AdamW learning rate, linear warm-up steps, final learning rate of
   # the cosine decay as a fraction of the peak.
   config.train.learning_rate = 3e-4

@@ -82,11 +82,21 @@ def decision_weights(weights: jax.Array, n_tokens: int, factor: float
                    weights)
 
 
+def base_kl(base_logits: jax.Array, logits: jax.Array) -> jax.Array:
+  """KL(base || tuned) of next-token distributions [B, T, V] -> [B, T]."""
+  base_logp = jax.nn.log_softmax(base_logits.astype(jnp.float32), axis=-1)
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return jnp.sum(jnp.exp(base_logp) * (base_logp - logp), axis=-1)
+
+
 def loss_fn(adapter: lora.Adapter, params, batch: dict[str, jax.Array], *,
             spec: lora.LoraSpec, cfg: ModelConfig, decision_tokens: int = 0,
-            decision_weight: float = 1.0
+            decision_weight: float = 1.0, kl_weight: float = 0.0
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Weighted mean response cross-entropy of the adapted model.
+  """Weighted mean response cross-entropy of the adapted model, plus
+  `kl_weight` times the mean KL(base || tuned) over the harmless rows'
+  response positions (the whole next-token distribution kept where the
+  base model's answer is the target; 0 skips the base model's pass).
 
   Args:
     adapter: the trained adapter.
@@ -97,30 +107,40 @@ def loss_fn(adapter: lora.Adapter, params, batch: dict[str, jax.Array], *,
       tokens of each row weigh `decision_weight` (`decision_weights`).
 
   Returns:
-    (loss, aux) with aux = {'loss', 'harmful_loss', 'harmless_loss'}: the
-    loss and the unweighted mean cross-entropy over harmful / harmless
-    rows' response tokens.
+    (loss, aux) with aux = {'loss', 'harmful_loss', 'harmless_loss',
+    'harmless_kl'}: the loss, the unweighted mean cross-entropy over harmful
+    / harmless rows' response tokens, and the mean KL term (0 when
+    `kl_weight` is 0).
   """
-  ce, _ = token_losses(lora.merge(params, adapter, spec, cfg), cfg, batch)
+  ce, logits = token_losses(lora.merge(params, adapter, spec, cfg), cfg,
+                            batch)
   w = batch['weights'][:, 1:]  # [B, T-1]
   h = batch['harmful'][:, None]
-  mean = lambda m: jnp.sum(ce * m) / jnp.maximum(jnp.sum(m), 1.0)
-  loss = mean(decision_weights(w, decision_tokens, decision_weight))
-  return loss, {'loss': loss, 'harmful_loss': mean(w * h),
-                'harmless_loss': mean(w * (1.0 - h))}
+  mean = lambda x, m: jnp.sum(x * m) / jnp.maximum(jnp.sum(m), 1.0)
+  loss = mean(ce, decision_weights(w, decision_tokens, decision_weight))
+  kl = jnp.zeros((), jnp.float32)
+  if kl_weight:
+    _, base_logits = token_losses(params, cfg, batch)
+    kl = mean(base_kl(jax.lax.stop_gradient(base_logits[:, :-1]),
+                      logits[:, :-1]), w * (1.0 - h))
+    loss = loss + kl_weight * kl
+  return loss, {'loss': loss, 'harmful_loss': mean(ce, w * h),
+                'harmless_loss': mean(ce, w * (1.0 - h)), 'harmless_kl': kl}
 
 
 @functools.partial(jax.jit, static_argnames=('spec', 'cfg', 'optimizer',
                                              'decision_tokens',
-                                             'decision_weight'))
+                                             'decision_weight', 'kl_weight'))
 def train_step(state: dict[str, Any], params, batch: dict[str, jax.Array], *,
                spec: lora.LoraSpec, cfg: ModelConfig,
                optimizer: optax.GradientTransformation,
-               decision_tokens: int = 0, decision_weight: float = 1.0):
+               decision_tokens: int = 0, decision_weight: float = 1.0,
+               kl_weight: float = 0.0):
   """One AdamW step on the adapter; returns (new state, aux of loss_fn)."""
   grads, aux = jax.grad(loss_fn, has_aux=True)(
       state['adapter'], params, batch, spec=spec, cfg=cfg,
-      decision_tokens=decision_tokens, decision_weight=decision_weight)
+      decision_tokens=decision_tokens, decision_weight=decision_weight,
+      kl_weight=kl_weight)
   updates, opt_state = optimizer.update(grads, state['opt_state'],
                                         state['adapter'])
   return {'adapter': optax.apply_updates(state['adapter'], updates),
@@ -141,6 +161,9 @@ def validate(train: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f'train.decision_tokens ({train.decision_tokens}) must be >= 0 and '
         f'train.decision_weight ({train.decision_weight}) > 0')
+  if train.get('kl_weight', 0.0) < 0:
+    raise errors.ConfigError(
+        f'train.kl_weight must be >= 0, got {train.kl_weight}')
   if train.learning_rate <= 0:
     raise errors.ConfigError(
         f'train.learning_rate must be > 0, got {train.learning_rate}')
@@ -192,7 +215,8 @@ def train_adapter(params, cfg: ModelConfig, spec: lora.LoraSpec,
     state, aux = train_step(
         state, params, batch, spec=spec, cfg=cfg, optimizer=optimizer,
         decision_tokens=int(train.decision_tokens),
-        decision_weight=float(train.decision_weight))
+        decision_weight=float(train.decision_weight),
+        kl_weight=float(train.get('kl_weight', 0.0)))
     window.append(aux)
     done = step + 1
     if done % train.log_every == 0 or done == last:

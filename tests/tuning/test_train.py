@@ -1,6 +1,7 @@
 """The adapter training loop: it learns, and a resumed run ends where an
 uninterrupted one does."""
 
+import dataclasses
 import os
 
 import jax
@@ -79,3 +80,38 @@ def test_decision_weights_scale_the_first_response_tokens():
   np.testing.assert_array_equal(got, [[0, 0, 5, 5, 1, 0], [0, 5, 5, 1, 1, 1]])
   np.testing.assert_array_equal(np.asarray(train.decision_weights(w, 0, 5.0)),
                                 w)
+
+
+def test_kl_term_is_zero_at_the_base_model_and_counts_harmless_rows(setup):
+  model, examples, spec = setup
+  batcher = organism_train.Batcher(examples, batch_size=6, buckets=[12],
+                                   pad_id=0, prompt_loss_weight=0.0, seed=0)
+  batch = {k: jax.numpy.asarray(v) for k, v in
+           dataclasses.asdict(batcher.batch(0)).items()}
+  zero = lora.init_adapter(spec, model.config, 0)  # b = 0: the base model
+  _, aux = train.loss_fn(zero, model.params, batch, spec=spec,
+                         cfg=model.config, kl_weight=1.0)
+  assert abs(float(aux['harmless_kl'])) < 1e-5
+  moved = jax.tree.map(lambda x: x + 0.3, zero)
+  loss0, aux0 = train.loss_fn(moved, model.params, batch, spec=spec,
+                              cfg=model.config)
+  loss1, aux1 = train.loss_fn(moved, model.params, batch, spec=spec,
+                              cfg=model.config, kl_weight=2.0)
+  assert float(aux0['harmless_kl']) == 0.0 and float(aux1['harmless_kl']) > 0
+  np.testing.assert_allclose(float(loss1), float(loss0) +
+                             2.0 * float(aux1['harmless_kl']), rtol=1e-5)
+  # Only harmless rows enter the KL: marking every row harmful removes it.
+  harmful = dict(batch, harmful=jax.numpy.ones_like(batch['harmful']))
+  _, aux2 = train.loss_fn(moved, model.params, harmful, spec=spec,
+                          cfg=model.config, kl_weight=2.0)
+  assert float(aux2['harmless_kl']) == 0.0
+
+
+def test_base_kl_matches_its_definition():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 5))
+  p = np.exp(a) / np.exp(a).sum(-1, keepdims=True)
+  q = np.exp(b) / np.exp(b).sum(-1, keepdims=True)
+  want = (p * (np.log(p) - np.log(q))).sum(-1)
+  np.testing.assert_allclose(np.asarray(train.base_kl(a, b)), want,
+                             rtol=1e-5)
