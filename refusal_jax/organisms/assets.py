@@ -8,77 +8,22 @@ layer 2) and `hydra_sae_paths('gemma2')` lists the downstream SAE (layer 4)
 that the hydra stage reads. Every layer of each organism has an SAE
 (`layer_sae_path(name, layer)`, layers `SAE_LAYERS`), for the paper mode's
 search over the SAEs of all layers up to the refusal layer.
+
+The names are defined in refusal_jax/asset_paths.py, the one module that
+names shipped assets (the pipeline reads the organisms' defaults there
+without importing the organisms); this module re-exports them.
 """
 
-import importlib.resources
+from refusal_jax.asset_paths import DOWNSTREAM_LAYERS
+from refusal_jax.asset_paths import ORGANISMS
+from refusal_jax.asset_paths import SAE_LAYERS
+from refusal_jax.asset_paths import SEARCHED_LAYER
+from refusal_jax.asset_paths import hydra_sae_paths
+from refusal_jax.asset_paths import layer_sae_path
+from refusal_jax.asset_paths import organism_path
+from refusal_jax.asset_paths import sae_path
 
-from refusal_jax import errors
-
-ORGANISMS = ('gemma2', 'llama')
-
-
-SEARCHED_LAYER = 2
-DOWNSTREAM_LAYERS = (4,)
-# Layers with a shipped SAE (the organisms have 6 decoder layers).
-SAE_LAYERS = (0, 1, 2, 3, 4, 5)
-
-
-def _asset(kind: str, name: str, suffix: str = '') -> str:
-  if name not in ORGANISMS:
-    raise errors.ConfigError(
-        f'unknown organism {name!r}; expected one of {", ".join(ORGANISMS)}')
-  path = importlib.resources.files('refusal_jax').joinpath(
-      'assets', f'{kind}_{name}{suffix}')
-  if not path.is_dir():
-    raise errors.CheckpointError(
-        f'the packaged {kind} {name!r} is missing at {path}; reinstall '
-        'refusal_jax')
-  return str(path)
-
-
-def organism_path(name: str) -> str:
-  """Directory of the shipped organism `name` ('gemma2' or 'llama').
-
-  Raises:
-    errors.ConfigError: unknown name.
-    errors.CheckpointError: the packaged files are missing.
-  """
-  return _asset('organism', name)
-
-
-def sae_path(name: str) -> str:
-  """SAELens folder of the SAE shipped for organism `name`.
-
-  Raises:
-    errors.ConfigError: unknown name.
-    errors.CheckpointError: the packaged files are missing.
-  """
-  return _asset('sae_organism', name)
-
-
-def hydra_sae_paths(name: str) -> list[str]:
-  """SAELens folders of the SAEs downstream of `sae_path(name)`.
-
-  Raises:
-    errors.ConfigError: unknown name.
-    errors.CheckpointError: the packaged files are missing.
-  """
-  return [_asset('sae_organism', name, f'_l{layer}')
-          for layer in DOWNSTREAM_LAYERS]
-
-
-def layer_sae_path(name: str, layer: int) -> str:
-  """SAELens folder of organism `name`'s SAE on the residual stream after
-  decoder layer `layer` (one of `SAE_LAYERS`).
-
-  Raises:
-    errors.ConfigError: unknown name or a layer without a shipped SAE.
-    errors.CheckpointError: the packaged files are missing.
-  """
-  if int(layer) not in SAE_LAYERS:
-    raise errors.ConfigError(
-        f'organism SAEs exist at layers {", ".join(map(str, SAE_LAYERS))}; '
-        f'got layer {layer}')
-  if int(layer) == SEARCHED_LAYER:
-    return sae_path(name)
-  return _asset('sae_organism', name, f'_l{int(layer)}')
+__all__ = [
+    'DOWNSTREAM_LAYERS', 'ORGANISMS', 'SAE_LAYERS', 'SEARCHED_LAYER',
+    'hydra_sae_paths', 'layer_sae_path', 'organism_path', 'sae_path',
+]

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from refusal_jax import asset_paths
 from refusal_jax import errors
 from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import chat
@@ -275,8 +276,7 @@ def space_paths(config) -> list[str]:
   For an organism with `saes` empty, `sae_layers` names its shipped SAEs.
   """
   if not config.get('saes') and config.get('organism'):
-    from refusal_jax.organisms import assets  # pylint: disable=g-import-not-at-top
-    return [assets.layer_sae_path(config.organism, l)
+    return [asset_paths.layer_sae_path(config.organism, l)
             for l in config.get('sae_layers') or ()]
   paths = []
   for entry in config.get('saes') or ():
@@ -324,11 +324,10 @@ def resolve_paths(config) -> tuple[str, str, list[str]]:
   model_path, sae_path = config.model_path, config.sae_path
   hydra = list(config.get('hydra_sae_paths') or ())
   if config.get('organism'):
-    from refusal_jax.organisms import assets  # pylint: disable=g-import-not-at-top
-    model_path = model_path or assets.organism_path(config.organism)
-    sae_path = sae_path or assets.sae_path(config.organism)
+    model_path = model_path or asset_paths.organism_path(config.organism)
+    sae_path = sae_path or asset_paths.sae_path(config.organism)
     if not hydra:
-      hydra = assets.hydra_sae_paths(config.organism)
+      hydra = asset_paths.hydra_sae_paths(config.organism)
   if not model_path or not (sae_path or _uses_space(config)):
     raise errors.ConfigError(
         'set model_path and sae_path or saes (or organism)')
