@@ -31,14 +31,39 @@ def add_paper_fields(c: ml_collections.ConfigDict
   p.greedy = ml_collections.ConfigDict()
   # Stage 2, block-wise greedy pruning: from all candidates ablated, blocks
   # of block_size candidates in a seeded order are taken out of the ablated
-  # set unless that moves P('I') (mean over prompts) by at least tau
-  # (pipeline/paper/block_greedy.py; besides sweep_tau and taus, the fields
-  # are the keyword arguments of `intersect_over_seeds`). [S+] block size 5.
+  # set unless that moves P('I') by at least tau
+  # (pipeline/paper/block_greedy.py; besides the fields marked as not, the
+  # fields are the keyword arguments of `intersect_over_seeds`). [S+] block
+  # size 5.
   p.greedy.block_size = 5
+  # (Not a keyword argument.) 'per_prompt' (default): one search per
+  # search prompt, on that prompt's P('I') alone, all prompts batched
+  # (pipeline/paper/per_prompt.py); the stage's set is the union of the
+  # prompts' sets. [S+] the note counts dormant features "on the source
+  # prompt" and reports sets as unique-feature counts. 'pooled': one search
+  # on P('I') averaged over the prompts (the earlier reading).
+  p.greedy.search = 'per_prompt'
+  # (Not a keyword argument.) How tau is read with search = 'per_prompt':
+  # 'absolute' (default): a change of P('I') of at least tau, as the note
+  # words it ("moves P('I') by at least a threshold tau", tau 0.1-0.8 read
+  # as probabilities); 'relative': at least tau times the prompt's clean
+  # P('I') (nothing ablated), so that a prompt refused with P('I') = 0.3 can
+  # keep blocks at tau = 0.5 at all. The pooled search is absolute.
+  p.greedy.tau_rule = 'absolute'
+  # (Not keyword arguments.) Per-prompt search: each prompt's jailbreak is
+  # judged by the graded judge on a generation under its own set, at
+  # judge_new_tokens new tokens [I] (>= 128: refusals can come after an
+  # opening that complies); the ASR at every length of judge_tokens is also
+  # reported (one generation at the longest, its prefixes judged).
+  p.greedy.judge_new_tokens = 128
+  p.greedy.judge_tokens = (64, 128, 256)
   # [S+] swept 0.1-0.8; the single-run default is the lowest value of the
   # sweep [I], which keeps the most features.
   p.greedy.tau = 0.1
   # Run the search at every tau of `taus` (a tau sweep) instead of at `tau`.
+  # Per-prompt search: the sets stay those at `tau` and `tau_rule`; the
+  # sweep reports the set sizes at every tau under both rules
+  # (stage2.tau_sweep).
   p.greedy.sweep_tau = False
   p.greedy.taus = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
   # [S+] 3 seeds of the candidate order, kept sets intersected.
@@ -47,7 +72,10 @@ def add_paper_fields(c: ml_collections.ConfigDict
   # False: only a rise of P('I') when the block is restored keeps it.
   p.greedy.absolute = True
   # Blocks scored per call of the sweep engine (a speculative batch: the
-  # result is the one-at-a-time pass's; see block_greedy.py).
+  # result is the one-at-a-time pass's; see block_greedy.py). Per-prompt
+  # search: at most this many per search and step, and at most
+  # chunks.masks divided by the searches of a prompt (seeds x thresholds),
+  # at least 1 (per_prompt.py).
   p.greedy.max_masks = 16
 
   p.classifier = ml_collections.ConfigDict()

@@ -44,10 +44,13 @@ STAGES = ('direction', 'greedy', 'interactions', 'hydra', 'evaluation')
 # top level.
 PAPER_STAGE2 = ('tau', 'per_seed', 'per_seed_asr', 'per_seed_asr_count',
                 'taus', 'asr_count', 'n_dormant',
-                'asr_without_dormant', 'asr_without_dormant_count')
+                'asr_without_dormant', 'asr_without_dormant_count',
+                'search', 'tau_rule', 'per_prompt', 'union_size',
+                'asr_by_tokens', 'judge_new_tokens', 'full_active_set',
+                'controls', 'tau_sweep', 'search_stats')
 PAPER_STAGE3 = ('fm_accuracy', 'linear_probe_accuracy', 'ks', 'fm_asr_by_k',
                 'fm_asr_by_k_count', 'linear_probe_asr_by_k',
-                'linear_probe_asr_by_k_count', 'knock_on')
+                'linear_probe_asr_by_k_count', 'knock_on', 'per_prompt')
 
 
 class _Progress:
@@ -115,6 +118,11 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
   surrogate = s5.get('surrogate') or {}
   agreement = lambda name: (surrogate.get(name) or {}).get('agreement')
   model_path, sae_path, _ = context_lib.resolve_paths(config)
+  paper2 = {k: s2[k] for k in PAPER_STAGE2 if k in s2}
+  if s2.get('search') == 'per_prompt':
+    # the share of prompts their own set jailbreaks; stage 5's ASR of the
+    # union on the harmful test prompts is `union_asr`
+    paper2.update(asr=s2['asr'], union_asr=asr['stage2'])
   return dict(
       model=config.get('organism') and f'organism_{config.organism}' or
       model_path,
@@ -130,10 +138,9 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
                      kl=s1['kl'], bypass_score=s1['bypass_score'],
                      induce_score=s1['induce_score']),
       stage1=dict(n_features=s1['n_features'], features=s1['features']),
-      stage2=dict(features=s2['features'], asr=asr['stage2'],
-                  n_features=len(s2['features']), flips=s2['flips'],
-                  surrogate_agreement=agreement('stage2'),
-                  **{k: s2[k] for k in PAPER_STAGE2 if k in s2}),
+      stage2=dict(dict(features=s2['features'], asr=asr['stage2'],
+                       n_features=len(s2['features']), flips=s2['flips'],
+                       surrogate_agreement=agreement('stage2')), **paper2),
       stage3=dict(fm_features=s3['fm_features'], fm_asr=asr['fm'],
                   linear_probe_features=s3['linear_probe_features'],
                   linear_probe_asr=asr['linear_probe'],
@@ -193,7 +200,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                       else interactions_stage.run)
   s2, _ = stage('greedy', lambda p: (greedy_run(ctx, s1['features'], p), {}))
   s3, _ = stage('interactions', lambda p: interactions_run(
-      ctx, s2['features'], p))
+      ctx, s2['features'], p, **({'stage2': s2} if paper else {})))
   s4, _ = stage('hydra', lambda p: (hydra_stage.run(
       ctx, s3['fm_features'], p), {}))
   sets = {'stage2': s2['features'], 'fm': s3['fm_features'],
@@ -203,6 +210,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     with judging.ModelJudge(ctx) as model_judge:
       summary, texts = evaluation_stage.run(ctx, a1['direction'], sets,
                                             progress, model_judge)
+    if s2.get('completions'):  # stage 2's own-set generations, per prompt
+      texts = dict(texts, stage2_per_prompt=s2['completions'])
     artifacts.write_json(os.path.join(workdir, 'completions.json'),
                          dict(texts, provenance=artifacts.provenance()))
     return summary, {}

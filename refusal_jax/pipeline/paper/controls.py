@@ -19,15 +19,16 @@ from refusal_jax import errors
 from refusal_jax.pipeline.paper import activity
 from refusal_jax.pipeline.paper.counts import JailbreakFn, asr_counts
 
-def random_sets(pool: Sequence[Any], size: int, n_draws: int, seed: int
-                ) -> list[list]:
+def random_sets(pool: Sequence[Any], size: int, n_draws: int,
+                seed: int | Sequence[int]) -> list[list]:
   """`n_draws` sets of `size` features drawn from `pool` without replacement.
 
   Args:
     pool: the candidate features to draw from.
     size: features per set (the size of the set it controls for).
     n_draws: number of sets.
-    seed: numpy Generator seed; draw d uses the d-th draw of one stream.
+    seed: numpy Generator seed (an int, or ints such as (seed, prompt));
+      draw d uses the d-th draw of one stream.
 
   Returns:
     The sets, each in pool order.

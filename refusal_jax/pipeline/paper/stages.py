@@ -3,7 +3,10 @@
 Wires the procedures of this package to the run's model, feature space and
 judge (configs/paper_mode.py documents the fields):
 
-* `run_greedy` (stage 2): `block_greedy.intersect_over_seeds` (or
+* `run_greedy` (stage 2): with `paper.greedy.search = 'per_prompt'` (the
+  default), one search per greedy prompt, batched, each judged under its own
+  set (per_prompt_stage.py documents it); with 'pooled',
+  `block_greedy.intersect_over_seeds` (or
   `tau_sweep` with `paper.greedy.sweep_tau`) over the stage-1 features, on
   P('I') of the greedy prompts (`greedy.n_prompts` harmful training
   prompts) with the candidates edited as `greedy.mode` / `greedy.value`; the
@@ -15,7 +18,9 @@ judge (configs/paper_mode.py documents the fields):
   the harmful and harmless training prompts; `rankings.rank_pool`; the
   judge's jailbreaks with the top K of the FM's and the probe's rankings
   ablated for K on `top_k.k_grid`; the knock-on of the FM's set on the
-  stage-2 features; the controls.
+  stage-2 features; the controls; after a per-prompt stage 2, its
+  per-prompt knock-on and the stage-3-only condition
+  (`per_prompt_stage.stage3`).
 
 P('I') is the metric `refusal_prob` on the configured refusal tokens,
 whatever `metric.name` is (the paper's threshold tau is on P('I')).
@@ -29,6 +34,7 @@ import hashlib
 
 import numpy as np
 
+from refusal_jax import errors
 from refusal_jax.data import graded_judge
 from refusal_jax.pipeline import evaluation
 from refusal_jax.pipeline import interactions
@@ -41,6 +47,7 @@ from refusal_jax.pipeline.paper import controls
 from refusal_jax.pipeline.paper import counts
 from refusal_jax.pipeline.paper import dormant
 from refusal_jax.pipeline.paper import knock_on
+from refusal_jax.pipeline.paper import per_prompt_stage
 from refusal_jax.pipeline.paper import rankings
 from refusal_jax.pipeline.paper import top_k
 from refusal_jax.sweeps import engine
@@ -97,24 +104,31 @@ class Jailbreaker:
 def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
   """Stage 2, paper mode. Returns the JSON summary.
 
-  Keys: `features` (the kept set: the intersection over seeds; with a tau
-  sweep, the set of the largest tau that keeps any feature, else of the
-  smallest tau), `tau`, `per_seed` {seed: kept features}, `taus` (sweep
-  only: {tau: kept features}), `asr` / `asr_count` (judge, harmful test
+  `paper.greedy.search`: 'per_prompt' runs `per_prompt_stage.run` (its keys
+  are documented there); 'pooled' one search on the mean P('I') of the greedy
+  prompts, with these keys: `features` (the kept set: the intersection over
+  seeds; with a tau sweep, the set of the largest tau that keeps any feature,
+  else of the smallest tau), `tau`, `per_seed` {seed: kept features}, `taus`
+  (sweep only: {tau: kept features}), `asr` / `asr_count` (judge, harmful test
   prompts, kept set ablated), `flips` / `flip_fraction` / `mean_metric`
   (P('I') of the greedy prompts with the kept set ablated, flip below 0.5),
-  `start_metric`, `per_seed_metric` {seed: P('I') with all candidates
-  ablated (`start`), with its kept set (`final`), and each block's
-  `changes`}, `per_seed_asr` / `per_seed_asr_count` {seed: the judge's
-  jailbreaks with that seed's kept set alone ablated}, `n_dormant`,
-  `dormant`, `asr_without_dormant` /
-  `asr_without_dormant_count`, `dormant_effect` (`dormant.dormant_effect`),
-  `n_prompts`, `order` ('paper_block').
+  `start_metric`, `per_seed_metric` {seed: P('I') with all candidates ablated
+  (`start`), with its kept set (`final`), and each block's `changes`},
+  `per_seed_asr` / `per_seed_asr_count` {seed: the judge's jailbreaks with
+  that seed's kept set alone ablated}, `n_dormant`, `dormant`,
+  `asr_without_dormant` / `asr_without_dormant_count`, `dormant_effect`
+  (`dormant.dormant_effect`), `n_prompts`, `order` ('paper_block').
   """
   cfg, g = ctx.config.paper, ctx.config.greedy
   pg = cfg.greedy
   ps = _greedy_prompts(ctx)
   metric = p_refusal(ctx)
+  search = pg.get('search', 'pooled')
+  if search == 'per_prompt':
+    return per_prompt_stage.run(ctx, features, ps, metric, progress)
+  if search != 'pooled':
+    raise errors.ConfigError(f"paper.greedy.search {search!r}: expected "
+                             "'per_prompt' or 'pooled'")
   memo = ctx.memo('greedy')
 
   def score(masks):
@@ -171,7 +185,7 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
       asr_without_dormant=effect['without_dormant']['asr'],
       asr_without_dormant_count=effect['without_dormant']['asr_count'],
       dormant_effect=effect, n_prompts=len(ps), order='paper_block',
-      trajectory=[])
+      search='pooled', trajectory=[])
   if taus:
     out['taus'] = taus
   return out
@@ -199,9 +213,13 @@ def _nothing_active(stats: dict) -> dict:
       fm_history=[], linear_history=[])
 
 
-def run_interactions(ctx: Context, minimal: list[int], progress=None
-                     ) -> tuple[dict, dict]:
+def run_interactions(ctx: Context, minimal: list[int], progress=None,
+                     stage2: dict | None = None) -> tuple[dict, dict]:
   """Stage 3, paper mode. Returns (JSON summary, arrays to save).
+
+  `stage2` is stage 2's summary; after a per-prompt search the summary also
+  has `per_prompt` (`per_prompt_stage.stage3`: its knock-on and the
+  stage-3-only condition).
 
   The FM's and the probe's sets for the later stages (hydra, evaluation)
   are the top `fm.set_size` (0: the minimal set's size, at least 1) of each
@@ -281,5 +299,8 @@ def run_interactions(ctx: Context, minimal: list[int], progress=None
                     random=ctrl['random'], obrien=ctrl['obrien']),
       fm_history=ranked['fm_history'],
       linear_history=ranked['probe_history'])
+  if stage2 is not None and stage2.get('search') == 'per_prompt':
+    summary['per_prompt'] = per_prompt_stage.stage3(
+        ctx, stage2, _greedy_prompts(ctx), fm_set)
   arrays = dict(arrays, pool=np.asarray(pool))
   return summary, arrays
