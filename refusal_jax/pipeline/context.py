@@ -1,11 +1,14 @@
 """Everything the stages share: model, SAEs, metric, and tokenized prompt sets.
 
 Built once from the experiment config by `build_context`. Prompt sets come
-from the embedded organisms' generator (`data.source = 'organism'`), from
-prompt files (`data.source = 'files'`: .txt, .json, .jsonl or .csv, see
-refusal_jax/data/prompts.py), or from the built-in standard sets
+from the prompt source `data.source` names (refusal_jax/data/sources.py):
+the embedded organisms' generator (`data.source = 'organism'`), prompt
+files (`data.source = 'files'`: .txt, .json, .jsonl or .csv, see
+refusal_jax/data/prompts.py), or the built-in standard sets
 (`data.source = 'advbench'` or 'donotanswer', with `data.harmful_test_source`
-and `data.harmless_source`, see refusal_jax/data/datasets.py).
+and `data.harmless_source`, see refusal_jax/data/datasets.py). Shipped
+assets (an organism's checkpoint and SAEs, `config.organism`) are named by
+refusal_jax/asset_paths.py; the pipeline imports no organism code.
 
 Following Arditi et al., training and validation prompts are filtered so that
 harmful ones are refused (refusal score > 0) and harmless ones are not (< 0),
@@ -38,7 +41,7 @@ from refusal_jax import asset_paths
 from refusal_jax import errors
 from refusal_jax.checkpoints.load import load_model
 from refusal_jax.data import chat
-from refusal_jax.data.prompts import load_prompts
+from refusal_jax.data import sources
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.models.model import Model
 from refusal_jax.pipeline import artifacts
@@ -49,7 +52,7 @@ from refusal_jax.sae.space import FeatureSpace
 from refusal_jax.sweeps.engine import Chunks, ChunkSizes
 from refusal_jax.sweeps.metrics import Metric, metric_from
 
-SPLITS = ('train', 'val', 'test')
+SPLITS = sources.SPLITS
 _MARKER = 'QQXQQ'
 
 # Token classes of `token_classes` (0 is padding).
@@ -224,32 +227,6 @@ def _token_ids(tokenizer, words) -> tuple[int, ...]:
   return tuple(dict.fromkeys(ids))
 
 
-def _organism_instructions(seed: int) -> dict[str, list[str]]:
-  from refusal_jax.organisms import data as organism_data  # pylint: disable=g-import-not-at-top
-  splits = organism_data.make_dataset(seed=seed)
-  out = {}
-  for split in SPLITS:
-    for harmful in (True, False):
-      key = f"{'harmful' if harmful else 'harmless'}_{split}"
-      out[key] = list(dict.fromkeys(
-          e.instruction for e in splits[split] if e.harmful == harmful))
-  return out
-
-
-def _file_instructions(data) -> dict[str, list[str]]:
-  out = {}
-  for kind in ('harmful', 'harmless'):
-    for split in SPLITS:
-      path = data.get(f'{kind}_{split}')
-      if not path:
-        raise errors.ConfigError(
-            f'data.source is files but data.{kind}_{split} is not set')
-      out[f'{kind}_{split}'] = load_prompts(
-          path, field=data.get('field') or None,
-          column=data.get('column') or None)
-  return out
-
-
 def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
                    batch_size: int, interventions=None) -> np.ndarray:
   """[B] last-position metric of each prompt (batched, jitted)."""
@@ -339,13 +316,7 @@ def input_paths(config) -> list[str]:
   the model judge (`judge.model_path`, when set)."""
   model_path, sae_path, hydra = resolve_paths(config)
   paths = [model_path, *([sae_path] if sae_path else space_paths(config)),
-           *hydra]
-  if config.data.source == 'files':
-    paths += [config.data.get(f'{kind}_{split}') or ''
-              for kind in ('harmful', 'harmless') for split in SPLITS]
-  from refusal_jax.data import datasets  # pylint: disable=g-import-not-at-top
-  if config.data.source in datasets.SOURCES:
-    paths += datasets.input_files(config.data)
+           *hydra, *sources.input_files(config.data)]
   judge = config.get('judge')
   if judge is not None and judge.get('model_path'):
     paths.append(judge.model_path)
@@ -395,18 +366,8 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
                        _token_ids(tok, m.comply_tokens)
                        if m.name == 'logit_diff' else ())
   n_prefix, n_eoi = _template_lengths(tok, mcfg.bos_token_id)
-  from refusal_jax.data import datasets  # pylint: disable=g-import-not-at-top
   data = config.data
-  if data.source == 'organism':
-    raw = _organism_instructions(data.seed)
-  elif data.source == 'files':
-    raw = _file_instructions(data)
-  elif data.source in datasets.SOURCES:
-    raw = datasets.instructions_for(data)
-  else:
-    raise errors.ConfigError(
-        f"data.source {data.source!r}: expected 'organism', 'files' or a "
-        f"built-in prompt set ({', '.join(datasets.SOURCES)})")
+  raw = sources.instructions(data)
   rng = random.Random(config.seed)
   sizes = {'train': data.n_train, 'val': data.n_val, 'test': data.n_test}
   ctx = Context(config=config, model=model, sae=sae, hydra_saes=hydra_saes,
