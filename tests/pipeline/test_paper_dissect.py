@@ -30,6 +30,10 @@ def paper(tmp_path_factory):
   config.paper.greedy.block_size = 2
   config.paper.greedy.seeds = (0, 1)
   config.paper.greedy.tau = 1e-4
+  config.paper.greedy.judge_tokens = (4, 8, 16)
+  config.paper.greedy.judge_new_tokens = 8
+  config.paper.greedy.sweep_tau = True
+  config.paper.greedy.taus = (1e-4, 0.5)
   config.paper.top_k.n_points = 3
   config.paper.controls.n_draws = 2
   config.paper.controls.min_tokens = (1, 4)
@@ -52,7 +56,7 @@ def test_unknown_mode_is_refused(tmp_path):
 
 
 def test_paper_summary_has_the_paper_keys(paper):
-  _, workdir, summary = paper
+  config, workdir, summary = paper
   on_disk = json.load(open(os.path.join(workdir, 'summary.json')))
   assert on_disk == json.loads(json.dumps(summary))
   n = summary['n_prompts']['harmful_test']
@@ -60,21 +64,57 @@ def test_paper_summary_has_the_paper_keys(paper):
   assert summary['sae_layers'] == [0, 1]
   s1, s2, s3 = summary['stage1'], summary['stage2'], summary['stage3']
   assert set(s2['features']) <= set(s1['features'])
-  for seed_set in s2['per_seed'].values():
-    assert set(s2['features']) <= set(seed_set)
-  assert set(s2['per_seed']) == {'0', '1'}
-  assert set(s2['per_seed_asr']) == set(s2['per_seed_asr_count']) == {'0', '1'}
-  for seed in ('0', '1'):
-    assert _rate(s2['per_seed_asr'][seed])
-    assert _count(s2['per_seed_asr_count'][seed], n)
-    if set(s2['per_seed'][seed]) == set(s2['features']):
-      assert s2['per_seed_asr_count'][seed] == s2['asr_count']
-  assert s2['tau'] == 1e-4
+  # stage 2 per prompt: one set per search prompt, the union passed on
+  assert s2['search'] == 'per_prompt' and s2['tau_rule'] == 'absolute'
+  n2 = config.greedy.n_prompts  # the search prompts
+  per = s2['per_prompt']
+  assert [r['index'] for r in per] == list(range(n2))
+  union = set().union(*(set(r['features']) for r in per))
+  assert sorted(union) == s2['features'] and s2['union_size'] == len(union)
   assert s2['features']
-  assert _rate(s2['asr']) and _count(s2['asr_count'], n)
-  assert 0 <= s2['n_dormant'] <= len(s2['features'])
+  for r in per:
+    assert r['size'] == len(r['features'])
+    assert set(r['dormant']) <= set(r['features'])
+    assert r['judge'] in ('refusal', 'broken', 'off_topic', 'jailbreak')
+    assert r['judge'] == r['judge_by_tokens']['8']
+    assert r['jailbroken'] == (r['judge'] == 'jailbreak')
+  assert s2['tau'] == 1e-4
+  assert _rate(s2['asr']) and _count(s2['asr_count'], n2)
+  assert s2['asr_count'] == sum(r['jailbroken'] for r in per)
+  assert s2['asr'] == s2['asr_count'] / n2
+  assert set(s2['asr_by_tokens']) == {'4', '8', '16'}
+  assert s2['asr_by_tokens']['8']['asr_count'] == s2['asr_count']
+  assert _rate(s2['union_asr'])  # stage 5: the union on the test prompts
+  dormant = set().union(*(set(r['dormant']) for r in per))
+  assert s2['n_dormant'] == len(dormant) <= len(s2['features'])
   assert _rate(s2['asr_without_dormant'])
-  assert _count(s2['asr_without_dormant_count'], n)
+  assert _count(s2['asr_without_dormant_count'], n2)
+  assert _count(s2['full_active_set']['asr_count'], n2)
+  assert all(r['full_active_size'] >= 1 for r in per)
+  ctrl2 = s2['controls']
+  assert len(ctrl2['random']) == 2 and len(ctrl2['obrien']) == 2
+  assert _count(ctrl2['random_max_asr_count'], n2)
+  assert _count(ctrl2['obrien_max_asr_count'], n2)
+  sweep = s2['tau_sweep']
+  assert set(sweep) == {'absolute', 'relative'}
+  for rule in sweep.values():
+    assert set(rule) == {'0.0001', '0.5'}
+    for row in rule.values():
+      assert len(row['sizes']) == n2
+  assert sweep['absolute']['0.0001']['sizes'] == [r['size'] for r in per]
+  ko2 = s3['per_prompt']['knock_on']
+  assert _rate(ko2['mean_deactivated_fraction'])
+  assert ko2['max_deactivated_fraction'] >= ko2['mean_deactivated_fraction']
+  only = s3['per_prompt']['stage3_only']
+  assert _count(only['asr_count'], n2)
+  assert only['of_full_active_count'] <= min(only['asr_count'],
+                                             only['full_active_count'])
+  texts = json.load(open(os.path.join(workdir, 'completions.json')))
+  own = texts['stage2_per_prompt']
+  assert set(own['completions']) == {'4', '8', '16'}
+  assert len(own['completions']['16']) == n2
+  assert own['judge']['8'] == [r['judge'] for r in per]
+  assert 'completions' not in s2
   assert _rate(s3['fm_accuracy']) and _rate(s3['linear_probe_accuracy'])
   assert s3['ks'] and set(s3['fm_asr_by_k']) == {str(k) for k in s3['ks']}
   for name in ('fm_asr_by_k', 'linear_probe_asr_by_k'):
@@ -106,7 +146,7 @@ def test_tau_sweep_keeps_the_set_of_the_largest_tau_that_keeps_any(
   config = tiny_setup.build(str(tmp_path))
   config.judge.nll_quantile = 0.0
   config.paper.greedy.update(block_size=2, seeds=(0, 1), sweep_tau=True,
-                             taus=(0.0, 0.9))
+                             taus=(0.0, 0.9), search='pooled')
   ctx = context_lib.build_context(config)
   features = list(range(4))
   out = paper_stages.run_greedy(ctx, features)
@@ -121,3 +161,7 @@ def test_tau_sweep_keeps_the_set_of_the_largest_tau_that_keeps_any(
   assert out['per_seed_asr_count'] == {'0': out['asr_count'],
                                        '1': out['asr_count']}
   assert out['n_dormant'] == len(out['dormant'])
+  assert out['search'] == 'pooled'
+  config.paper.greedy.search = 'pool'
+  with pytest.raises(errors.ConfigError, match="search 'pool'"):
+    paper_stages.run_greedy(ctx, features)

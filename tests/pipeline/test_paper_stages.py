@@ -337,9 +337,16 @@ def test_paper_config_defaults():
   grid = top_k.k_grid(1619, **c.paper.top_k)
   assert grid[0] == 81 and grid[-1] == 1619
   # the greedy section holds intersect_over_seeds' keyword arguments
-  fields = {k: v for k, v in g.items() if k not in ('sweep_tau', 'taus')}
+  fields = {k: v for k, v in g.items()
+            if k not in ('sweep_tau', 'taus', 'search', 'tau_rule',
+                         'judge_new_tokens', 'judge_tokens')}
   res = block_greedy.intersect_over_seeds(list(range(12)), _and_score([3]),
                                           **fields)
   assert 3 in res.kept_indices and sorted(res.per_seed) == [0, 1, 2]
+  # stage 2 per prompt by default, tau as an absolute change of P('I'),
+  # judged at 128 new tokens and reported at 64 and 256
+  assert g.search == 'per_prompt' and g.tau_rule == 'absolute'
+  assert g.judge_new_tokens >= 128 and g.judge_new_tokens in g.judge_tokens
+  assert {64, 256} <= set(g.judge_tokens)
   # the current procedures keep their own fields
   assert c.greedy.order == 'backward' and c.fm.lr == 0.02
