@@ -27,6 +27,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.dtype = 'float32'
   # Fail when |torch - JAX| of any metric value reaches this (float32 only).
   config.tolerance = 1e-3
+  # Matmul precision of the JAX engine (models/matmul_precision.py): 'auto' =
+  # 'highest' for float32, the backend's default for bfloat16; or 'default',
+  # 'high', 'highest'. The PyTorch baseline matches it (float32 'highest':
+  # TF32 off in cuBLAS and cuDNN).
+  config.matmul_precision = 'auto'
 
   config.model = ml_collections.ConfigDict()
   # Name written to benchmark.json.

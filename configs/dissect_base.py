@@ -43,6 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.sae_l0_target = 0.0
   # Parameter dtype: 'float32' or 'bfloat16'.
   c.dtype = 'float32'
+  # Matmul precision of every jitted computation (models/matmul_precision.py):
+  # 'auto' = 'highest' for float32 (JAX's default on NVIDIA GPUs is TF32,
+  # 1e-3 off transformers' float32 logits) and the backend's default for
+  # bfloat16; or 'default', 'high', 'highest' for every dtype.
+  c.matmul_precision = 'auto'
   # Seed of prompt sampling and ablation-mask sampling.
   c.seed = 0
   # Skip the tokenizer's special tokens (BOS, and chat-template markers such

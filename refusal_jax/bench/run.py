@@ -19,6 +19,11 @@ and, with `config.profile`, the time of each stage of one engine chunk
 (`profile.profile_engine`, one SAE only). Writes DIR/benchmark.json and DIR/throughput.png
 (engine throughput against the number of masks and against the edited layer,
 `plots`).
+
+Every JAX computation runs under `config.matmul_precision`
+(models/matmul_precision.py; 'auto': 'highest' for float32), and the
+PyTorch baseline under the matching torch settings
+(`torch_baseline.matmul_precision`: no TF32 where JAX runs 'highest').
 """
 
 import gc
@@ -36,6 +41,7 @@ from refusal_jax.bench import profile
 from refusal_jax.bench import setup as setup_lib
 from refusal_jax.bench import timing
 from refusal_jax.bench import torch_baseline
+from refusal_jax.models import matmul_precision
 from refusal_jax.pipeline import artifacts
 from refusal_jax.sweeps import engine
 from refusal_jax.sweeps import roofline
@@ -44,7 +50,7 @@ from refusal_jax.sweeps import roofline
 KEYS = ('jax_evals_per_s', 'torch_evals_per_s', 'speedup', 'achieved_gflops',
         'peak_gflops', 'fraction_of_peak', 'device', 'dtype', 'model',
         'n_prompts', 'n_masks', 'layer', 'n_tokens', 'compile_seconds',
-        'max_abs_diff', 'max_abs_metric')
+        'n_compiles', 'max_abs_diff', 'max_abs_metric', 'matmul_precision')
 
 
 def _device() -> str:
@@ -70,6 +76,15 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
       in float32 the PyTorch and JAX metric values differ by
       `config.tolerance` or more (after the files are written).
   """
+  policy = matmul_precision.check(config.get('matmul_precision', 'auto'))
+  dtype = config.dtype if config.dtype in setup_lib.DTYPES else None
+  precision = matmul_precision.effective(policy, dtype)
+  with matmul_precision.scope(policy, dtype):
+    return _run(config, workdir, mesh, precision)
+
+
+def _run(config, workdir: str, mesh, precision: str) -> dict[str, Any]:
+  """`run_benchmark` under the JAX matmul precision `precision`."""
   if config.profile and config.sae.get('layers'):
     raise errors.ConfigError('profile times a one-SAE chunk; set profile=False '
                              'with sae.layers')
@@ -86,7 +101,7 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
     jax_run = timing.time_engine(setup, config)
     peaks.append(measure_peak())
     peak = max(peaks)
-    torch_run = torch_baseline.time_torch(setup, config)
+    torch_run = torch_baseline.time_torch(setup, config, precision)
     gc.collect()  # release the PyTorch model before the profile and plot
   n_masks, n_prompts = setup.masks.shape[0], setup.input_ids.shape[0]
   t = setup.input_ids.shape[1]
@@ -115,6 +130,10 @@ def run_benchmark(config, workdir: str, mesh=None) -> dict[str, Any]:
       n_masks=n_masks, layer=setup.sae.layer, site=setup.sae.site,
       sae_layers=[s.layer for s in setup.space.saes],
       n_tokens=t, compile_seconds=jax_run['compile_seconds'],
+      n_compiles=jax_run['n_compiles'],
+      n_compiles_after_first_chunk=jax_run['n_compiles_after'],
+      matmul_precision=precision,
+      torch_float32_matmul=torch_run['float32_matmul'],
       max_abs_diff=float(diff.max()),
       max_abs_metric=float(np.abs(torch_run['values']).max()),
       jax_seconds=jax_run['seconds'], torch_seconds=torch_run['seconds'],

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from refusal_jax.bench.setup import Setup
+from refusal_jax.pipeline import stage_stats
 from refusal_jax.sweeps import engine
 
 
@@ -53,19 +54,26 @@ def timed(fn, repeats: int = 1):
 
 
 def time_engine(setup: Setup, config) -> dict[str, Any]:
-  """Engine compile seconds, warm evaluations/s and the [M, P] values.
+  """Engine compile seconds and count, warm evaluations/s, [M, P] values.
 
   The compile time is that of one call on a single chunk (which compiles
-  every function the sweep uses) minus the same call's warm time.
+  every function the sweep uses) minus the same call's warm time;
+  `n_compiles` counts the backend compilations of that first call, and
+  `n_compiles_after` those of every later call (0 when a sweep of any
+  size reuses what the single chunk compiled).
   """
   n_masks, n_prompts = setup.masks.shape[0], setup.input_ids.shape[0]
   one_masks = setup.masks[:min(config.sweep.chunk_masks, n_masks)]
   one_prompts = min(config.sweep.chunk_prompts, n_prompts)
-  cold, _ = timed(lambda: sweep(setup, config, masks=one_masks,
-                                n_prompts=one_prompts))
-  warm, _ = timed(lambda: sweep(setup, config, masks=one_masks,
-                                n_prompts=one_prompts))
-  seconds, values = timed(lambda: sweep(setup, config),
-                          config.sweep.repeats)
-  return dict(compile_seconds=max(cold - warm, 0.0), seconds=seconds,
+  with stage_stats.StageMeter() as first:
+    cold, _ = timed(lambda: sweep(setup, config, masks=one_masks,
+                                  n_prompts=one_prompts))
+  with stage_stats.StageMeter() as later:
+    warm, _ = timed(lambda: sweep(setup, config, masks=one_masks,
+                                  n_prompts=one_prompts))
+    seconds, values = timed(lambda: sweep(setup, config),
+                            config.sweep.repeats)
+  return dict(compile_seconds=max(cold - warm, 0.0),
+              n_compiles=first.stats['n_compiles'],
+              n_compiles_after=later.stats['n_compiles'], seconds=seconds,
               evals_per_s=n_masks * n_prompts / seconds, values=values)

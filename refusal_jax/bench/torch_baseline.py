@@ -7,6 +7,10 @@ error term kept (x + decode(edited) - decode(f)), one full forward pass per
 mask with the prompts batched, the metric read from the last position of the
 model's logits, as hook-based tools do.
 
+Its float32 matmuls follow the JAX side's matmul precision
+(`matmul_precision`): where JAX runs 'highest' (float32 by default), TF32 is
+off in cuBLAS and cuDNN for the baseline's run and restored after it.
+
 torch (and transformers' PyTorch model with it) is imported inside the
 functions that use it: the runtime never requires torch (`make install-dev`
 installs it).
@@ -14,6 +18,7 @@ installs it).
 Axis letters: see refusal_jax/axes.py (M masks, P prompts, A SAE latents).
 """
 
+import contextlib
 import os
 from typing import Any
 
@@ -25,6 +30,54 @@ from refusal_jax.bench.setup import Setup
 from refusal_jax.models import sites
 from refusal_jax.sae.model import SAE
 from refusal_jax.sweeps import metrics as metrics_lib
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str):
+  """torch's float32 matmul settings matching JAX's `precision`, restored after.
+
+  'highest': no TF32 in cuBLAS or cuDNN (float32 matmuls and convolutions
+  in IEEE float32); 'high': TF32 allowed in cuBLAS; anything else, such as
+  'default' or 'backend default' (bfloat16 runs): torch's settings as they
+  are. torch >= 2.9 is set through its `fp32_precision` settings only (it
+  refuses to read a mix of those and the older `allow_tf32` flags); older
+  torch through `set_float32_matmul_precision` and `allow_tf32`.
+
+  Args:
+    precision: the JAX side's matmul precision.
+
+  Yields:
+    torch's cuBLAS float32 setting inside the block ('ieee', 'tf32',
+    'none'; or the older 'highest', 'high', 'medium').
+  """
+  import torch  # pylint: disable=g-import-not-at-top
+  b = torch.backends
+  if hasattr(b.cuda.matmul, 'fp32_precision'):
+    settings = (b.cuda.matmul, b.cudnn, b.cudnn.conv, b.cudnn.rnn)
+    saved = [s.fp32_precision for s in settings]
+    try:
+      if precision == 'highest':
+        for setting in settings:
+          setting.fp32_precision = 'ieee'
+      elif precision == 'high':
+        b.cuda.matmul.fp32_precision = 'tf32'
+      yield b.cuda.matmul.fp32_precision
+    finally:
+      for setting, value in zip(settings, saved):
+        setting.fp32_precision = value
+    return
+  saved = (torch.get_float32_matmul_precision(), b.cuda.matmul.allow_tf32,
+           b.cudnn.allow_tf32)
+  try:
+    if precision == 'highest':
+      torch.set_float32_matmul_precision('highest')
+      b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = False
+    elif precision == 'high':
+      torch.set_float32_matmul_precision('high')
+    yield torch.get_float32_matmul_precision()
+  finally:
+    torch.set_float32_matmul_precision(saved[0])
+    b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = saved[1], saved[2]
 
 
 def _torch_dtype(name: str):
@@ -105,8 +158,19 @@ def _torch_metric(metric: metrics_lib.Metric, logits):
   return torch.log(p + 1e-8) - torch.log(1 - p + 1e-8)
 
 
-def time_torch(setup: Setup, config) -> dict[str, Any]:
-  """The hook-based PyTorch baseline: evaluations/s and [M', P] values."""
+def time_torch(setup: Setup, config,
+               precision: str = 'highest') -> dict[str, Any]:
+  """The hook-based PyTorch baseline: evaluations/s and [M', P] values.
+
+  Runs under `matmul_precision(precision)`, the JAX side's precision.
+  """
+  with matmul_precision(precision) as float32_matmul:
+    run = _time_torch(setup, config)
+  return dict(run, float32_matmul=float32_matmul)
+
+
+def _time_torch(setup: Setup, config) -> dict[str, Any]:
+  """`time_torch` under the matmul settings it chose."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
   torch.set_num_threads(config.torch.get('threads') or os.cpu_count())

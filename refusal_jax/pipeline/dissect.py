@@ -2,7 +2,8 @@
 
 Each stage writes `DIR/<stage>.json` (its summary, written last and
 atomically, so its presence marks the stage as finished, with its wall and
-compile seconds and peak host memory) and, when it has
+compile seconds, its number of compilations and peak host memory) and, when
+it has
 arrays, `DIR/<stage>.npz`. Within a stage, every finished unit of work (a
 sweep, a greedy step, a block of masks, a generation condition) is kept in
 `DIR/partial/<stage>/`, so a killed run resumes from the last one. A rerun with the same config reuses finished
@@ -25,6 +26,7 @@ import numpy as np
 from absl import logging
 
 from refusal_jax import errors
+from refusal_jax.models import matmul_precision
 from refusal_jax.pipeline import artifacts
 from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import direction as direction_stage
@@ -94,8 +96,9 @@ def _stage(workdir: str, name: str, fn, show_progress: bool):
     artifacts.write_npz(npz_path, **arrays,
                         provenance=json.dumps(prov, sort_keys=True))
   artifacts.write_json(json_path, summary)
-  logging.info('stage %s: done in %.1fs (%.1fs compiling, peak host memory '
-               '%.2f GB)', name, summary['seconds'], summary['compile_seconds'],
+  logging.info('stage %s: done in %.1fs (%.1fs compiling, %d compilations, '
+               'peak host memory %.2f GB)', name, summary['seconds'],
+               summary['compile_seconds'], summary['n_compiles'],
                summary['peak_host_gb'])
   return summary, arrays
 
@@ -177,12 +180,25 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     show_progress: draw progress bars.
     mesh: optional device mesh (parallel/mesh.py) for sharded parameters.
 
+  Every jitted computation of the run traces under `config.matmul_precision`
+  for `config.dtype` (models/matmul_precision.py: 'auto' is 'highest' for
+  float32, the backend's default for bfloat16).
+
   Returns:
     The summary dict.
 
   Raises:
     errors.RefusalJaxError: on bad input, with a one-line message.
   """
+  policy = matmul_precision.check(config.get('matmul_precision', 'auto'))
+  dtype = config.dtype if config.dtype in ('float32', 'bfloat16') else None
+  with matmul_precision.scope(policy, dtype):
+    return _run(config, workdir, show_progress=show_progress, mesh=mesh)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, *,
+         show_progress: bool, mesh) -> dict:
+  """`run` under its matmul precision."""
   start = time.time()
   judging.check_config(config)
   mode = config.get('mode', 'current')

@@ -1,11 +1,15 @@
-"""Per-stage cost: XLA compile seconds and peak host memory.
+"""Per-stage cost: XLA compile seconds and count, and peak host memory.
 
 `StageMeter` brackets one pipeline stage. Compile time is the sum of JAX's own
 compile events (tracing to a jaxpr, lowering to MLIR, the backend compile)
-reported through `jax.monitoring` while the stage runs. Peak host memory is
-the process's peak resident set size (VmHWM) during the stage: Linux resets
-it when "5" is written to /proc/self/clear_refs; where that is not possible
-the peak since the process started is reported instead (and marked so).
+reported through `jax.monitoring` while the stage runs; the number of
+compilations counts the backend compile events (one per jitted function,
+shape and trace context, eager operations included; a hit in JAX's
+persistent compilation cache counts too, with its short duration). Peak
+host memory is the process's peak resident set size (VmHWM) during the
+stage: Linux resets it when "5" is written to /proc/self/clear_refs; where
+that is not possible the peak since the process started is reported instead
+(and marked so).
 """
 
 import os
@@ -15,12 +19,14 @@ import threading
 import jax
 
 # JAX's duration events of one compilation (jax/_src/dispatch.py).
+BACKEND_COMPILE = '/jax/core/compile/backend_compile_duration'
 COMPILE_EVENTS = ('/jax/core/compile/jaxpr_trace_duration',
                   '/jax/core/compile/jaxpr_to_mlir_module_duration',
-                  '/jax/core/compile/backend_compile_duration')
+                  BACKEND_COMPILE)
 
 _LOCK = threading.Lock()
 _COMPILE_SECONDS = [0.0]
+_N_COMPILES = [0]
 _REGISTERED = [False]
 
 
@@ -28,6 +34,8 @@ def _on_duration(event: str, duration: float, **_) -> None:
   if event in COMPILE_EVENTS:
     with _LOCK:
       _COMPILE_SECONDS[0] += duration
+      if event == BACKEND_COMPILE:
+        _N_COMPILES[0] += 1
 
 
 def _register() -> None:
@@ -41,6 +49,12 @@ def compile_seconds() -> float:
   """Seconds JAX has spent compiling since the first meter was created."""
   with _LOCK:
     return _COMPILE_SECONDS[0]
+
+
+def n_compiles() -> int:
+  """Backend compilations since the first meter was created."""
+  with _LOCK:
+    return _N_COMPILES[0]
 
 
 def _peak_rss_bytes() -> int:
@@ -65,29 +79,32 @@ def _reset_peak_rss() -> bool:
 
 
 class StageMeter:
-  """Measures compile seconds and peak host memory of a block of work.
+  """Measures compile seconds and count, and peak host memory of a block.
 
   Usage:
     with StageMeter() as meter:
       ...
-    meter.stats  # {'compile_seconds': ..., 'peak_host_gb': ...,
-                 #  'peak_host_since_start': bool}
+    meter.stats  # {'compile_seconds': ..., 'n_compiles': ...,
+                 #  'peak_host_gb': ..., 'peak_host_since_start': bool}
   """
 
   def __init__(self):
     _register()
     self.stats = {}
     self._compile_start = 0.0
+    self._n_start = 0
     self._reset = False
 
   def __enter__(self) -> 'StageMeter':
     self._compile_start = compile_seconds()
+    self._n_start = n_compiles()
     self._reset = _reset_peak_rss()
     return self
 
   def __exit__(self, *exc) -> bool:
     self.stats = dict(
         compile_seconds=round(compile_seconds() - self._compile_start, 2),
+        n_compiles=n_compiles() - self._n_start,
         peak_host_gb=round(_peak_rss_bytes() / 1e9, 3),
         peak_host_since_start=not self._reset)
     return False

@@ -7,7 +7,7 @@ chat format) and a random SAE in the Gemma Scope / Llama Scope layout at the
 layer the model's config file searches. `rehearse(...)` then runs the whole
 dissection (`pipeline.dissect.run`) with the model's own config file, scaled
 down in prompts, masks and generated tokens only, and returns per stage the
-wall seconds, the compile seconds and the peak host memory.
+wall seconds, the compile seconds and count, and the peak host memory.
 
 Random weights do not refuse; the point is that every stage runs at full
 shape. So the refusal filter of the prompt sets is off (nothing would pass
@@ -208,7 +208,7 @@ def rehearse(p: Preset, root: str, config: ml_collections.ConfigDict, *,
   Returns:
     {'preset', 'files': prepare()'s record, 'load': {'seconds',
      'peak_host_gb'}, 'stages': {stage: {'seconds', 'compile_seconds',
-     'peak_host_gb'}}, 'total_seconds'}; also written to
+     'n_compiles', 'peak_host_gb'}}, 'total_seconds'}; also written to
     `root/<preset>/rehearsal.json`.
   """
   files = prepare(p, root)
@@ -224,7 +224,7 @@ def rehearse(p: Preset, root: str, config: ml_collections.ConfigDict, *,
   for name in dissect.STAGES:
     record = artifacts.read_json(os.path.join(workdir, f'{name}.json'))
     stages[name] = {k: record.get(k) for k in (
-        'seconds', 'compile_seconds', 'peak_host_gb')}
+        'seconds', 'compile_seconds', 'n_compiles', 'peak_host_gb')}
   result = dict(preset=p.name, files=files, stages=stages,
                 whole_run=meter.stats, total_seconds=round(
                     time.time() - start, 1),

@@ -42,6 +42,12 @@ parallelism over masks compose through XLA's SPMD partitioner. Results are
 gathered to every process; only process 0 writes artifacts (pipeline/
 artifacts.py).
 
+Matmul precision: every sweep runs under the 'auto' policy of
+models/matmul_precision.py (float32 parameters at 'highest', so no TF32 on
+GPUs; bfloat16 ones at the backend's default), unless an enclosing
+`jax.default_matmul_precision` scope (the pipeline's
+`config.matmul_precision`) chose one.
+
 Axis letters: see refusal_jax/axes.py (M masks, P prompts, C candidates).
 """
 
@@ -59,6 +65,7 @@ from refusal_jax import errors
 from refusal_jax.interventions import base as iv_base
 from refusal_jax.interventions import sae_edit
 from refusal_jax.models import layers
+from refusal_jax.models import matmul_precision
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
@@ -331,7 +338,7 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
     start_layer: first layer any intervention touches; layers before it run
       once per prompt chunk.
     targets: optional [P, ...] per-prompt data for the metric (e.g. the
-      clean logits, for a KL divergence).
+      clean logits, for a KL divergence), or a pytree of such arrays.
     chunks: memory bounds: fixed `Chunks`, or the run's `ChunkSizes` (then
       `chunks.chunks(op)`, and a halving on out-of-memory is remembered).
     op: the operation's name in `chunks`.
@@ -345,14 +352,15 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
   attention_mask = np.asarray(attention_mask)
   n_masks = jax.tree.leaves(args)[0].shape[0]
   shared = mesh_lib.put_replicated(shared, mesh)
-  targets = None if targets is None else np.asarray(targets)
+  targets = None if targets is None else jax.tree.map(np.asarray, targets)
 
   def prepare(p0, p1, pm, put):
     ids = put(_pad_to(input_ids[p0:p1], pm))
     mask = put(_pad_to(attention_mask[p0:p1], pm))
     resid = (prefix_residual(params, config, ids, mask, start_layer)
              if start_layer else None)
-    tgt = None if targets is None else put(_pad_to(targets[p0:p1], pm))
+    tgt = None if targets is None else jax.tree.map(
+        lambda a: put(_pad_to(a[p0:p1], pm)), targets)
     return ids, mask, resid, tgt
 
   def evaluate(state, m0, m1, mm, put):
@@ -363,8 +371,9 @@ def sweep(params, config: ModelConfig, input_ids, attention_mask, args,
         params, config, ids, resid, mask, rows, shared, tgt, build=build,
         start_layer=start_layer, metric=metric))
 
-  return _run_chunks(_sizes(chunks), op, n_masks, input_ids.shape[0], mesh,
-                     prepare, evaluate, progress)
+  with matmul_precision.scope('auto', matmul_precision.params_dtype(params)):
+    return _run_chunks(_sizes(chunks), op, n_masks, input_ids.shape[0],
+                       mesh, prepare, evaluate, progress)
 
 
 # --------------------------------------------------------------------------
@@ -638,8 +647,9 @@ def feature_sweep(params, config: ModelConfig, space: FeatureSpace,
         jnp.float32(value), tail, start_layer=start, metric=metric, mode=mode,
         trim_last_layer=trim))
 
-  return _run_chunks(_sizes(chunks), op, masks.shape[0], input_ids.shape[0],
-                     mesh, prepare, evaluate, progress)
+  with matmul_precision.scope('auto', matmul_precision.params_dtype(params)):
+    return _run_chunks(_sizes(chunks), op, masks.shape[0],
+                       input_ids.shape[0], mesh, prepare, evaluate, progress)
 
 
 def sae_sweep(params, config: ModelConfig, sae: SAE, input_ids,

@@ -36,6 +36,15 @@ MASK[2, :7] = 0
 METRIC = Metric('logit_diff', (5, 9), (12,))
 
 
+@pytest.fixture(autouse=True, scope='module')
+def _full_float32_matmuls():
+  """Pins float32 matmuls at 'highest': JAX's default on NVIDIA GPUs is TF32
+  (1e-3 off at logit scale 14), so that these float32 comparisons hold on a
+  GPU or TPU as on the CPU (models/matmul_precision.py)."""
+  with jax.default_matmul_precision('highest'):
+    yield
+
+
 def _sae(d, layer, site, arch='jumprelu'):
   k = jax.random.split(jax.random.key(7 + layer), 4)
   return SAE(W_enc=jax.random.normal(k[0], (d, A)) * 0.5,
