@@ -1,29 +1,33 @@
 """Per-prompt masks: each prompt of a sweep under a feature mask of its own.
 
-`paired_feature_sweep` evaluates masks [M, P, C]: evaluation (m, p) is prompt
-p with the features of masks[m, p] edited. `engine.feature_sweep` is the case
-where every prompt of row m has the same mask. Used by the paper's stage 2
-per prompt (pipeline/paper/per_prompt.py), where every prompt follows its own
-greedy trajectory and each step scores all prompts at once, each under its own
-current set.
+`paired_feature_sweep` evaluates pairs: row n is prompt prompts[n] with the
+features of masks[n] edited. `engine.feature_sweep` evaluates every prompt
+under every mask; here each mask is evaluated on its own prompt only. Used by
+the paper's stage 2 per prompt (pipeline/paper/per_prompt.py), where every
+prompt follows its own greedy trajectory and each step scores all prompts at
+once, each under its own current set.
 
-Fixed shapes: every compiled call holds exactly `chunks.masks` x
-`chunks.prompts` evaluations (the last chunk of either axis is padded, also
-when there are fewer prompts or masks than a chunk), and every SAE holding a
-candidate takes part in every call whatever the masks say. So one candidate
-list and one prompt width compile each function once, however many calls,
-prompts or masks follow. The shared prefix (the layers before the first SAE,
-and the first SAE's candidate latents when it sits on the residual stream) is
-computed once per prompt chunk per call, as in `feature_sweep`.
+Fixed shapes: prompts are taken in chunks of `chunks.prompts` (the last one
+padded); the shared prefix of a prompt chunk (the layers before the first
+SAE, and the first SAE's candidate latents when it sits on the residual
+stream) is computed once per call, as in `feature_sweep`. The rows of a
+prompt chunk are packed densely into calls of exactly `chunks.masks *
+chunks.prompts` rows (the last call padded), each row gathering its
+prompt's prefix on the device. Every SAE holding a candidate takes part in
+every call, whatever the masks say. So one candidate list and one prompt
+width compile each function once, however many calls, prompts or rows
+follow, and only the last call of each prompt chunk carries padding.
 
 Out of memory: the masks chunk (then the prompts chunk) of operation `op` is
 halved in the run's `ChunkSizes` and the call retried, as the engine does.
 With a mesh, parameters keep their shardings and every other input is
-replicated (masks are not split over the 'data' axis).
+replicated (rows are not split over the 'data' axis).
 
-Axis letters (refusal_jax/axes.py): M masks per prompt, P prompts, C
-candidates, T tokens, D d_model.
+Axis letters (refusal_jax/axes.py): N rows (prompt, mask pairs), P prompts,
+C candidates, T tokens, D d_model.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -55,19 +59,33 @@ def _pad_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
   return np.concatenate([x, np.repeat(last, size - n, axis=axis)], axis=axis)
 
 
+@functools.partial(jax.jit, static_argnames=('config', 'start_layer',
+                                             'metric', 'mode',
+                                             'trim_last_layer'))
+def _rows_chunk(params, config, resid, attention_mask, edit_at, f, w, idx,
+                masks, value, tail=(), *, start_layer, metric, mode,
+                trim_last_layer):
+  """[R] metric of rows: prompt idx[r] of the chunk under masks [R, C]."""
+  take = lambda a: None if a is None else jnp.take(a, idx, axis=0)
+  return _sae_chunk(params, config, take(resid), take(attention_mask),
+                    take(edit_at), take(f), w, masks[None], value, tail,
+                    start_layer=start_layer, metric=metric, mode=mode,
+                    trim_last_layer=trim_last_layer)[0]
+
+
 def paired_feature_sweep(params, config: ModelConfig, space: FeatureSpace,
-                         input_ids, attention_mask, features, masks, *,
-                         metric: Metric, mode: str = 'zero',
+                         input_ids, attention_mask, features, prompts,
+                         masks, *, metric: Metric, mode: str = 'zero',
                          value: float = 0.0,
                          chunks: engine.Chunks | engine.ChunkSizes = (
                              engine.Chunks()),
-                         op: str = 'paired_sweep', n_rows=None,
+                         op: str = 'paired_sweep',
                          trim_last_layer: bool = True, skip_ids=None,
                          progress=None, mesh=None) -> np.ndarray:
-  """Metric of every prompt under each of its own feature masks.
+  """Metric of each prompt under its own feature masks.
 
-  Evaluation (m, p) equals `feature_sweep` of prompt p with mask masks[m, p]
-  (tested), up to float rounding.
+  Row n equals `feature_sweep` of prompt prompts[n] alone with mask
+  masks[n] (tested), up to float rounding.
 
   Args:
     params: model parameters.
@@ -76,34 +94,36 @@ def paired_feature_sweep(params, config: ModelConfig, space: FeatureSpace,
     input_ids: [P, T] left-padded prompts.
     attention_mask: [P, T].
     features: [C] feature ids of `space` the masks refer to.
-    masks: [M, P, C] 0/1; masks[m, p] is edited on prompt p.
+    prompts: [N] int, the prompt of each row.
+    masks: [N, C] 0/1; masks[n] is edited on prompt prompts[n].
     metric: last-position metric.
     mode: 'zero' | 'clamp' | 'scale' (interventions/sae_edit.py).
     value: clamp value or scale factor.
-    chunks: memory bounds and the fixed call shape: `chunks.masks` masks x
-      `chunks.prompts` prompts per call (a `ChunkSizes`: those of `op`).
+    chunks: memory bounds and the fixed call shape: prompt chunks of
+      `chunks.prompts`, calls of `chunks.masks * chunks.prompts` rows (a
+      `ChunkSizes`: those of `op`).
     op: the operation's name in `chunks`.
-    n_rows: optional [P] int: only masks[:n_rows[p], p] are needed. Prompt
-      chunks with nothing needed are skipped, and so are mask chunks past
-      every need of the prompt chunk; the values not needed are NaN.
     trim_last_layer: as `feature_sweep`.
     skip_ids: optional token ids whose positions are never edited.
-    progress: optional callable(n_evaluations_done).
+    progress: optional callable(n_rows_done).
     mesh: optional device mesh (see the module docstring).
 
   Returns:
-    [M, P] float32 metric values.
+    [N] float32 metric values.
   """
   masks = np.asarray(masks, np.float32)
+  prompts = np.asarray(prompts, np.int64).reshape(-1)
   input_ids = np.asarray(input_ids)
   attention_mask = np.asarray(attention_mask)
-  n_masks, n_prompts = masks.shape[:2]
-  if masks.ndim != 3 or n_prompts != input_ids.shape[0]:
+  n_prompts = input_ids.shape[0]
+  if masks.ndim != 2 or len(masks) != len(prompts):
     raise errors.ConfigError(
-        f'masks of shape {masks.shape} for {input_ids.shape[0]} prompts: '
-        'expected [M, P, C]')
-  need = (np.full(n_prompts, n_masks) if n_rows is None
-          else np.minimum(np.asarray(n_rows, np.int64), n_masks))
+        f'masks of shape {masks.shape} for {len(prompts)} rows: expected '
+        '[N, C]')
+  if len(prompts) and (prompts.min() < 0 or prompts.max() >= n_prompts):
+    raise errors.ConfigError(
+        f'row prompts outside [0, {n_prompts}): {prompts.min()}..'
+        f'{prompts.max()}')
   sae_of, latent_of = space.locate(features)
   used = sorted(set(sae_of.tolist()))
   if not used:
@@ -116,7 +136,7 @@ def paired_feature_sweep(params, config: ModelConfig, space: FeatureSpace,
         f'the SAE fast path starts after the embedding; {saes[0].hook_name} '
         'edits layer 0 before its residual')
   cols = [np.flatnonzero(sae_of == s) for s in used]
-  masks = masks[..., np.concatenate(cols)]  # grouped by SAE, pass order
+  masks = masks[:, np.concatenate(cols)]  # grouped by SAE, pass order
   put = lambda x: mesh_lib.put_replicated(x, mesh)
   cands = [put(jnp.asarray(latent_of[c], jnp.int32)) for c in cols]
   saes = [put(s) for s in saes]
@@ -134,33 +154,30 @@ def paired_feature_sweep(params, config: ModelConfig, space: FeatureSpace,
     f, w = _site_latents(saes[0], resid, cands[0]) if head else (None, None)
     return resid, mask, put(_pad_axis(edit_at[p0:p0 + pm], pm, 0)), f, w
 
-  def evaluate(state, m0, p0, mm, pm):
-    rows = _pad_axis(_pad_axis(masks[m0:m0 + mm, p0:p0 + pm], mm, 0), pm, 1)
-    return mesh_lib.to_host(_sae_chunk(
-        params, config, *state, put(rows), jnp.float32(value), tail,
-        start_layer=start, metric=metric, mode=mode, trim_last_layer=trim))
+  def evaluate(state, rows, p0, size):
+    idx = _pad_axis(prompts[rows] - p0, size, 0).astype(np.int32)
+    return mesh_lib.to_host(_rows_chunk(
+        params, config, *state, put(idx), put(_pad_axis(masks[rows], size, 0)),
+        jnp.float32(value), tail, start_layer=start, metric=metric,
+        mode=mode, trim_last_layer=trim))
 
-  out = np.full((n_masks, n_prompts), np.nan, np.float32)
+  out = np.full(len(prompts), np.nan, np.float32)
   p0 = 0
   while p0 < n_prompts:
     cur = sizes.chunks(op)
-    mm, pm = cur.masks, cur.prompts
-    p1 = min(p0 + pm, n_prompts)
-    todo = int(need[p0:p1].max())
+    pm, size = cur.prompts, cur.masks * cur.prompts
+    todo = np.flatnonzero((prompts >= p0) & (prompts < p0 + pm))
     try:
-      state = jax.block_until_ready(prepare(p0, pm)) if todo else None
-      for m0 in range(0, todo, mm):
-        m1 = min(m0 + mm, n_masks)
-        vals = evaluate(state, m0, p0, mm, pm)
-        out[m0:m1, p0:p1] = vals[:m1 - m0, :p1 - p0]
+      state = jax.block_until_ready(prepare(p0, pm)) if len(todo) else None
+      for r0 in range(0, len(todo), size):
+        rows = todo[r0:r0 + size]
+        out[rows] = evaluate(state, rows, p0, size)[:len(rows)]
         if progress is not None:
-          progress(int(np.clip(need[p0:p1] - m0, 0, m1 - m0).sum()))
+          progress(len(rows))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
       if not (errors.is_out_of_memory(e) and sizes.halve_chunks(
-          op, mm, pm, None)):
+          op, cur.masks, pm, None)):
         raise
       continue  # the prompt chunk again, with the smaller chunks
-    p0 = p1
-  for p in range(n_prompts):
-    out[need[p]:, p] = np.nan
+    p0 += pm
   return out

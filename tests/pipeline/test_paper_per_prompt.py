@@ -45,18 +45,17 @@ def _pooled(masks):
   return np.stack([_prompt_metric(masks, p) for p in range(N_PROMPTS)], 1)
 
 
-def _paired(masks, n_rows):
-  """[M, P]: prompt p under masks[:, p]."""
-  del n_rows
-  return np.stack([_prompt_metric(masks[:, p], p)
-                   for p in range(N_PROMPTS)], 1)
+def _paired(prompts, masks):
+  """[N]: prompt prompts[n] under masks[n]."""
+  return np.asarray([_prompt_metric(m[None], p)[0]
+                     for p, m in zip(prompts, masks)])
 
 
 @pytest.mark.parametrize('lookahead', [1, 3, 8])
 @pytest.mark.parametrize('absolute', [True, False])
 def test_batched_search_equals_a_loop_of_single_prompt_searches(
     lookahead, absolute):
-  clean = _paired(np.zeros((1, N_PROMPTS, N_CANDIDATES)), None)[0]
+  clean = _paired(range(N_PROMPTS), np.zeros((N_PROMPTS, N_CANDIDATES)))
   for rule in per_prompt_stage.RULES:
     for tau in (0.05, 0.3):
       thr = per_prompt_stage.thresholds_for(rule, tau, clean)
@@ -91,12 +90,12 @@ def test_tau_rules():
 
   # prompt 0 refuses at P('I') 0.8, prompt 1 at 0.2; ablating candidate 2
   # (prompt 0) or 5 (prompt 1) takes it to 0
-  def fn(masks, n_rows):
-    del n_rows
+  def fn(prompts, masks):
     m = masks > 0
-    return np.stack([0.8 * (1 - m[:, 0, 2]), 0.2 * (1 - m[:, 1, 5])], 1)
+    return np.where(np.asarray(prompts) == 0, 0.8 * (1 - m[:, 2]),
+                    0.2 * (1 - m[:, 5]))
 
-  clean = fn(np.zeros((1, 2, 8), np.float32), None)[0]
+  clean = fn([0, 1], np.zeros((2, 8), np.float32))
   sets = {}
   for rule in per_prompt_stage.RULES:
     thr = per_prompt_stage.thresholds_for(rule, 0.5, clean)
@@ -111,18 +110,18 @@ def test_tau_rules():
 def test_paired_score_scores_each_pair_once_in_one_call():
   calls = []
 
-  def fn(masks, n_rows):
-    calls.append((masks.shape, n_rows.tolist()))
-    return masks.sum(-1) + np.arange(masks.shape[1])[None]
+  def fn(prompts, masks):
+    calls.append((list(prompts), masks.argmax(1).tolist()))
+    return masks.argmax(1) + 10.0 * np.asarray(prompts)
 
   score = per_prompt.PairedScore(fn, 3)
   m = np.eye(4, dtype=np.float32)
   got = score([0, 0, 2, 0], m[[0, 1, 1, 0]])
-  np.testing.assert_array_equal(got, [1, 1, 3, 1])
-  assert calls == [((2, 3, 4), [2, 0, 1])]
-  again = score([2, 1], m[[1, 3]])
-  np.testing.assert_array_equal(again, [3, 2])
-  assert calls[1] == ((1, 3, 4), [0, 1, 0])
+  np.testing.assert_array_equal(got, [0, 1, 21, 0])
+  assert calls == [([0, 0, 2], [0, 1, 1])]
+  again = score([2, 1, 0], m[[1, 3, 1]])
+  np.testing.assert_array_equal(again, [21, 13, 1])
+  assert calls[1] == ([1], [3])
   assert score.n_calls == 2 and score.n_evals == 4
 
 
@@ -211,12 +210,13 @@ def test_tiny_model_batched_search_equals_the_single_prompt_loop(tiny):
   assert min(changes) > 1e-8
   # the paired sweep is the feature sweep of each prompt alone
   rng = np.random.default_rng(0)
-  masks = (rng.random((3, len(ps), len(feats))) < 0.5).astype(np.float32)
+  rows = rng.integers(0, len(ps), 19)  # a ragged last call
+  masks = (rng.random((19, len(feats))) < 0.5).astype(np.float32)
   got = paired.paired_feature_sweep(
       ctx.model.params, ctx.model.config, ctx.space, ps.ids, ps.mask,
-      np.asarray(feats), masks, metric=metric, mode='scale', value=-3.0,
-      chunks=engine.Chunks(masks=2, prompts=4))
-  want = np.stack([pooled(masks[:, p])[:, p] for p in range(len(ps))], 1)
+      np.asarray(feats), rows, masks, metric=metric, mode='scale',
+      value=-3.0, chunks=engine.Chunks(masks=2, prompts=4))
+  want = np.diag(pooled(masks)[:, rows])
   numerics.assert_close(got, want, ulps=64, scale=np.abs(want).max())
 
 

@@ -10,9 +10,10 @@ sets are intersected per prompt.
 All searches advance together. At each step every unfinished search proposes
 masks (its current ablated set with its next blocks taken out), and the
 masks of all searches are scored in ONE call of a paired score function:
-masks [M, P, C] -> [M, P], evaluation (m, p) being prompt p under mask
-masks[m, p] (sweeps/paired.py's `paired_feature_sweep` for a model). A
-search's masks are scored on its own prompt only.
+(prompts [N], masks [N, C]) -> [N], row n being prompt prompts[n] under mask
+masks[n] (sweeps/paired.py's `paired_feature_sweep` for a model, which packs
+the rows into calls of one fixed shape). A search's masks are scored on its
+own prompt only.
 
 Speculation: a search proposes up to `lookahead` masks per step, along a
 guessed path of decisions: the guess is the search's last decision (at the
@@ -30,7 +31,7 @@ Masks met by several searches of one prompt (the all-ablated start; the
 same seed's path under other thresholds, in a tau sweep) are scored once
 (`PairedScore`).
 
-Axis letters (refusal_jax/axes.py): M masks per prompt, P prompts, C
+Axis letters (refusal_jax/axes.py): N (prompt, mask) rows, P prompts, C
 candidates.
 """
 
@@ -42,18 +43,16 @@ import numpy as np
 from refusal_jax import errors
 from refusal_jax.pipeline.paper import block_greedy
 
-# masks [M, P, C] float32 (1 = ablated), n_rows [P] -> [M, P] P('I'):
-# evaluation (m, p) is prompt p under masks[m, p]; only rows m < n_rows[p]
-# are needed.
+# prompts [N] int, masks [N, C] float32 (1 = ablated) -> [N] P('I') of
+# prompt prompts[n] under masks[n].
 PairedFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class PairedScore:
   """Scores (prompt, mask) pairs, each distinct pair once.
 
-  A call with pairs of several prompts packs the pairs not scored before
-  into one [M, P, C] array (M: the most new pairs of any prompt) and calls
-  the paired function once.
+  A call passes the pairs not scored before to the paired function, in one
+  call.
 
   Attributes:
     n_calls: calls of the paired function.
@@ -70,29 +69,25 @@ class PairedScore:
   def __call__(self, prompts: Sequence[int], masks: np.ndarray) -> np.ndarray:
     """[N] metric of pairs (prompts[n], masks[n]); masks [N, C]."""
     masks = np.asarray(masks, np.float32)
+    prompts = [int(p) for p in prompts]
     keys = [np.packbits(row > 0).tobytes() for row in masks]
-    new: list[dict[bytes, np.ndarray]] = [{} for _ in range(self.n_prompts)]
+    new: dict[tuple[int, bytes], np.ndarray] = {}
     for p, key, row in zip(prompts, keys, masks):
       if key not in self._memo[p]:
-        new[p].setdefault(key, row)
-    n_rows = np.asarray([len(d) for d in new], np.int64)
-    if n_rows.any():
-      packed = np.zeros((int(n_rows.max()), self.n_prompts, masks.shape[1]),
-                        np.float32)
-      for p, d in enumerate(new):
-        for m, row in enumerate(d.values()):
-          packed[m, p] = row
-      vals = np.asarray(self._fn(packed, n_rows), np.float64)
-      if vals.shape != packed.shape[:2]:
+        new.setdefault((p, key), row)
+    if new:
+      rows = np.asarray([p for p, _ in new], np.int64)
+      vals = np.asarray(self._fn(rows, np.stack(list(new.values()))),
+                        np.float64)
+      if vals.shape != rows.shape:
         raise errors.ConfigError(
             f'the paired score function returned shape {vals.shape} for '
-            f'masks {packed.shape}; expected [M, P]')
-      for p, d in enumerate(new):
-        got = vals[:len(d), p]
-        errors.check_finite('the greedy metric', got)
-        self._memo[p].update(zip(d, got.tolist()))
+            f'{len(rows)} rows; expected [N]')
+      errors.check_finite('the greedy metric', vals)
+      for (p, key), v in zip(new, vals.tolist()):
+        self._memo[p][key] = v
       self.n_calls += 1
-      self.n_evals += int(n_rows.sum())
+      self.n_evals += len(rows)
     return np.asarray([self._memo[p][k] for p, k in zip(prompts, keys)])
 
 

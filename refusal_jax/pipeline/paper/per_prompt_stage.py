@@ -74,27 +74,36 @@ def lookahead(ctx: Context, n_searches_per_prompt: int) -> int:
                     ctx.chunks.masks // max(1, n_searches_per_prompt)))
 
 
-def paired_score(ctx: Context, ps: PromptSet, features, metric: Metric,
-                 memo, progress=None) -> per_prompt.PairedScore:
-  """The search's paired score: each call one memoised paired sweep."""
+def paired_fn(ctx: Context, ps: PromptSet, features, metric: Metric, memo,
+              progress=None) -> per_prompt.PairedFn:
+  """prompts [N], masks [N, C] -> [N]: one memoised paired sweep of `ps`
+  over `features`, edited as the stage edits (`greedy.mode`)."""
   g = ctx.config.greedy
   feats = np.asarray(features)
 
-  def fn(masks, n_rows):
-    key = 'pp_' + _bytes_digest(masks, n_rows)
+  def fn(prompts, masks):
+    key = 'pp_' + _bytes_digest(prompts, masks)
     return memo(key, lambda: dict(v=paired.paired_feature_sweep(
         ctx.model.params, ctx.model.config, ctx.space, ps.ids, ps.mask,
-        feats, masks, metric=metric, mode=g.mode, value=g.value,
-        chunks=ctx.chunk_sizes, op=SWEEP_OP, n_rows=n_rows,
+        feats, prompts, masks, metric=metric, mode=g.mode, value=g.value,
+        chunks=ctx.chunk_sizes, op=SWEEP_OP,
         skip_ids=ctx.skip_array, progress=progress, mesh=ctx.mesh)))['v']
 
-  return per_prompt.PairedScore(fn, len(ps))
+  return fn
+
+
+def paired_score(ctx: Context, ps: PromptSet, features, metric: Metric,
+                 memo, progress=None) -> per_prompt.PairedScore:
+  """The search's paired score over `paired_fn`."""
+  return per_prompt.PairedScore(
+      paired_fn(ctx, ps, features, metric, memo, progress), len(ps))
 
 
 def _bytes_digest(*arrays) -> str:
   h = hashlib.sha1()
   for a in arrays:
-    h.update(np.ascontiguousarray(a).tobytes())
+    a = np.ascontiguousarray(a)
+    h.update(str(a.shape).encode() + a.tobytes())
   return h.hexdigest()[:16]
 
 
