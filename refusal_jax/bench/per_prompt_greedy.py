@@ -24,11 +24,14 @@ time).
 """
 
 import json
+import os
 import time
 
 import numpy as np
 
+from refusal_jax import asset_paths
 from refusal_jax import errors
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import direction as direction_stage
 from refusal_jax.pipeline import stage_stats
 from refusal_jax.pipeline.context import Context, PromptSet
@@ -154,3 +157,34 @@ def run(ctx: Context, direction_path: str, *, n_prompts: int, tau: float,
       speedup=round(o['seconds'] / max(b['seconds'], 1e-9), 2),
       speedup_warm=round(o['warm_seconds'] / max(b['warm_seconds'], 1e-9),
                          2))
+
+
+
+def run_config(config, *, n_prompts: int, tau: float,
+               tau_rule: str = 'absolute', mesh=None) -> dict:
+  """`run` on the paper-mode context of an organism's pipeline config.
+
+  Args:
+    config: a pipeline config of an embedded organism (`config.organism`,
+      e.g. configs/benchmark_per_prompt_greedy.py); its candidates are the
+      nearest features of the organism's shipped refusal direction
+      (`features.*`), its seeds, block size and chunks those of the search.
+    n_prompts: harmful training prompts searched (at least that many are
+      loaded).
+    tau, tau_rule: as `run`.
+    mesh: optional device mesh.
+
+  Returns:
+    `run`'s measurements.
+  """
+  if not config.get('organism'):
+    raise errors.ConfigError(
+        'the per-prompt greedy benchmark needs an organism config (its '
+        'shipped refusal_direction.json gives the candidates)')
+  config = config.copy_and_resolve_references()
+  config.data.n_train = max(config.data.n_train, n_prompts)
+  config.greedy.n_prompts = n_prompts
+  ctx = context_lib.build_context(config, mesh)
+  path = os.path.join(asset_paths.organism_path(config.organism),
+                      'refusal_direction.json')
+  return run(ctx, path, n_prompts=n_prompts, tau=tau, tau_rule=tau_rule)
