@@ -117,7 +117,8 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
   `per_seed_asr` / `per_seed_asr_count` {seed: the judge's jailbreaks with
   that seed's kept set alone ablated}, `n_dormant`, `dormant`,
   `asr_without_dormant` / `asr_without_dormant_count`, `dormant_effect`
-  (`dormant.dormant_effect`), `n_prompts`, `order` ('paper_block').
+  (`dormant.dormant_effect`), `n_prompts`, `order` ('paper_block'),
+  `search` ('pooled').
   """
   cfg, g = ctx.config.paper, ctx.config.greedy
   pg = cfg.greedy
