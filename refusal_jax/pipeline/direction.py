@@ -14,6 +14,18 @@ interventions (no Python loop over forward passes):
 * kl: KL(clean || ablated) of last-position distributions on harmless
   validation prompts (must be <= `kl_max`).
 
+The stage compiles a fixed number of functions, whatever the number of
+layers, positions, candidates and prompts (`n_compiles` of direction.json):
+the two training sets share one padded shape for the mean activations, the
+two validation sets one for their clean logits (and the baseline), and the
+three scores are one compiled sweep. Each candidate row is (r, layer
+one-hot, ablate flag, add coefficient): a bypass or KL row ablates r (its
+addition is 0), an induce row adds it at resid_pre of its layer (its
+ablation is of the zero vector), and the metric is the KL where the
+prompt's `kl` target is set, the refusal metric elsewhere. Adding or
+ablating 0 leaves the residual bit for bit as it is, so the scores are
+those of the separate ablations and additions.
+
 Candidates in the last `prune_layer_fraction` of layers and in the first
 `min_layer_fraction` are not scored (NaN); of the others, the one with the
 lowest bypass score is kept. Then the SAE latents whose decoder rows
@@ -24,6 +36,9 @@ several SAEs (`config.saes`) every feature of the space is ranked, and
 layer) instead of the top `features.top_k` over all.
 """
 
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,19 +47,62 @@ from absl import logging
 from refusal_jax import errors
 from refusal_jax.interventions import attribution
 from refusal_jax.interventions.directions import ActAdd, DirectionalAblation
-from refusal_jax.interventions.directions import unit
+from refusal_jax.models import matmul_precision
+from refusal_jax.models import transformer
 from refusal_jax.pipeline import directions
 from refusal_jax.pipeline.context import Context
 from refusal_jax.sweeps import engine
-from refusal_jax.sweeps.metrics import KLFromClean
+from refusal_jax.sweeps.metrics import Metric, kl_div
 
 
-def _ablate(row, shared):
-  return DirectionalAblation(row, skip_ids=shared)
+def _score_row(row, shared):
+  """Ablation of row['ablate'] * r everywhere (but at `shared` ids) and
+  addition of row['coeff'] * r at resid_pre of the layer of row['layer']."""
+  return (DirectionalAblation(row['vector'] * row['ablate'], skip_ids=shared),
+          ActAdd(vector=row['vector'], coeff=row['coeff'],
+                 layer_weights=row['layer']))
 
 
-def _induce(row, shared):
-  return ActAdd(vector=row[0], coeff=shared, layer_weights=row[1])
+@dataclasses.dataclass(frozen=True)
+class _Score:
+  """Per prompt: KL(clean || intervened) where targets['kl'] is set, the
+  refusal metric of the intervened logits elsewhere."""
+  metric: Metric
+
+  def __call__(self, logits, targets):
+    kl = kl_div(targets['clean'], logits)
+    return jnp.where(targets['kl'] > 0, kl, self.metric(logits))
+
+
+@functools.partial(jax.jit, static_argnames=('config', 'metric'))
+def _clean(params, config, ids, mask, *, metric):
+  """Last-position logits [P, V] float32 and their metric [P]."""
+  logits = transformer.forward(params, config, ids, attention_mask=mask,
+                               logits_at='last').logits[:, 0]
+  return logits, metric(logits)
+
+
+def _padded(sets) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+  """Prompt sets padded to one [P, T] shape, and each set's own P.
+
+  Columns are added on the left (mask 0, left padding as the encoding's),
+  rows by repeating the last one; a padded row's results are dropped.
+  """
+  t = max(ps.ids.shape[1] for ps in sets)
+  n = max(len(ps) for ps in sets)
+  out = []
+  for ps in sets:
+    cols = ((0, n - len(ps)), (t - ps.ids.shape[1], 0))
+    out.append((np.pad(ps.ids, cols, mode='edge'),
+                np.pad(np.pad(ps.mask, ((0, 0), cols[1])),
+                       ((0, cols[0][1]), (0, 0)), mode='edge')))
+  return out, n
+
+
+def _precision(ctx: Context):
+  """The run's matmul precision scope (models/matmul_precision.py)."""
+  return matmul_precision.scope(ctx.config.get('matmul_precision', 'auto'),
+                                ctx.model.dtype)
 
 
 def candidate_directions(ctx: Context) -> np.ndarray:
@@ -53,21 +111,36 @@ def candidate_directions(ctx: Context) -> np.ndarray:
   n_pos = cfg.n_positions or ctx.n_eoi
 
   def compute():
-    r = directions.diff_in_means(
-        ctx.model.params, ctx.model.config,
-        (ctx.prompts['harmful_train'].ids, ctx.prompts['harmful_train'].mask),
-        (ctx.prompts['harmless_train'].ids,
-         ctx.prompts['harmless_train'].mask),
-        layers=range(ctx.model.config.num_layers), n_positions=n_pos,
-        batch_size=ctx.chunks.prompts)
+    with _precision(ctx):
+      r = directions.diff_in_means(
+          ctx.model.params, ctx.model.config,
+          (ctx.prompts['harmful_train'].ids,
+           ctx.prompts['harmful_train'].mask),
+          (ctx.prompts['harmless_train'].ids,
+           ctx.prompts['harmless_train'].mask),
+          layers=range(ctx.model.config.num_layers), n_positions=n_pos,
+          batch_size=ctx.chunks.prompts)
     errors.check_finite('the mean residual activations', r)  # before saving
     return dict(r=r)
 
   return ctx.memo('direction')('candidates', compute)['r']
 
 
+def _clean_logits(ctx: Context, padded) -> list[tuple[np.ndarray, ...]]:
+  """(clean last logits [P, V], metric [P]) of each padded prompt set."""
+  model = ctx.model
+  with _precision(ctx):
+    return [tuple(np.asarray(a) for a in _clean(
+        model.params, model.config, ids, mask, metric=ctx.metric))
+            for ids, mask in padded]
+
+
 def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
-  """Bypass, induce and KL scores of every candidate [C, D], vmapped."""
+  """Bypass, induce and KL scores of every candidate [C, D], vmapped.
+
+  One compiled sweep for all three (module docstring); the validation sets
+  are padded to one shape (`_padded`).
+  """
   model, n_layers = ctx.model, ctx.model.config.num_layers
   flat = cands.reshape(-1, cands.shape[-1])
   layer_of = np.tile(np.arange(n_layers), cands.shape[0])
@@ -82,24 +155,31 @@ def score_candidates(ctx: Context, cands: np.ndarray, progress=None) -> dict:
         f'layer to score (layers {first} to {last - 1} of {n_layers})')
   rows = flat[scored]
   hv, sv = ctx.prompts['harmful_val'], ctx.prompts['harmless_val']
-  kw = dict(metric=ctx.metric, chunks=ctx.chunk_sizes, progress=progress,
-            mesh=ctx.mesh)
+  padded, n_pad = _padded([hv, sv])
   memo = ctx.memo('direction')
-  skip = ctx.direction_skip_array
-  bypass = memo('bypass', lambda: dict(v=engine.sweep(
-      model.params, model.config, hv.ids, hv.mask, rows, _ablate,
-      shared=skip, op='direction/bypass', **kw).mean(1)))['v']
-  induce = memo('induce', lambda: dict(v=engine.sweep(
-      model.params, model.config, sv.ids, sv.mask,
-      (rows, np.eye(n_layers, dtype=np.float32)[layer_of[scored]]), _induce,
-      shared=jnp.float32(ctx.config.direction.induce_coeff),
-      op='direction/induce', **kw).mean(1)))['v']
-  clean = model.forward(sv.ids, sv.mask, logits_at='last').logits[:, 0]
-  kw['metric'] = KLFromClean()
-  kl = memo('kl', lambda: dict(v=engine.sweep(
-      model.params, model.config, sv.ids, sv.mask, rows, _ablate,
-      shared=skip, targets=np.asarray(clean), op='direction/kl',
-      **kw).mean(1)))['v']
+  clean = {}
+
+  def score(op, i, ablate, coeff, kl):
+    if i not in clean:  # only for a sweep not memoised yet
+      clean.update(enumerate(_clean_logits(ctx, padded)))
+    n = len(rows)
+    args = dict(vector=rows,
+                layer=np.eye(n_layers, dtype=np.float32)[layer_of[scored]],
+                ablate=np.full(n, ablate, np.float32),
+                coeff=np.full(n, coeff, np.float32))
+    targets = dict(clean=clean[i][0], kl=np.full(n_pad, kl, np.float32))
+    with _precision(ctx):
+      v = engine.sweep(
+          model.params, model.config, *padded[i], args, _score_row,
+          metric=_Score(ctx.metric), shared=ctx.direction_skip_array,
+          targets=targets, chunks=ctx.chunk_sizes, op=f'direction/{op}',
+          progress=progress, mesh=ctx.mesh)
+    return dict(v=v[:, :len((hv, sv)[i])].mean(1))
+
+  coeff = float(ctx.config.direction.induce_coeff)
+  bypass = memo('bypass', lambda: score('bypass', 0, 1.0, 0.0, 0.0))['v']
+  induce = memo('induce', lambda: score('induce', 1, 0.0, coeff, 0.0))['v']
+  kl = memo('kl', lambda: score('kl', 1, 1.0, 0.0, 1.0))['v']
 
   def full(v):
     out = np.full(len(flat), np.nan, np.float32)
@@ -142,11 +222,20 @@ def select(ctx: Context, scores: dict) -> tuple[int, str]:
   return best, note
 
 
+def _unit(x) -> np.ndarray:
+  """x / (|x| + 1e-8) over the last axis in float32 numpy (no compile)."""
+  x = np.asarray(x).astype(np.float32)
+  return x / (np.linalg.norm(x, axis=-1, keepdims=True) + np.float32(1e-8))
+
+
 def _feature_scores(ctx: Context, sae, direction) -> tuple[np.ndarray, ...]:
-  """(score [A], decoder cosine [A]) of one SAE's latents; higher = first."""
+  """(score [A], decoder cosine [A]) of one SAE's latents; higher = first.
+
+  The cosines are computed on the host: one matrix-vector product per SAE,
+  whose eager JAX version compiled per SAE width.
+  """
   cfg = ctx.config.features
-  cos = np.asarray(unit(sae.W_dec.astype(jnp.float32)) @ unit(
-      jnp.asarray(direction)))
+  cos = _unit(sae.W_dec) @ _unit(direction)
   if cfg.ranking == 'cosine':
     return (cos if cfg.signed else np.abs(cos)), cos
   if cfg.ranking == 'attribution':
@@ -197,8 +286,8 @@ def run(ctx: Context, progress=None) -> tuple[dict, dict]:
   direction = cands.reshape(-1, cands.shape[-1])[best]
   feats = nearest_features(ctx, direction)
   hv = ctx.prompts['harmful_val']
-  baseline = float(np.mean(np.asarray(ctx.metric(ctx.model.forward(
-      hv.ids, hv.mask, logits_at='last').logits[:, 0]))))
+  padded, _ = _padded([hv, ctx.prompts['harmless_val']])
+  baseline = float(np.mean(_clean_logits(ctx, padded[:1])[0][1][:len(hv)]))
   summary = dict(
       layer=int(scores['layer'][best]),
       position=int(scores['position'][best]),

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax.models import matmul_precision
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
@@ -51,7 +52,8 @@ def mean_activations(params, config: ModelConfig, ids, mask, *,
   One jitted forward per batch captures only resid_pre of `layers` at the
   last `n_positions` columns and stops after the deepest requested layer. The
   last batch is padded with repeated rows of weight 0, so every batch has the
-  same shape; sums are accumulated in float32 and divided once.
+  same shape; sums are accumulated in float32 and divided once. Matmuls
+  follow the 'auto' precision policy (models/matmul_precision.py).
 
   Args:
     params: model parameters.
@@ -92,13 +94,14 @@ def mean_activations(params, config: ModelConfig, ids, mask, *,
         '(left padding); encode the prompts with refusal_jax.data.chat')
   n = ids.shape[0]
   total = np.zeros((n_positions, len(layers), config.d_model), np.float32)
-  for start in range(0, n, batch_size):
-    rows = np.arange(start, start + batch_size)
-    weight = (rows < n).astype(np.float32)
-    rows = np.minimum(rows, n - 1)
-    total += np.asarray(_batch_sum(
-        params, config, ids[rows], mask[rows], weight, layers=layers,
-        n_positions=n_positions))
+  with matmul_precision.scope('auto', matmul_precision.params_dtype(params)):
+    for start in range(0, n, batch_size):
+      rows = np.arange(start, start + batch_size)
+      weight = (rows < n).astype(np.float32)
+      rows = np.minimum(rows, n - 1)
+      total += np.asarray(_batch_sum(
+          params, config, ids[rows], mask[rows], weight, layers=layers,
+          n_positions=n_positions))
   return total / np.float32(n)
 
 
@@ -116,9 +119,15 @@ def diff_in_means(params, config: ModelConfig, harmful, harmless, *,
     n_positions: P trailing (post-instruction) positions.
     batch_size: rows per forward pass.
 
+  Both sets are left-padded to the longer one's length (padding the mask
+  with 0 changes no real token's activations), so that one compiled pass
+  serves both.
+
   Returns:
     [P, L, D] float32 directions (not normalised).
   """
+  t = max(np.shape(harmful[0])[1], np.shape(harmless[0])[1])
+  pad = lambda a: np.pad(np.asarray(a), ((0, 0), (t - np.shape(a)[1], 0)))
   kw = dict(layers=layers, n_positions=n_positions, batch_size=batch_size)
-  return (mean_activations(params, config, *harmful, **kw) -
-          mean_activations(params, config, *harmless, **kw))
+  return (mean_activations(params, config, *map(pad, harmful), **kw) -
+          mean_activations(params, config, *map(pad, harmless), **kw))

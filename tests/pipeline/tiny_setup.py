@@ -34,9 +34,9 @@ def _sae(layer, seed):
              model_name='tiny', neuronpedia_id='tiny-res', dtype='float32')
 
 
-def build(root: str):
+def build(root: str, num_layers: int = 3):
   """Writes the model and SAEs under root; returns a pipeline config."""
-  _write_assets(root)
+  _write_assets(root, num_layers)
   return config_for(root)
 
 
@@ -48,7 +48,7 @@ def use_layer_saes(config, root: str, layers, k_per_layer: int):
   return config
 
 
-def _write_assets(root: str):
+def _write_assets(root: str, num_layers: int = 3):
   splits = organism_data.make_dataset(
       seed=0, n_per_split=dict(train=200, val=40, test=40))
   texts = organism_data.corpus_text(
@@ -56,7 +56,7 @@ def _write_assets(root: str):
   tok = organism_tokenizer.train_tokenizer(texts, style='llama3',
                                            vocab_size=400)
   cfg = ModelConfig.llama(
-      vocab_size=len(tok), d_model=D, num_layers=3, num_heads=2,
+      vocab_size=len(tok), d_model=D, num_layers=num_layers, num_heads=2,
       num_kv_heads=1, head_dim=16, mlp_dim=48, max_position_embeddings=256,
       bos_token_id=tok.bos_token_id,
       eos_token_ids=tuple(organism_tokenizer.stop_token_ids(tok)),
