@@ -167,16 +167,20 @@ def paired_feature_sweep(params, config: ModelConfig, space: FeatureSpace,
     cur = sizes.chunks(op)
     pm, size = cur.prompts, cur.masks * cur.prompts
     todo = np.flatnonzero((prompts >= p0) & (prompts < p0 + pm))
+    state = None
     try:
-      state = jax.block_until_ready(prepare(p0, pm)) if len(todo) else None
+      if len(todo):
+        state = jax.block_until_ready(prepare(p0, pm))
       for r0 in range(0, len(todo), size):
         rows = todo[r0:r0 + size]
         out[rows] = evaluate(state, rows, p0, size)[:len(rows)]
         if progress is not None:
           progress(len(rows))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
+      # the prompt chunk's own pass does not shrink with the rows
+      axes = ('prompts',) if state is None else ('masks', 'prompts')
       if not (errors.is_out_of_memory(e) and sizes.halve_chunks(
-          op, cur.masks, pm, None)):
+          op, cur.masks, pm, None, axes)):
         raise
       continue  # the prompt chunk again, with the smaller chunks
     p0 += pm
