@@ -21,7 +21,9 @@ follow, and only the last call of each prompt chunk carries padding.
 Out of memory: the masks chunk (then the prompts chunk) of operation `op` is
 halved in the run's `ChunkSizes` and the call retried, as the engine does.
 With a mesh, parameters keep their shardings and every other input is
-replicated (rows are not split over the 'data' axis).
+replicated (rows are not split over the 'data' axis). Matmul precision: as
+the engine's sweeps (the 'auto' policy of models/matmul_precision.py unless
+an enclosing scope chose one), so both paths compute alike.
 
 Axis letters (refusal_jax/axes.py): N rows (prompt, mask pairs), P prompts,
 C candidates, T tokens, D d_model.
@@ -34,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax.models import matmul_precision
 from refusal_jax.models import sites
 from refusal_jax.models.config import ModelConfig
 from refusal_jax.parallel import mesh as mesh_lib
@@ -161,6 +164,13 @@ def paired_feature_sweep(params, config: ModelConfig, space: FeatureSpace,
         jnp.float32(value), tail, start_layer=start, metric=metric,
         mode=mode, trim_last_layer=trim))
 
+  with matmul_precision.scope('auto', matmul_precision.params_dtype(params)):
+    return _run(n_prompts, prompts, sizes, op, prepare, evaluate, progress)
+
+
+def _run(n_prompts, prompts, sizes, op, prepare, evaluate, progress
+         ) -> np.ndarray:
+  """[N] values: the rows of each prompt chunk in calls of fixed size."""
   out = np.full(len(prompts), np.nan, np.float32)
   p0 = 0
   while p0 < n_prompts:
