@@ -235,3 +235,38 @@ def safety_tune(config: ml_collections.ConfigDict, workdir: str, *,
                        card_lib.card(summary))
   logging.info('safety tuning targets: %s', result['targets'])
   return summary
+
+
+def evaluate_adapter(config: ml_collections.ConfigDict, workdir: str, *,
+                     adapter_dir: str = '', base_dir: str = ''
+                     ) -> dict[str, Any]:
+  """Measures an existing adapter under `config`'s evaluation; trains nothing.
+
+  Args:
+    config: a safety-tuning config (its `eval`, `targets` and `data` blocks).
+    workdir: output folder: `base` (the GGUF conversion, when `base_dir` is
+      empty), `merged`, `eval.json` and `completions.json`.
+    adapter_dir: the adapter; '' = the package's shipped adapter.
+    base_dir: the base checkpoint; '' = SmolLM2 converted from its GGUF.
+
+  Returns:
+    The evaluation written to `workdir/eval.json` (`evaluate.evaluate`'s,
+    without the selection and completions, plus 'adapter' and 'config').
+  """
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  if not base_dir:
+    base_dir = os.path.join(workdir, 'base')
+    if not os.path.exists(os.path.join(base_dir, 'config.json')):
+      from_gguf.convert_gguf(from_gguf.smollm2_gguf(), base_dir)
+  adapter_dir = adapter_dir or assemble_lib.shipped_adapter()
+  merged = assemble_lib.assemble(base_dir, adapter_dir,
+                                 os.path.join(workdir, 'merged'))
+  result = eval_lib.evaluate(load_model(merged), load_model(base_dir), config)
+  result.pop('selection')
+  artifacts.write_json(os.path.join(workdir, COMPLETIONS_FILE),
+                       result.pop('completions'))
+  result.update(adapter=os.path.abspath(adapter_dir),
+                config=config.to_dict(), provenance=artifacts.provenance())
+  artifacts.write_json(os.path.join(workdir, EVAL_FILE), result)
+  return result
