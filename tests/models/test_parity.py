@@ -22,13 +22,8 @@ from refusal_jax.checkpoints import load as load_lib
 PARITY_ULPS = 64
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _full_float32_matmuls():
-  """Pins float32 matmuls at 'highest': JAX's default on NVIDIA GPUs is TF32
-  (1e-3 off at logit scale 14), so that these float32 comparisons hold on a
-  GPU or TPU as on the CPU (models/matmul_precision.py)."""
-  with jax.default_matmul_precision('highest'):
-    yield
+# float32 comparisons pinned at 'highest' (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures('highest_matmul_precision')
 
 CASES = {
     # Gemma-2: MQA (3 heads, 1 KV head), sequence 19 > sliding window 5,

@@ -28,13 +28,8 @@ METRIC = Metric('refusal_score', (7, 11))
 A = 40
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _full_float32_matmuls():
-  """Pins float32 matmuls at 'highest': JAX's default on NVIDIA GPUs is TF32
-  (1e-3 off at logit scale 14), so that these float32 comparisons hold on a
-  GPU or TPU as on the CPU (models/matmul_precision.py)."""
-  with jax.default_matmul_precision('highest'):
-    yield
+# float32 comparisons pinned at 'highest' (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures('highest_matmul_precision')
 
 
 def _sae(layer, site, arch='jumprelu'):
