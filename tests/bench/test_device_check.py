@@ -14,6 +14,7 @@ from refusal_jax import errors
 from refusal_jax.bench import device_check
 
 
+@pytest.mark.slow  # the whole device check at smoke size: 1.5 minutes alone
 def test_the_smoke_run_writes_every_key(tmp_path):
   result = device_check.run_device_check(str(tmp_path),
                                          device_check.Plan.smoke())

@@ -11,6 +11,7 @@ from refusal_jax.bench import precision
 from refusal_jax.organisms import assets
 
 
+@pytest.mark.slow  # bf16 sweeps of each organism, about a minute each alone
 @pytest.mark.parametrize('organism', ['gemma2', 'llama'])
 def test_organism_bf16_agrees_with_float32(organism):
   got = precision.bf16_agreement(assets.organism_path(organism),

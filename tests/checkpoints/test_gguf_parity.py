@@ -108,6 +108,7 @@ def test_logits_match(smollm2):
                         what='logits vs transformers GGUF')
 
 
+@pytest.mark.slow  # transformers generation; logits parity stays fast
 def test_greedy_generation_matches(smollm2):
   """32 greedy tokens: ours batched with left padding, transformers' one
   prompt at a time (its padded batches cost 3x more CPU here)."""

@@ -86,6 +86,7 @@ def test_direction_ablation_reveals_what_the_model_can_answer(measured):
           measured['primed_on_topic_rate'] - 0.05), measured
 
 
+@pytest.mark.slow  # a whole stage 1 per organism
 def test_the_pipeline_selects_the_shipped_direction(organism, tmp_path):
   """Stage 1 of `make demo` keeps only directions that pass Arditi et al.'s
   filters (ablation moves harmless next-token distributions little, addition
