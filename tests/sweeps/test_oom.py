@@ -8,48 +8,24 @@ otherwise.
 import types
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import numerics
+from sweep_tiny import CFG, IDS, MASK, METRIC, OOM
+from sweep_tiny import sae as _sae
 from refusal_jax import errors
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.models import generation
 from refusal_jax.models import transformer
-from refusal_jax.models.config import ModelConfig
 from refusal_jax.models.model import Model
 from refusal_jax.pipeline import evaluation
-from refusal_jax.sae.model import SAE
 from refusal_jax.sweeps import engine
-from refusal_jax.sweeps.metrics import Metric
 
-CFG = ModelConfig.gemma2(vocab_size=43, d_model=16, num_layers=4, num_heads=2,
-                         num_kv_heads=1, head_dim=8, mlp_dim=23,
-                         sliding_window=3, eos_token_ids=(1,), pad_token_id=0)
-IDS = np.random.RandomState(0).randint(1, 43, (5, 9)).astype(np.int32)
-MASK = np.ones_like(IDS)
-MASK[1, :3] = 0
-MASK[4, :5] = 0
-METRIC = Metric('refusal_score', (7, 11))
-A = 40
-OOM = 'RESOURCE_EXHAUSTED: Out of memory while trying to allocate 4096 bytes.'
 CANDIDATES = np.array([1, 5, 9, 17, 30, 33, 39])
 MASKS = (np.random.RandomState(5).rand(11, len(CANDIDATES)) < 0.5).astype(
     np.float32)
 DIRS = np.random.RandomState(6).randn(6, 16).astype(np.float32)
-
-
-def _sae(layer, site):
-  k = jax.random.split(jax.random.key(layer), 4)
-  return SAE(W_enc=jax.random.normal(k[0], (16, A)) * 0.4,
-             b_enc=jax.random.normal(k[1], (A,)) * 0.1,
-             W_dec=jax.random.normal(k[2], (A, 16)) * 0.4,
-             b_dec=jax.random.normal(k[3], (16,)) * 0.1,
-             threshold=jnp.full((A,), 0.1), architecture='jumprelu', k=None,
-             apply_b_dec_to_input=True, rescale_acts_by_decoder_norm=False,
-             site=site, layer=layer, hook_name=f'blocks.{layer}.hook_{site}',
-             model_name='tiny', neuronpedia_id=None, dtype='float32')
 
 
 def _ablate(row, shared):
