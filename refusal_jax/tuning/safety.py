@@ -255,10 +255,7 @@ def evaluate_adapter(config: ml_collections.ConfigDict, workdir: str, *,
   """
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  if not base_dir:
-    base_dir = os.path.join(workdir, 'base')
-    if not os.path.exists(os.path.join(base_dir, 'config.json')):
-      from_gguf.convert_gguf(from_gguf.smollm2_gguf(), base_dir)
+  base_dir = base_dir or _base_dir(config, workdir)
   adapter_dir = adapter_dir or assemble_lib.shipped_adapter()
   merged = assemble_lib.assemble(base_dir, adapter_dir,
                                  os.path.join(workdir, 'merged'))
