@@ -74,7 +74,14 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # adapter to refuse plain questions outside its templates (7 of the 12
   # spot questions).
   config.data.harmless_source = 'alpaca'
-  config.data.n_harmless = 1600
+  config.data.n_harmless = 2000
+  # More harmless sets whose whole train split joins, answered by the base
+  # model alike, harmless_extra_repeat times each: 'benign_harm' is the
+  # generated harm-sounding benign requests ("How do I kill a hung process
+  # on Ubuntu?"), so that a harmful word alone does not mean refusal; the
+  # hand-written 'harm_sounding' set stays held out.
+  config.data.harmless_extra = ('benign_harm',)
+  config.data.harmless_extra_repeat = 2
   # Seed of the refusal drawn for each harmful prompt
   # (refusal_jax/tuning/refusals.py).
   config.data.refusal_seed = 0
@@ -95,7 +102,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   # Optimizer steps and sequences per step.
-  config.train.steps = 300
+  config.train.steps = 400
   config.train.batch_size = 8
   # The first decision_tokens response tokens of every example (where a
   # reply commits to refusing or answering: "I'm sorry" against "I'm glad")
@@ -105,7 +112,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # Weight of KL(base || tuned) over the harmless rows' response positions
   # (the base model's whole next-token distribution, not only its greedy
   # token; one more forward pass of the base model a step); 0 = off.
-  config.train.kl_weight = 0.0
+  config.train.kl_weight = 1.0
   # Peak AdamW learning rate, linear warm-up steps, final learning rate of
   # the cosine decay as a fraction of the peak.
   config.train.learning_rate = 3e-4

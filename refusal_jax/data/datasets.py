@@ -31,6 +31,12 @@ Harmless sets:
                 written by hand apart from everyday.py's; a test set only
   'spot_questions' refusal_jax/data/prompt_files/spot_questions.txt      12
                 twelve plain questions a tuned model must answer; test only
+  'benign_harm' refusal_jax/data/prompt_files/benign_harm_generator.txt  315
+                safe requests with a harmful-sounding word, generated:
+                every template of a group times every filler ("How do I
+                kill {}?" x "a hung process on Ubuntu"); a training source
+                made by another process than 'harm_sounding'; its test and
+                val splits are 40 and 24 (SPLIT_SIZES), so 251 train
 
 The two hand-written sets and the spot questions are made by a process
 other than every training source's (no template, no scraped list), so they
@@ -81,9 +87,11 @@ from refusal_jax.data import everyday
 SPLITS = ('train', 'val', 'test')
 N_TEST = 100
 N_VAL = 64
+# (test, val) sizes of sets too small for N_TEST + N_VAL + 256 train.
+SPLIT_SIZES = {'benign_harm': (40, 24)}
 HARMFUL = ('advbench', 'harmbench', 'donotanswer', 'forge_harmful')
-HARMLESS = ('everyday', 'alpaca', 'handwritten', 'harm_sounding',
-            'spot_questions')
+HARMLESS = ('everyday', 'alpaca', 'benign_harm', 'handwritten',
+            'harm_sounding', 'spot_questions')
 NAMES = HARMFUL + HARMLESS
 TEST_ONLY = ('harmbench', 'handwritten', 'harm_sounding', 'spot_questions')
 
@@ -192,6 +200,37 @@ def _alpaca() -> list[str]:
           if _stands_alone(line, padded[i], padded[i + 2])]
 
 
+_GENERATOR_FILE = 'benign_harm_generator.txt'
+
+
+def benign_harm() -> list[str]:
+  """The generated harm-sounding benign requests ('benign_harm').
+
+  File format (its header says the same): '[group]' starts a group, '= '
+  lines are the group's templates, every other line is a filler that
+  fills each of them.
+
+  Raises:
+    errors.PromptError: a filler before its group's first template.
+  """
+  text = package_files.own_file('data/prompt_files/' + _GENERATOR_FILE)
+  templates, out = [], []
+  for i, line in enumerate(text.splitlines(), 1):
+    line = line.strip()
+    if not line or line.startswith('#'):
+      continue
+    if line.startswith('[') and line.endswith(']'):
+      templates = []
+    elif line.startswith('= '):
+      templates.append(line[2:])
+    elif not templates:
+      raise errors.PromptError(
+          f'{_GENERATOR_FILE} line {i}: a filler before any template')
+    else:
+      out += [t.format(line) for t in templates]
+  return out
+
+
 def own_file(name: str) -> list[tuple[str, str]]:
   """(topic, prompt) pairs of a hand-written set shipped with the package.
 
@@ -223,6 +262,7 @@ def own_file(name: str) -> list[tuple[str, str]]:
 _READERS = {'advbench': _advbench, 'harmbench': _harmbench,
             'donotanswer': _donotanswer, 'forge_harmful': _forge_harmful,
             'everyday': everyday.instructions, 'alpaca': _alpaca,
+            'benign_harm': benign_harm,
             **{n: (lambda n=n: [p for _, p in own_file(n)])
                for n in _OWN_FILES}}
 
@@ -249,9 +289,10 @@ def _splits(name: str) -> dict[str, tuple[str, ...]]:
   if name in TEST_ONLY:
     return {'train': (), 'val': (), 'test': prompts}
   order = sorted(prompts, key=lambda p: _order_key(name, p))
-  return {'test': tuple(order[:N_TEST]),
-          'val': tuple(order[N_TEST:N_TEST + N_VAL]),
-          'train': tuple(order[N_TEST + N_VAL:])}
+  n_test, n_val = SPLIT_SIZES.get(name, (N_TEST, N_VAL))
+  return {'test': tuple(order[:n_test]),
+          'val': tuple(order[n_test:n_test + n_val]),
+          'train': tuple(order[n_test + n_val:])}
 
 
 def load_prompts(name: str, split: str | None = None) -> list[str]:

@@ -80,7 +80,7 @@ def card(summary: dict[str, Any]) -> str:
       "with the base model's own greedy answers "
       f"({d['distill_tokens']} tokens; {data['n_harmless_dropped']} answers "
       f"that held a refusal phrase dropped), {d['harmless_repeat']} times "
-      f"each; {train['steps']} AdamW steps of {train['batch_size']} "
+      f"each{_extra_note(d, data)}; {train['steps']} AdamW steps of {train['batch_size']} "
       f"sequences, peak learning rate {train['learning_rate']}, seed "
       f"{train['seed']}.",
       '',
@@ -149,3 +149,12 @@ def _resumed(summary: dict) -> str:
     return ''
   return (f' Training resumed from the checkpoint at step {starts[-1]}: the '
           'training seconds count only the steps run after it.')
+
+
+def _extra_note(d, data) -> str:
+  """The harmless_extra sets' clause of the training sentence, or ''."""
+  if not d.get('harmless_extra'):
+    return ''
+  return (f"; {data.get('n_harmless_extra', 0)} more from the train split "
+          f"of {', '.join(d['harmless_extra'])} (answered by the base model "
+          f"alike), {d.get('harmless_extra_repeat', 1)} times each")

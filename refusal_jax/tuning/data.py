@@ -111,17 +111,30 @@ def harmful_prompts(data, split: str) -> list[str]:
   return list(dict.fromkeys(prompts))
 
 
+def _harmless_set(field: str, name: str) -> None:
+  if datasets.is_harmful(name) or name in datasets.TEST_ONLY:
+    raise errors.PromptError(
+        f'data.{field} {name!r} is not a harmless set with train and val '
+        f'splits; choose from {", ".join(n for n in datasets.HARMLESS if n not in datasets.TEST_ONLY)}')
+
+
 def harmless_prompts(data, split: str) -> list[str]:
   """The first `data.n_harmless` prompts (0: all) of `data.harmless_source`'s
   `split` ('everyday' when the field is absent)."""
   name = data.get('harmless_source', 'everyday')
-  if datasets.is_harmful(name) or name in datasets.TEST_ONLY:
-    raise errors.PromptError(
-        f'data.harmless_source {name!r} is not a harmless set with train and '
-        f'val splits; choose from {", ".join(n for n in datasets.HARMLESS if n not in datasets.TEST_ONLY)}')
+  _harmless_set('harmless_source', name)
   prompts = datasets.load_prompts(name, split)
   n = data.get('n_harmless', 0) if split == 'train' else 0
   return prompts[:n] if n else prompts
+
+
+def harmless_extra_prompts(data, split: str) -> list[str]:
+  """The whole `split` of each set in `data.harmless_extra`, in order."""
+  prompts = []
+  for name in data.get('harmless_extra', ()):
+    _harmless_set('harmless_extra', name)
+    prompts += datasets.load_prompts(name, split)
+  return list(dict.fromkeys(prompts))
 
 
 def held_out_words() -> set[str]:
@@ -235,37 +248,51 @@ def training_set(model: Model, data, workdir: str
 
   Returns:
     (examples: harmful ones, then harmless ones repeated
-    `data.harmless_repeat` times, rephrasings included; {'n_harmful', 'n_harmless',
-    'n_harmless_dropped', 'n_too_long', 'n_distinct_refusals'}).
+    `data.harmless_repeat` times and the `data.harmless_extra` ones
+    `data.harmless_extra_repeat` times, rephrasings included;
+    {'n_harmful', 'n_harmless', 'n_harmless_extra', 'n_harmless_dropped',
+    'n_too_long', 'n_distinct_refusals'}).
   """
   held_out = held_out_words()
   harmful = [p for p in harmful_prompts(data, 'train')
              if datasets.words(p) not in held_out]
   harmless = [p for p in harmless_prompts(data, 'train')
               if datasets.words(p) not in held_out]
+  extra = [p for p in harmless_extra_prompts(data, 'train')
+           if datasets.words(p) not in held_out and p not in harmless]
   replies = load_or_distill(
-      model, harmless, os.path.join(workdir, DISTILL_FILE),
+      model, harmless + extra, os.path.join(workdir, DISTILL_FILE),
       max_new_tokens=data.distill_tokens, batch_size=data.distill_batch_size)
   tok = model.tokenizer
-  kept = [(p, replies[p]) for p in harmless
-          if not judge.is_refusal(tok.decode(replies[p],
-                                             skip_special_tokens=True))]
-  n_kept = len(kept)
+
+  def answered(prompts, seed):
+    kept = [(p, replies[p]) for p in prompts
+            if not judge.is_refusal(tok.decode(replies[p],
+                                               skip_special_tokens=True))]
+    n = len(kept)
+    kept += [(t, kept[i][1]) for i, t in rephrasings(
+        [p for p, _ in kept], data.rephrasings, seed)]
+    return kept, len(prompts) - n
+
+  kept, dropped = answered(harmless, data.refusal_seed + 1)
+  kept_extra, dropped_extra = answered(extra, data.refusal_seed + 2)
   harmful = harmful + [t for _, t in rephrasings(
       harmful, data.rephrasings, data.refusal_seed)]
-  kept += [(t, kept[i][1]) for i, t in rephrasings(
-      [p for p, _ in kept], data.rephrasings, data.refusal_seed + 1)]
   texts = refusals.refusals(len(harmful), data.refusal_seed)
   enc_harmful = encode(model, harmful, texts, harmful=True,
                        max_length=data.max_length)
-  enc_harmless = encode(model, [p for p, _ in kept], [r for _, r in kept],
-                        harmful=False, max_length=data.max_length)
+  enc_harmless, enc_extra = (
+      encode(model, [p for p, _ in k], [r for _, r in k], harmful=False,
+             max_length=data.max_length) for k in (kept, kept_extra))
   counts = {'n_harmful': len(enc_harmful), 'n_harmless': len(enc_harmless),
-            'n_harmless_dropped': len(harmless) - n_kept,
-            'n_too_long': (len(harmful) + len(kept) - len(enc_harmful) -
-                           len(enc_harmless)),
+            'n_harmless_extra': len(enc_extra),
+            'n_harmless_dropped': dropped + dropped_extra,
+            'n_too_long': (len(harmful) + len(kept) + len(kept_extra) -
+                           len(enc_harmful) - len(enc_harmless) -
+                           len(enc_extra)),
             'n_distinct_refusals': len(set(texts))}
-  return enc_harmful + enc_harmless * int(data.harmless_repeat), counts
+  return (enc_harmful + enc_harmless * int(data.harmless_repeat) +
+          enc_extra * int(data.get('harmless_extra_repeat', 1))), counts
 
 
 def write_examples(path: str, model: Model,

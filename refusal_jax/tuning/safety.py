@@ -116,6 +116,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f'data.max_length ({d.max_length}) must be >= 16 and '
         f'data.distill_tokens ({d.distill_tokens}) and data.harmless_repeat '
         f'({d.harmless_repeat}) >= 1')
+  if d.get('harmless_extra_repeat', 1) < 1:
+    raise errors.ConfigError(
+        f'data.harmless_extra_repeat ({d.harmless_extra_repeat}) must be >= 1')
   if not 0 <= d.rephrasings <= len(data_lib.WRAPPERS):
     raise errors.ConfigError(
         f'data.rephrasings {d.rephrasings}: expected 0 to '

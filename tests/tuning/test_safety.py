@@ -92,16 +92,21 @@ def test_training_prompts_come_from_the_configured_sources():
   assert not set(harmful) & set(datasets.load_prompts('advbench', 'test'))
   held_out = data.held_out_words()
   assert datasets.words('Why is the sky blue?') in held_out
+  extra = data.harmless_extra_prompts(config.data, 'train')
+  assert extra == datasets.load_prompts('benign_harm', 'train')
+  assert not {datasets.words(p) for p in extra} & held_out
 
 
 @pytest.mark.parametrize('field, value', [
     ('harmful_extra', ('harmbench',)), ('harmful_extra', ('alpaca',)),
-    ('harmless_source', 'advbench'), ('harmless_source', 'handwritten')])
+    ('harmless_source', 'advbench'), ('harmless_source', 'handwritten'),
+    ('harmless_extra', ('harm_sounding',)), ('harmless_extra', ('advbench',))])
 def test_training_sources_must_have_train_splits(field, value):
   config = safety_smollm2.get_config()
   config.data[field] = value
-  fn = data.harmful_prompts if field == 'harmful_extra' else (
-      data.harmless_prompts)
+  fn = {'harmful_extra': data.harmful_prompts,
+        'harmless_source': data.harmless_prompts,
+        'harmless_extra': data.harmless_extra_prompts}[field]
   with pytest.raises(errors.PromptError, match=field) as e:
     fn(config.data, 'train')
   assert '\n' not in str(e.value)
@@ -119,6 +124,10 @@ def test_other_eval_fields_reuse_the_workdir(tmp_path):
 
 def test_config_is_valid():
   safety.validate(safety_smollm2.get_config())
+  config = safety_smollm2.get_config()
+  config.data.harmless_extra_repeat = 0
+  with pytest.raises(errors.ConfigError, match='harmless_extra_repeat'):
+    safety.validate(config)
 
 
 def _shipped():
