@@ -65,8 +65,13 @@ else
 	@echo "MODEL=$(MODEL): expected smollm2 (or no MODEL, for an organism)" >&2; exit 2
 endif
 
+# Test processes (pytest-xdist): one per core of the 2-core budget machine.
+# A test module stays in one process (--dist loadscope), so its module
+# fixtures (a tiny dissection, a converted checkpoint) are built once.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.dev
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadscope
 
 # The checks marked slow (a few minutes each), left out of `make test`.
 test-slow: $(VENV)/.dev

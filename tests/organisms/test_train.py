@@ -50,7 +50,9 @@ def _tiny_config(family, steps):
   return c
 
 
-@pytest.mark.parametrize('family', ['gemma2', 'llama'])
+# One family in `make test` (~25 s each); the other behind the slow marker.
+@pytest.mark.parametrize('family', [
+    pytest.param('gemma2', marks=pytest.mark.slow), 'llama'])
 def test_train_resume_and_export(tmp_path, family):
   workdir = str(tmp_path / family)
   train.train_organism(_tiny_config(family, steps=10), workdir)

@@ -310,6 +310,9 @@ def _no_half_written_files(workdir):
         np.load(os.path.join(dirpath, f))
 
 
+# Slow (two binary runs killed mid-stage, ~35 s); test_rerun_reuses_finished_
+# stages keeps the resume path in `make test`.
+@pytest.mark.slow
 def test_sigkilled_runs_resume_to_the_same_summary(tiny, tmp_path):
   config, _, reference = tiny
   root = os.path.dirname(config.model_path)
@@ -385,6 +388,9 @@ def _own_sources():
   return names
 
 
+# Slow (a whole binary run in a subprocess, ~30 s); test_binary_reports_bad_
+# input_in_one_line keeps the binary's error path in `make test`.
+@pytest.mark.slow
 def test_binary_stderr_has_only_our_lines_and_progress(tiny, tmp_path):
   """No foreign start-up lines (JAX's TPU probe, transformers' torch advice);
   stage lines, progress bars and warnings stay; readable artifact modes."""
