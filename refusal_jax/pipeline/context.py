@@ -229,13 +229,20 @@ def _token_ids(tokenizer, words) -> tuple[int, ...]:
 
 def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
                    batch_size: int, interventions=None) -> np.ndarray:
-  """[B] last-position metric of each prompt (batched, jitted)."""
+  """[B] last-position metric of each prompt (batched, jitted).
+
+  Every batch has the set's width and min(batch_size, B) rows (the last
+  prompt repeated, its values dropped): one compiled pass per prompt set.
+  """
   out = []
-  for i in range(0, len(ps), batch_size):
-    sub = ps.subset(range(i, min(i + batch_size, len(ps))))
-    logits = model.forward(sub.ids, sub.mask, interventions=interventions,
+  size = max(1, min(int(batch_size), len(ps)))
+  for i in range(0, len(ps), size):
+    j = min(i + size, len(ps))
+    rows = list(range(i, j)) + [j - 1] * (size - (j - i))
+    logits = model.forward(ps.ids[rows], ps.mask[rows],
+                           interventions=interventions,
                            logits_at='last').logits[:, 0]
-    out.append(np.asarray(metric(logits)))
+    out.append(np.asarray(metric(logits))[:j - i])
   scores = np.concatenate(out)
   errors.check_finite('the refusal metric of the prompts', scores)
   return scores

@@ -22,6 +22,16 @@
   per-token cross-entropy is then measured, teacher-forced, under each
   intervention (completion tokens only, up to and including the end-of-turn
   token).
+
+Compilations: the stage compiles a fixed number of functions whatever its
+numbers of prompts, feature sets and SAEs. The harmful test prompts and the
+CE-loss harmless prompts are left-padded to one width (`eval_sets`); every
+batch of a generation, a teacher-forced pass or a metric pass is padded to
+one number of rows (`eval_rows`; a padded row repeats the last prompt and
+is dropped); and every feature set is ablated with one edit per SAE of the
+feature space (`space_ablation`, empty where the set has none of its
+features), so the sets share one compiled generation (one more for the
+direction ablation, one for none).
 """
 
 import numpy as np
@@ -44,13 +54,40 @@ GENERATE_OP = 'evaluation/generate'
 CE_OP = 'evaluation/ce_loss'
 
 
+def widen(ps: PromptSet, width: int) -> PromptSet:
+  """`ps` left-padded to `width` columns (mask 0, ids of the first column).
+
+  Positions follow the mask, so a real token's values do not change
+  (beyond float rounding); prompt sets of one width share compilations.
+  """
+  extra = int(width) - ps.ids.shape[1]
+  if extra <= 0:
+    return ps
+  return PromptSet(list(ps.instructions),
+                   np.pad(ps.ids, ((0, 0), (extra, 0)), mode='edge'),
+                   np.pad(ps.mask, ((0, 0), (extra, 0))))
+
+
+def padded_rows(i0: int, i1: int, size: int) -> list[int]:
+  """Rows i0..i1-1, the last one repeated up to `size` rows."""
+  return list(range(i0, i1)) + [i1 - 1] * max(0, size - (i1 - i0))
+
+
+def _batch_rows(ctx: Context, op: str, n: int, rows: int | None) -> int:
+  """Rows of every batch of op: its batch size, at most `rows` (default:
+  the n items), so that one shape serves every batch."""
+  return max(1, min(ctx.chunk_sizes.batch(op), int(rows or n)))
+
+
 def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
-             progress=None, *, model=None, op: str = GENERATE_OP
-             ) -> np.ndarray:
+             progress=None, *, model=None, op: str = GENERATE_OP,
+             rows: int | None = None) -> np.ndarray:
   """[B, G] greedy completions (pad after the stop token).
 
   Prompts are generated in batches of `ctx.chunk_sizes.batch(op)`; a batch
-  that runs out of device memory is halved and retried.
+  that runs out of device memory is halved and retried. Every batch is
+  padded to min(batch size, `rows` or B) prompts (the last one repeated, its
+  completions dropped), so one compiled generation serves every batch.
 
   Args:
     ctx: the run's context.
@@ -61,13 +98,15 @@ def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
     model: the model that generates (default `ctx.model`; the model judge
       passes itself).
     op: the name of the generation's chunk size in `ctx.chunk_sizes`.
+    rows: the stage's batch rows (the most prompts any of its calls has).
   """
   model = ctx.model if model is None else model
 
   def run(i0, i1):
-    out = model.generate(ps.ids[i0:i1], ps.mask[i0:i1],
+    idx = padded_rows(i0, i1, _batch_rows(ctx, op, len(ps), rows))
+    out = model.generate(ps.ids[idx], ps.mask[idx],
                          max_new_tokens=max_new_tokens,
-                         interventions=interventions)
+                         interventions=interventions)[:i1 - i0]
     if progress is not None:
       progress(len(out))
     return out
@@ -104,35 +143,40 @@ def make_judge(ctx: Context):
 
 
 def _token_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray, cmask,
-               interventions, i0: int, i1: int):
-  """([b, G] NLL of completion tokens, [b, G] completion mask), rows i0:i1."""
+               interventions, i0: int, i1: int, rows: int | None = None):
+  """([b, G] NLL of completion tokens, [b, G] completion mask), rows i0:i1.
+
+  The pass runs on the batch padded to `_batch_rows` rows (dropped after).
+  """
   pad = ctx.model.config.pad_token_id or 0
   t = ps.ids.shape[1]
-  ids = np.concatenate([ps.ids[i0:i1],
-                        np.where(cmask[i0:i1], tokens[i0:i1], pad)], 1)
-  mask = np.concatenate([ps.mask[i0:i1], cmask[i0:i1]], 1)
+  idx = padded_rows(i0, i1, _batch_rows(ctx, CE_OP, len(ps), rows))
+  ids = np.concatenate([ps.ids[idx], np.where(cmask[idx], tokens[idx], pad)],
+                       1)
+  mask = np.concatenate([ps.mask[idx], cmask[idx]], 1)
   # Logits at t-1 ... t+G-2 predict the G completion tokens; only those
   # rows are projected onto the vocabulary.
   at = np.broadcast_to(np.arange(t - 1, ids.shape[1] - 1),
                        (len(ids), ids.shape[1] - t))
   logits = np.asarray(ctx.model.forward(
-      ids, mask, interventions=interventions, logits_at=at).logits)
+      ids, mask, interventions=interventions, logits_at=at).logits)[:i1 - i0]
   logp = logits - _logsumexp(logits)
   nll = -np.take_along_axis(logp, tokens[i0:i1, :, None], -1)[..., 0]
   return nll, cmask[i0:i1]
 
 
 def ce_loss(ctx: Context, ps: PromptSet, tokens: np.ndarray,
-            interventions) -> float:
+            interventions, rows: int | None = None) -> float:
   """Mean CE of completion tokens [B, G] given prompts, under interventions.
 
-  Batches of `ctx.chunk_sizes.batch(CE_OP)` prompts; a batch that runs out of
-  device memory is halved and retried.
+  Batches of `ctx.chunk_sizes.batch(CE_OP)` prompts (each padded as in
+  `generate`, `rows` the stage's); a batch that runs out of device memory is
+  halved and retried.
   """
   cmask = completion_mask(tokens, ctx.model.config.eos_token_ids)
 
   def run(i0, i1):
-    nll, m = _token_nll(ctx, ps, tokens, cmask, interventions, i0, i1)
+    nll, m = _token_nll(ctx, ps, tokens, cmask, interventions, i0, i1, rows)
     return float((nll * m).sum()), int(m.sum())
 
   parts = engine.batched(run, len(ps), ctx.chunk_sizes, CE_OP)
@@ -142,7 +186,7 @@ def ce_loss(ctx: Context, ps: PromptSet, tokens: np.ndarray,
 
 
 def completion_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray,
-                   interventions=None) -> np.ndarray:
+                   interventions=None, rows: int | None = None) -> np.ndarray:
   """[B] mean per-token NLL of each completion (tokens [B, G]) given its prompt.
 
   The same teacher-forced pass as `ce_loss` (completion tokens up to and
@@ -151,7 +195,7 @@ def completion_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray,
   cmask = completion_mask(tokens, ctx.model.config.eos_token_ids)
 
   def run(i0, i1):
-    nll, m = _token_nll(ctx, ps, tokens, cmask, interventions, i0, i1)
+    nll, m = _token_nll(ctx, ps, tokens, cmask, interventions, i0, i1, rows)
     return (nll * m).sum(1) / np.maximum(m.sum(1), 1)
 
   return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes,
@@ -175,22 +219,39 @@ def judge_thresholds(ctx: Context, harmless_nll) -> dict:
               min_topic_overlap=float(j.min_topic_overlap))
 
 
+def eval_sets(ctx: Context) -> tuple[PromptSet, PromptSet]:
+  """(the harmful test prompts, the CE-loss harmless prompts: the first
+  `eval.n_ce_prompts` harmless test prompts), left-padded to one width."""
+  harmful = ctx.prompts['harmful_test']
+  harmless = ctx.prompts['harmless_test']
+  harmless = harmless.subset(range(min(ctx.config.eval.n_ce_prompts,
+                                       len(harmless))))
+  width = max(harmful.ids.shape[1], harmless.ids.shape[1])
+  return widen(harmful, width), widen(harmless, width)
+
+
+def eval_rows(ctx: Context) -> int:
+  """The batch rows of this stage's passes over `eval_sets` (the larger set:
+  every batch is padded to at most this many prompts)."""
+  return max(len(ps) for ps in eval_sets(ctx))
+
+
 def harmless_reference(ctx: Context, memo) -> tuple[PromptSet, np.ndarray,
                                                      np.ndarray]:
   """The CE-loss harmless prompts, the model's own answers and their NLLs.
 
   Returns:
-    (the first `eval.n_ce_prompts` harmless test prompts, their greedy
-    completions [B, G] without intervention, the completions' mean per-token
-    NLL [B] under the unablated model), memoised in `memo`.
+    (the CE-loss harmless prompts of `eval_sets`, their greedy completions
+    [B, G] without intervention, the completions' mean per-token NLL [B]
+    under the unablated model), memoised in `memo`.
   """
-  harmless = ctx.prompts['harmless_test']
-  harmless = harmless.subset(range(min(ctx.config.eval.n_ce_prompts,
-                                       len(harmless))))
+  harmless = eval_sets(ctx)[1]
+  rows = eval_rows(ctx)
   own = memo('ce_completions', lambda: dict(t=generate(
-      ctx, harmless, None, ctx.config.eval.ce_max_new_tokens)))['t']
+      ctx, harmless, None, ctx.config.eval.ce_max_new_tokens,
+      rows=rows)))['t']
   nll = memo('nll_harmless', lambda: dict(v=completion_nll(
-      ctx, harmless, own)))['v']
+      ctx, harmless, own, rows=rows)))['v']
   return harmless, own, nll
 
 
@@ -207,7 +268,8 @@ def graded_thresholds(ctx: Context) -> dict:
 
 
 def judge_set(ctx: Context, ps: PromptSet, interventions, memo, key: str,
-              thresholds: dict, model_judge=None, progress=None) -> dict:
+              thresholds: dict, model_judge=None, progress=None,
+              rows: int | None = None) -> dict:
   """Greedy completions of `ps` under `interventions`, judged.
 
   Args:
@@ -221,6 +283,7 @@ def judge_set(ctx: Context, ps: PromptSet, interventions, memo, key: str,
     thresholds: the graded judge's (`judge_thresholds`).
     model_judge: a `judging.ModelJudge`, or None.
     progress: called with the number of prompts generated.
+    rows: the stage's batch rows (`generate`; default: the prompts').
 
   Returns:
     `tokens` [B, G], `texts`, `classes` (the graded judge's class per
@@ -232,12 +295,12 @@ def judge_set(ctx: Context, ps: PromptSet, interventions, memo, key: str,
   """
   tokens = memo(f'gen_{key}', lambda: dict(t=generate(
       ctx, ps, interventions, ctx.config.eval.max_new_tokens,
-      progress)))['t']
+      progress, rows=rows)))['t']
   texts = decode(ctx, tokens)
   nll = None
   if thresholds.get('nll_threshold') is not None:
     nll = memo(f'nll_{key}', lambda: dict(v=completion_nll(
-        ctx, ps, tokens)))['v']
+        ctx, ps, tokens, rows=rows)))['v']
   classes = graded_judge.GradedJudge(
       graded_judge.JudgeThresholds(**thresholds)).classify(
           ps.instructions, texts, nll)
@@ -284,11 +347,32 @@ def _logsumexp(x):
 
 
 def sae_ablation(ctx: Context, features) -> SAEEdit | tuple | None:
+  """The stage edit (`greedy.mode`, `greedy.value`) of `features`: one
+  SAEEdit per SAE holding one of them (the edit alone for one), or None."""
   if not features:
     return None
   g = ctx.config.greedy
   edits = ctx.feature_edits(features, value=g.value, mode=g.mode)
   return edits[0] if len(edits) == 1 else edits  # one SAEEdit per SAE
+
+
+def space_ablation(ctx: Context, features) -> SAEEdit | tuple | None:
+  """As `sae_ablation`, with one SAEEdit per SAE of the feature space.
+
+  An SAE none of whose latents is in `features` gets an empty edit (it
+  changes nothing, exactly), so that every non-empty set has one pytree
+  structure and the generations of all sets share their compilations.
+  """
+  if not features:
+    return None
+  g = ctx.config.greedy
+  sae_of, latent_of = ctx.space.locate(features)
+  edits = []
+  for s, sae in enumerate(ctx.space.saes):
+    mask = np.zeros(sae.d_sae, np.float32)
+    mask[latent_of[sae_of == s]] = 1.0
+    edits.append(ctx.sae_edit(sae, mask, value=g.value, mode=g.mode))
+  return edits[0] if len(edits) == 1 else tuple(edits)
 
 
 def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
@@ -308,16 +392,17 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
                    'direction_ablation': DirectionalAblation(
                        direction, skip_ids=ctx.direction_skip_array)}
   for name, feats in feature_sets.items():
-    interventions[name] = sae_ablation(ctx, feats)
+    interventions[name] = space_ablation(ctx, feats)
   memo = ctx.memo('evaluation')
-  harmful = ctx.prompts['harmful_test']
+  harmful = eval_sets(ctx)[0]
+  rows = eval_rows(ctx)
   # The graded judge's NLL threshold from the model's own harmless answers
   # (those of the CE loss), NLLs under the unablated model.
   harmless, own, harmless_nll = harmless_reference(ctx, memo)
   thresholds = judge_thresholds(ctx, harmless_nll)
   substring = make_judge(ctx)
   res = {name: judge_set(ctx, harmful, iv, memo, name, thresholds,
-                         model_judge, progress)
+                         model_judge, progress, rows=rows)
          for name, iv in interventions.items()}
   texts = {name: r['texts'] for name, r in res.items()}
   classes = {name: r['classes'] for name, r in res.items()}
@@ -340,7 +425,7 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
                     ('direction_ablation', 'direction_ablation'),
                     ('feature_ablation', 'stage2')):
     ce[name] = float(memo(f'ce_{name}', lambda key=key: dict(v=ce_loss(
-        ctx, harmless, own, interventions[key])))['v'])
+        ctx, harmless, own, interventions[key], rows=rows)))['v'])
   answered = make_judge(ctx)(harmless.instructions, decode(ctx, own))
   harmless_refusal_rate = 1.0 - float(np.mean(answered))
   summary = dict(asr=asr, asr_substring=asr_substring, judge=judged,

@@ -42,20 +42,23 @@ def _threshold(ctx: Context) -> float:
 
 
 def evaluate_sets(ctx: Context, ps, features, masks, progress=None,
-                  op: str = 'greedy'):
+                  op: str = 'greedy', edit_saes=None):
   """[M, P] metric with each row of masks [M, K] over `features` edited.
 
   Features are of `ctx.space`; each SAE's are edited at its own site.
 
   `op` names the sweep in ctx.chunk_sizes (each caller keeps its own chunk
-  sizes when one runs out of memory).
+  sizes when one runs out of memory). `edit_saes` (indices into the space's
+  SAEs, or None: those the masks edit) are the SAEs the sweep edits
+  (`engine.feature_sweep`).
   """
   g = ctx.config.greedy
   return engine.feature_sweep(
       ctx.model.params, ctx.model.config, ctx.space, ps.ids, ps.mask,
       np.asarray(features), np.asarray(masks, np.float32),
       metric=ctx.metric, mode=g.mode, value=g.value, chunks=ctx.chunk_sizes,
-      op=op, skip_ids=ctx.skip_array, progress=progress, mesh=ctx.mesh)
+      op=op, skip_ids=ctx.skip_array, progress=progress, mesh=ctx.mesh,
+      edit_saes=edit_saes)
 
 
 class JudgeCheck:

@@ -6,8 +6,12 @@ first, up to `fm.pool_size`). Random ablation masks over the pool are
 evaluated with the sweep engine (one row per mask, target y = mean refusal
 metric over the prompts). Mask densities are drawn
 uniformly from [`fm.density_min`, `fm.density_max`] so that both sparse and
-dense ablations are seen. On the same masks two models are fitted, with a
-held-out split for validation:
+dense ablations are seen. Masks are evaluated in blocks of
+4 * `chunks.masks` (the last one padded), with every SAE holding a pool
+feature edited in each, so the stage runs one compiled sweep whatever the
+number of masks, features and SAEs; the pool's activity is one forward
+pass per prompt batch for all SAEs (`latents.space_peaks`). On the same
+masks two models are fitted, with a held-out split for validation:
 
 * a second-order factorization machine (rank `fm.rank`), which models
   pairwise interactions between ablated features;
@@ -30,10 +34,9 @@ def build_pool(ctx: Context, minimal: list[int]) -> tuple[list[int], dict]:
   cfg = ctx.config.fm
   ps = ctx.prompts['harmful_train']
   ps = ps.subset(range(min(cfg.n_prompts, len(ps))))
-  strength = ctx.memo('interactions')('pool', lambda: dict(s=np.concatenate([
-      latents.site_latents(ctx.model, sae, ps, ctx.chunks.prompts,
-                           skip_ids=ctx.skip_ids).max(axis=1).mean(0)
-      for sae in ctx.space.saes])))['s']
+  strength = ctx.memo('interactions')('pool', lambda: dict(
+      s=latents.space_peaks(ctx.model, ctx.space, ps, ctx.chunks.prompts,
+                            skip_ids=ctx.skip_ids).mean(0)))['s']
   # strength: [A] mean over prompts of each feature's max over tokens (A: the
   # feature space, all SAEs' latents)
   others = [int(a) for a in np.argsort(-strength)
@@ -52,6 +55,24 @@ def sample_masks(n_masks: int, n_features: int, density_min: float,
   return (rng.random((n_masks, n_features)) < q).astype(np.float32)
 
 
+def _evaluate_block(ctx: Context, ps, pool: list[int], masks: np.ndarray,
+                    rows: int, progress) -> np.ndarray:
+  """[M] mean metric over the prompts of each mask [M, I] over the pool.
+
+  The block is padded to `rows` masks with empty ones (their values are
+  dropped), and every SAE holding a pool feature is edited in every call
+  (an empty edit where a block sets none of its features), so that every
+  block of the stage runs the same compiled sweep.
+  """
+  n = len(masks)
+  padded = np.zeros((rows, masks.shape[1]), np.float32)
+  padded[:n] = masks
+  saes = sorted({int(s) for s in ctx.space.locate(pool)[0]})
+  vals = evaluate_sets(ctx, ps, pool, padded, progress, op='interactions',
+                       edit_saes=saes)
+  return vals[:n].mean(1)
+
+
 def run(ctx: Context, minimal: list[int], progress=None) -> tuple[dict, dict]:
   """Stage 3. Returns (JSON summary, arrays to save)."""
   cfg = ctx.config.fm
@@ -63,9 +84,9 @@ def run(ctx: Context, minimal: list[int], progress=None) -> tuple[dict, dict]:
   memo = ctx.memo('interactions')
   block = 4 * ctx.chunks.masks
   y = np.concatenate([memo(f'masks{i:06d}', lambda i=i: dict(
-      y=evaluate_sets(ctx, ps, pool, masks[i:i + block], progress,
-                      op='interactions').mean(1)))[
-          'y'] for i in range(0, len(masks), block)])
+      y=_evaluate_block(ctx, ps, pool, masks[i:i + block],
+                        min(block, len(masks)), progress)))['y']
+                      for i in range(0, len(masks), block)])
   n_val = max(1, int(round(cfg.val_fraction * len(y))))
   xt, yt, xv, yv = masks[n_val:], y[n_val:], masks[:n_val], y[:n_val]
   kw = dict(l2=cfg.l2, steps=cfg.steps, lr=cfg.lr, seed=ctx.config.seed)

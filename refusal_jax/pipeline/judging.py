@@ -117,8 +117,13 @@ class ModelJudge:
         self.kind, model.tokenizer, requests, completions,
         bos_id=model.config.bos_token_id,
         max_length=model.config.max_position_embeddings)
+    # Widths rounded up to a power of two: the conditions' judge prompts
+    # share a few compiled generations instead of one per width.
+    width = min(1 << max(0, ids.shape[1] - 1).bit_length(),
+                max(ids.shape[1], model.config.max_position_embeddings))
+    ps = evaluation.widen(PromptSet(list(requests), ids, mask), width)
     tokens = evaluation.generate(
-        self.ctx, PromptSet(list(requests), ids, mask), None,
-        model_judge.NEW_TOKENS[self.kind], model=model, op=JUDGE_OP)
+        self.ctx, ps, None, model_judge.NEW_TOKENS[self.kind], model=model,
+        op=JUDGE_OP)
     return [model_judge.parse_verdict(self.kind, t)
             for t in evaluation.decode(self.ctx, tokens, model=model)]

@@ -566,7 +566,8 @@ def feature_sweep(params, config: ModelConfig, space: FeatureSpace,
                   metric: Metric, mode: str = 'zero', value: float = 0.0,
                   chunks: Chunks | ChunkSizes = Chunks(),
                   op: str = 'sae_sweep', trim_last_layer: bool = True,
-                  skip_ids=None, progress=None, mesh=None) -> np.ndarray:
+                  skip_ids=None, progress=None, mesh=None,
+                  edit_saes=None) -> np.ndarray:
   """Metric for every prompt with each subset of features edited.
 
   Features are (SAE, latent) pairs of a `FeatureSpace`; one evaluation edits
@@ -605,15 +606,28 @@ def feature_sweep(params, config: ModelConfig, space: FeatureSpace,
       and the chat template's special tokens, see SAEEdit.skip_ids).
     progress: optional callable(n_done_masks).
     mesh: optional device mesh; masks are split over its 'data' axis.
+    edit_saes: indices of the space's SAEs that take part (each holding
+      one of `features`), or None: those with a feature set in some mask.
+      Fixing them (e.g. every SAE of the candidates) lets sweeps of
+      different masks over the same features share one compilation; an
+      SAE none of whose features a mask sets is edited by nothing (exactly).
 
   Returns:
     [M, P] float32 metric values.
   """
   sae_of, latent_of = space.locate(features)
   masks = np.asarray(masks, np.float32)
-  used = [s for s in range(len(space.saes))
-          if masks[:, sae_of == s].any()] or [int(sae_of[0]) if len(sae_of)
-                                               else 0]
+  if edit_saes is not None:
+    used = sorted({int(s) for s in edit_saes})
+    if not used or not set(used) <= set(sae_of.tolist()) or (
+        masks[:, ~np.isin(sae_of, used)].any()):
+      raise errors.ConfigError(
+          f'edit_saes {used}: expected SAEs holding the candidates, '
+          'including every one a mask edits')
+  else:
+    used = [s for s in range(len(space.saes))
+            if masks[:, sae_of == s].any()] or [int(sae_of[0]) if len(sae_of)
+                                                 else 0]
   saes = [space.saes[s] for s in used]
   head = saes[0].site in (sites.RESID_PRE, sites.RESID_POST)
   start = sae_resume_layer(saes[0]) if head else saes[0].layer
@@ -623,7 +637,9 @@ def feature_sweep(params, config: ModelConfig, space: FeatureSpace,
         'edits layer 0 before its residual (use engine.sweep with SAEEdit)')
   cols = [np.flatnonzero(sae_of == s) for s in used]
   masks = masks[:, np.concatenate(cols)]  # columns grouped by SAE, pass order
-  cands = [mesh_lib.put_replicated(jnp.asarray(latent_of[c], jnp.int32), mesh)
+  # Host int32 arrays, passed to the jitted calls as they are: an eager
+  # jnp.asarray compiles once per length.
+  cands = [mesh_lib.put_replicated(latent_of[c].astype(np.int32), mesh)
            for c in cols]
   saes = [mesh_lib.put_replicated(s, mesh) for s in saes]
   tail = tuple(zip(saes[1:], cands[1:]) if head else zip(saes, cands))

@@ -110,15 +110,11 @@ def _bytes_digest(*arrays) -> str:
 def full_active_sets(ctx: Context, ps: PromptSet, eps: float
                      ) -> list[list[int]]:
   """Per prompt, every feature of the space firing (> eps) on it."""
-  out = [[] for _ in range(len(ps))]
-  for s, sae in enumerate(ctx.space.saes):
-    peak = latents.site_latents(
-        ctx.model, sae, own_sets.padded(ps, ctx.chunks.prompts),
-        ctx.chunks.prompts, skip_ids=ctx.skip_ids)[:len(ps)].max(1)  # [P, A]
-    for p in range(len(ps)):
-      fired = np.flatnonzero(activity.active(peak[p], eps))
-      out[p] += ctx.space.feature_ids(s, fired).tolist()
-  return out
+  peak = latents.space_peaks(
+      ctx.model, ctx.space, own_sets.padded(ps, ctx.chunks.prompts),
+      ctx.chunks.prompts, skip_ids=ctx.skip_ids)[:len(ps)]  # [P, F]
+  return [np.flatnonzero(activity.active(peak[p], eps)).tolist()
+          for p in range(len(ps))]
 
 
 def _rate(jail: np.ndarray) -> dict:

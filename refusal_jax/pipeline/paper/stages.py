@@ -74,12 +74,16 @@ def _greedy_prompts(ctx: Context) -> PromptSet:
 class Jailbreaker:
   """feature list -> [P] bool: jailbroken harmful test prompts, judged.
 
+  As stage 5 judges them (`evaluation.eval_sets`, `eval_rows` and
+  `space_ablation`): every set shares one compiled generation.
+
   Use it in a `with` block: the model judge is released at its end.
   """
 
   def __init__(self, ctx: Context, stage: str):
     self.ctx = ctx
-    self.ps = ctx.prompts['harmful_test']
+    self.ps = evaluation.eval_sets(ctx)[0]
+    self.rows = evaluation.eval_rows(ctx)
     self.memo = ctx.memo(stage)
     self.thresholds = evaluation.graded_thresholds(ctx)
     self.model_judge = judging.ModelJudge(ctx)
@@ -94,8 +98,8 @@ class Jailbreaker:
     feats = sorted(int(f) for f in features)
     key = 'jb_' + _digest(','.join(map(str, feats)).encode())
     res = evaluation.judge_set(
-        self.ctx, self.ps, evaluation.sae_ablation(self.ctx, feats),
-        self.memo, key, self.thresholds, self.model_judge)
+        self.ctx, self.ps, evaluation.space_ablation(self.ctx, feats),
+        self.memo, key, self.thresholds, self.model_judge, rows=self.rows)
     if res['verdicts'] is not None:
       return np.asarray(res['verdicts'], bool)
     return np.asarray([c == graded_judge.JAILBREAK for c in res['classes']])
