@@ -102,6 +102,21 @@ def add_paper_fields(c: ml_collections.ConfigDict
   # 'mean' over its real tokens [I].
   p.classifier.token_reduce = 'max'
 
+  p.classifier_prompts = ml_collections.ConfigDict()
+  # The prompts the FM and the probe are fitted on (not keyword arguments
+  # of `rank_pool`): the first n_per_class harmful train prompts and as many
+  # benign ones (count-matched). [S+] harmful vs benign prompts, 98% test
+  # accuracy; [I] how many is not given: 128 a class (the pipeline's
+  # harmful train split, Arditi et al.'s 128), so the test split holds 26 of
+  # each and an accuracy of 0.95 is read off 52 prompts. Controls and
+  # knock-on stay on the first fm.n_prompts harmful prompts.
+  p.classifier_prompts.n_per_class = 128
+  # The benign prompts: '' = the run's harmless train prompts
+  # (data.harmless_source); a built-in harmless set's name
+  # (refusal_jax/data/datasets.py) = its train split, e.g. 'alpaca' (the
+  # paper's benign prompts are Alpaca's).
+  p.classifier_prompts.benign_source = ''
+
   p.top_k = ml_collections.ConfigDict()
   # Top-K ablation of the FM's and the probe's rankings, K on a geometric
   # grid scaled to the pool (the keyword arguments of pipeline/paper/

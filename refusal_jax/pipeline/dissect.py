@@ -52,7 +52,9 @@ PAPER_STAGE2 = ('tau', 'per_seed', 'per_seed_asr', 'per_seed_asr_count',
                 'controls', 'tau_sweep', 'search_stats')
 PAPER_STAGE3 = ('fm_accuracy', 'linear_probe_accuracy', 'ks', 'fm_asr_by_k',
                 'fm_asr_by_k_count', 'linear_probe_asr_by_k',
-                'linear_probe_asr_by_k_count', 'knock_on', 'per_prompt')
+                'linear_probe_asr_by_k_count', 'knock_on', 'per_prompt',
+                'classifier_prompts', 'n_train', 'n_test', 'fm_history',
+                'linear_history')
 
 
 class _Progress:

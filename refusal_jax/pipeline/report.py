@@ -431,6 +431,8 @@ def paper_section(summary: dict) -> dict:
       for k in sorted(fm_by_k, key=int)], 'paper-asr-by-k')
   stage3_facts = table(('', 'value'), [
       ('FM test accuracy (harmful vs benign)', s3.get('fm_accuracy')),
+      ('classifier prompts: harmful / benign (benign source); train / test',
+       _fit_sizes(s3)),
       ('linear probe test accuracy', s3.get('linear_probe_accuracy')),
       ('knock-on: stage-2 features deactivated',
        ko.get('deactivated_fraction')),
@@ -685,3 +687,12 @@ def write_report(workdir: str, summary: dict, ctx: Context) -> str:
   path = os.path.join(workdir, 'report.html')
   artifacts.write_text(path, render(workdir, summary, ctx))
   return path
+
+
+def _fit_sizes(s3: dict) -> str | None:
+  """'n / n (source); train / test' of the stage-3 classifiers, or None."""
+  fit = s3.get('classifier_prompts')
+  if not fit:
+    return None
+  return (f"{fit['n_harmful']} / {fit['n_benign']} ({fit['benign_source']}); "
+          f"{s3.get('n_train')} / {s3.get('n_test')}")

@@ -8,6 +8,7 @@ import pytest
 import tiny_setup
 from configs import dissect_base
 from refusal_jax import errors
+from refusal_jax.data import datasets
 from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import dissect
 from refusal_jax.pipeline.paper import stages as paper_stages
@@ -116,6 +117,12 @@ def test_paper_summary_has_the_paper_keys(paper):
   assert own['judge']['8'] == [r['judge'] for r in per]
   assert 'completions' not in s2
   assert _rate(s3['fm_accuracy']) and _rate(s3['linear_probe_accuracy'])
+  fit = s3['classifier_prompts']  # count-matched, the run's harmless train
+  n_fit = min(config.paper.classifier_prompts.n_per_class,
+              summary['n_prompts']['harmful_train'])
+  assert fit['n_harmful'] == fit['n_benign'] == n_fit
+  assert s3['n_train'] + s3['n_test'] == 2 * n_fit
+  assert len(s3['fm_history']) == config.paper.classifier.epochs
   assert s3['ks'] and set(s3['fm_asr_by_k']) == {str(k) for k in s3['ks']}
   for name in ('fm_asr_by_k', 'linear_probe_asr_by_k'):
     assert set(s3[name]) == set(s3[name + '_count'])
@@ -165,3 +172,19 @@ def test_tau_sweep_keeps_the_set_of_the_largest_tau_that_keeps_any(
   config.paper.greedy.search = 'pool'
   with pytest.raises(errors.ConfigError, match="search 'pool'"):
     paper_stages.run_greedy(ctx, features)
+
+
+def test_classifier_benign_prompts_come_from_the_named_set(paper):
+  config, _, _ = paper
+  config = config.copy_and_resolve_references()
+  config.paper.classifier_prompts.n_per_class = 5
+  config.paper.classifier_prompts.benign_source = 'alpaca'
+  ctx = context_lib.build_context(config)
+  harm, benign, source = paper_stages.classifier_prompts(ctx)
+  assert source == 'alpaca' and len(harm) == len(benign) == 5
+  assert benign.instructions == datasets.load_prompts('alpaca', 'train')[:5]
+  config.paper.classifier_prompts.benign_source = 'advbench'
+  ctx = context_lib.build_context(config)
+  with pytest.raises(errors.PromptError, match='benign_source') as e:
+    paper_stages.classifier_prompts(ctx)
+  assert '\n' not in str(e.value)

@@ -35,6 +35,7 @@ import hashlib
 import numpy as np
 
 from refusal_jax import errors
+from refusal_jax.data import datasets
 from refusal_jax.data import graded_judge
 from refusal_jax.pipeline import evaluation
 from refusal_jax.pipeline import interactions
@@ -196,6 +197,49 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
   return out
 
 
+def classifier_prompts(ctx: Context) -> tuple[PromptSet, PromptSet, str]:
+  """(harmful, benign, benign source) prompts the stage-3 classifiers fit.
+
+  The first `paper.classifier_prompts.n_per_class` harmful train prompts
+  and as many benign ones: the run's harmless train prompts, or the train
+  split of the built-in set `benign_source` (e.g. 'alpaca').
+
+  Raises:
+    errors.PromptError: `benign_source` is not a harmless built-in set.
+  """
+  cp = ctx.config.paper.classifier_prompts
+  harm = ctx.prompts['harmful_train']
+  harm = harm.subset(range(min(cp.n_per_class, len(harm))))
+  source = cp.benign_source
+  if source:
+    if datasets.is_harmful(source) or source in datasets.TEST_ONLY:
+      raise errors.PromptError(
+          f'paper.classifier_prompts.benign_source {source!r} is not a '
+          'harmless set with a train split')
+    benign = ctx.encode(datasets.load_prompts(source, 'train')[:len(harm)])
+  else:
+    benign = ctx.prompts['harmless_train']
+    source = ctx.config.data.get('harmless_source') or 'harmless_train'
+  n = min(len(harm), len(benign))
+  return harm.subset(range(n)), benign.subset(range(n)), source
+
+
+def classifier_inputs(ctx: Context, pool: list[int]
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
+  """([N, I] per-prompt activations of the pool, [N] labels 1 = harmful,
+  {'n_harmful', 'n_benign', 'benign_source'}) for the stage-3 classifiers."""
+  harm, benign, source = classifier_prompts(ctx)
+  reduce = ctx.config.paper.classifier.token_reduce
+  x = [activity.per_prompt(
+      latents.feature_latents(ctx.model, ctx.space, ps, pool,
+                              ctx.chunks.prompts, skip_ids=ctx.skip_ids),
+      reduce, ps.mask) for ps in (harm, benign)]
+  labels = np.concatenate([np.ones(len(harm)), np.zeros(len(benign))])
+  return (np.concatenate(x), labels,
+          dict(n_harmful=len(harm), n_benign=len(benign),
+               benign_source=source))
+
+
 def _by_k(rows: list[dict]) -> tuple[dict, dict]:
   return ({str(r['k']): r['asr'] for r in rows},
           {str(r['k']): r['asr_count'] for r in rows})
@@ -212,6 +256,7 @@ def _nothing_active(stats: dict) -> dict:
       linear_probe_ranking=[], n_train=0, n_test=0, ks=[], fm_asr_by_k={},
       fm_asr_by_k_count={}, linear_probe_asr_by_k={},
       linear_probe_asr_by_k_count={},
+      classifier_prompts=dict(n_harmful=0, n_benign=0, benign_source=None),
       knock_on=dict(ko, activation_drop=ko['mean_relative_drop']),
       controls=dict(random_asr=None, random_asr_count=None, obrien_asr=None,
                     obrien_asr_count=None, random=[], obrien=[]),
@@ -246,18 +291,10 @@ def run_interactions(ctx: Context, minimal: list[int], progress=None,
   n = ctx.config.fm.n_prompts
   harm = ctx.prompts['harmful_train']
   harm = harm.subset(range(min(n, len(harm))))
-  benign = ctx.prompts['harmless_train']
-  benign = benign.subset(range(min(n, len(benign))))
-  reduce = cfg.classifier.token_reduce
-  acts = {}
-  x = []
-  for name, ps in (('harmful', harm), ('harmless', benign)):
-    acts[name] = latents.feature_latents(ctx.model, ctx.space, ps, pool,
-                                         ctx.chunks.prompts,
-                                         skip_ids=ctx.skip_ids)
-    x.append(activity.per_prompt(acts[name], reduce, ps.mask))
-  x = np.concatenate(x)
-  labels = np.concatenate([np.ones(len(harm)), np.zeros(len(benign))])
+  acts = {'harmful': latents.feature_latents(
+      ctx.model, ctx.space, harm, pool, ctx.chunks.prompts,
+      skip_ids=ctx.skip_ids)}
+  x, labels, fit_sets = classifier_inputs(ctx, pool)
   ranked, arrays = rankings.rank_pool(x, labels, **cfg.classifier.to_dict())
   ks = top_k.k_grid(len(pool), **cfg.top_k.to_dict())
   size = max(1, ctx.config.fm.set_size or len(minimal))
@@ -302,8 +339,9 @@ def run_interactions(ctx: Context, minimal: list[int], progress=None,
                     obrien_asr=ctrl['obrien_max_asr'],
                     obrien_asr_count=ctrl['obrien_max_asr_count'],
                     random=ctrl['random'], obrien=ctrl['obrien']),
-      fm_history=ranked['fm_history'],
-      linear_history=ranked['probe_history'])
+      fm_history=[list(r) for r in ranked['fm_history']],
+      linear_history=[list(r) for r in ranked['probe_history']],
+      classifier_prompts=fit_sets)
   if stage2 is not None and stage2.get('search') == 'per_prompt':
     summary['per_prompt'] = per_prompt_stage.stage3(
         ctx, stage2, _greedy_prompts(ctx), fm_set)
