@@ -3,9 +3,11 @@
 python -m experiments.safety_tune --config=configs/safety_smollm2.py \
     --workdir=workdir/safety_smollm2
 
-This is the second recipe (Alpaca instructions with the base model's own
-answers, the aggregated harmful set), measured in BUILD.md ("Retuning
-SmolLM2"); it does not meet the harmless targets yet and is not shipped.
+This is the third recipe (Alpaca instructions and the generated
+harm-sounding benign set with the base model's own answers, the aggregated
+harmful set, a KL term to the base model on harmless rows), measured in
+BUILD.md ("Retuning SmolLM2"); it does not meet every target yet and is not
+shipped.
 The shipped adapter (refusal_jax/assets/smollm2_safety, its CARD.md) is
 the first recipe's: this file as of commit 2935a6c (harmless side: the
 everyday generator).
