@@ -31,6 +31,10 @@ def test_tokenizers_have_the_real_sizes_ids_and_chat_formats():
   assert gemma.decode([255999]) == '<unused255999>'  # every id decodes
 
 
+# Slow (~35 s: a checkpoint and SAE written at a full vocabulary, then every
+# stage); the stages themselves are checked in make test by the tiny
+# dissections of tests/pipeline.
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['llama-3.1-8b-instruct-tiny'])
 def test_tiny_rehearsal_runs_every_stage(name, tmp_path):
   p = rehearsal.preset(name)
