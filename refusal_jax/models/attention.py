@@ -82,7 +82,7 @@ class Attention(nnx.Module):
 
   def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                token_mask: jax.Array, cache_kv=None, cache_valid=None,
-               cache_index=None, query_index=None):
+               cache_index=None, query_index=None, window=None):
     """Attends x [B, T, D]; returns ([B, T', D], updated (k, v) or None).
 
     Args:
@@ -95,6 +95,8 @@ class Attention(nnx.Module):
       query_index: optional [B, P] slots to compute queries (and outputs) at,
         without a cache; keys and values still cover every slot. Default: all
         T slots.
+      window: the sliding window, possibly traced (models/scan.py passes
+        each layer's); default this layer's own (None: global).
     """
     cfg = self.config
     b = x.shape[0]
@@ -122,7 +124,8 @@ class Attention(nnx.Module):
       q_slots = cache_index + jnp.arange(t)
       new_kv = (keys, values)
     k_slots = jnp.arange(keys.shape[1])
-    mask = attention_mask(q_slots, k_slots, key_valid, self.window)  # [B,T,S]
+    window = self.window if window is None else window
+    mask = attention_mask(q_slots, k_slots, key_valid, window)  # [B,T,S]
 
     q = q.reshape(b, t, cfg.num_kv_heads, cfg.group_size, cfg.head_dim)
     scores = jnp.einsum('BTKGH,BSKH->BKGTS', q, keys) * cfg.query_scale

@@ -42,7 +42,7 @@ from refusal_jax.models import intervention as iv_base
 from refusal_jax.models import layers
 from refusal_jax.models import sites
 from refusal_jax.models import transformer
-from refusal_jax.models.attention import attention_mask, gather_slots
+from refusal_jax.models.attention import gather_slots
 from refusal_jax.models.config import ModelConfig
 
 # The window of a global layer: no query-key distance reaches it.
@@ -154,49 +154,12 @@ class AtLayer:
     return jax.lax.cond(jnp.equal(layer, self.layer), edit, lambda h: h, x)
 
 
-def _attend(blk: transformer.Block, config: ModelConfig, x: jax.Array,
-            cos: jax.Array, sin: jax.Array, token_mask: jax.Array,
-            window: jax.Array) -> jax.Array:
-  """`Attention.__call__` without a cache, the window traced: [B, T, D]."""
-  attn = blk.self_attn
-  b, t = x.shape[:2]
-  k = layers.apply_rope(
-      layers.project('BTD,DKH->BTKH', x, attn.k_proj[...]), cos, sin)
-  v = layers.project('BTD,DKH->BTKH', x, attn.v_proj[...])
-  q = layers.apply_rope(
-      layers.project('BTD,DNH->BTNH', x, attn.q_proj[...]), cos, sin)
-  slots = jnp.arange(t)
-  mask = attention_mask(slots, slots, token_mask, window)  # [B, T, S]
-  q = q.reshape(b, t, config.num_kv_heads, config.group_size,
-                config.head_dim)
-  scores = jnp.einsum('BTKGH,BSKH->BKGTS', q, k) * config.query_scale
-  scores = layers.softcap(scores.astype(jnp.float32), config.attn_softcap)
-  scores = jnp.where(mask[:, None, None], scores,
-                     jnp.finfo(jnp.float32).min)
-  probs = jax.nn.softmax(scores, axis=-1).astype(x.dtype)
-  out = jnp.einsum('BKGTS,BSKH->BTKGH', probs, v)
-  nh = config.num_heads * config.head_dim
-  o_proj = attn.o_proj[...].reshape(nh, -1)  # [N*H, D]
-  return layers.project('BTX,XD->BTD', out.reshape(b, t, nh), o_proj)
-
-
-def _block(blk: transformer.Block, config: ModelConfig, layer: jax.Array,
-           window: jax.Array, x: jax.Array, cos: jax.Array, sin: jax.Array,
+def _block(blk: transformer.Block, layer: jax.Array, window: jax.Array,
+           x: jax.Array, cos: jax.Array, sin: jax.Array,
            token_mask: jax.Array, visit) -> jax.Array:
   """`transformer.apply_block` with a traced layer index and window."""
-  x = visit(sites.RESID_PRE, layer, x)
-  h = _attend(blk, config, blk.input_layernorm(x), cos, sin, token_mask,
-              window)
-  if config.post_norms:
-    h = blk.post_attention_layernorm(h)
-  x = x + visit(sites.ATTN_OUT, layer, h)
-  if config.post_norms:
-    h = blk.post_feedforward_layernorm(blk.mlp(
-        blk.pre_feedforward_layernorm(x)))
-  else:
-    h = blk.mlp(blk.post_attention_layernorm(x))
-  x = x + visit(sites.MLP_OUT, layer, h)
-  return visit(sites.RESID_POST, layer, x)
+  return transformer.apply_block(blk, layer, x, cos, sin, token_mask,
+                                 visit=visit, window=window)[0]
 
 
 def scan_forward(
@@ -285,7 +248,7 @@ def scan_forward(
         lambda a: jax.lax.dynamic_index_in_dim(a, layer, keepdims=False),
         params.layers)
     blk = nnx.merge(block_def, block_params)
-    return _block(blk, config, layer, windows[layer], h, cos, sin,
+    return _block(blk, layer, windows[layer], h, cos, sin,
                   token_mask, visit), None
 
   if stop > start_layer:

@@ -129,7 +129,7 @@ def _no_visit(site, layer, h):
 def apply_block(blk: Block, layer: int, x: jax.Array, cos: jax.Array,
                 sin: jax.Array, token_mask: jax.Array, *, visit=_no_visit,
                 cache_kv=None, cache_valid=None, cache_index=None,
-                query_index: jax.Array | None = None):
+                query_index: jax.Array | None = None, window=None):
   """Runs one decoder block; returns (x [B, T', D], updated (k, v) or None).
 
   Args:
@@ -144,12 +144,14 @@ def apply_block(blk: Block, layer: int, x: jax.Array, cos: jax.Array,
       `Attention`).
     query_index: optional [B, P] slots: the block's output only at those
       slots (T' = P); keys and values still see every slot.
+    window: the attention window, possibly traced; default the block's own
+      (see `Attention`).
   """
   x = visit(sites.RESID_PRE, layer, x)
   h, new_kv = blk.self_attn(
       blk.input_layernorm(x), cos, sin, token_mask, cache_kv=cache_kv,
       cache_valid=cache_valid, cache_index=cache_index,
-      query_index=query_index)
+      query_index=query_index, window=window)
   if query_index is not None:
     x = gather_slots(x, query_index)
   if blk.post_norms:
