@@ -28,7 +28,6 @@ Axis letters: see refusal_jax/axes.py.
 """
 
 import functools
-import math
 from typing import Any
 
 import flax.struct
@@ -40,9 +39,7 @@ from flax import nnx
 from refusal_jax import errors
 from refusal_jax.models import intervention as iv_base
 from refusal_jax.models import layers
-from refusal_jax.models import sites
 from refusal_jax.models import transformer
-from refusal_jax.models.attention import gather_slots
 from refusal_jax.models.config import ModelConfig
 
 # The window of a global layer: no query-key distance reaches it.
@@ -202,43 +199,20 @@ def scan_forward(
     errors.ConfigError: on an inconsistent layer range, missing input or an
       unknown `logits_at`.
   """
-  n_layers = config.num_layers
-  stop = n_layers if stop_layer is None else stop_layer
-  if not 0 <= start_layer <= stop <= n_layers:
-    raise errors.ConfigError(
-        f'layer range [{start_layer}, {stop}) is outside [0, {n_layers}]')
-  if start_layer > 0 and resid is None:
-    raise errors.ConfigError('start_layer > 0 needs the residual `resid`')
-  if isinstance(logits_at, str) and logits_at not in ('all', 'last', 'none'):
-    raise errors.ConfigError(
-        f"logits_at={logits_at!r}: expected 'all', 'last', 'none' or an "
-        'array of positions')
+  stop = transformer.check_layer_range(config, start_layer, stop_layer,
+                                       resid)
   block_def, norm_def = _graphdefs(config)
   table = params.embed_tokens
-  dtype = table.dtype
-  if start_layer == 0:
-    if input_ids is None:
-      raise errors.ConfigError('scan_forward needs input_ids')
-    x = transformer.embedding_lookup(table, input_ids)  # [B, T, D]
-    if config.embed_scale:
-      x = x * jnp.asarray(math.sqrt(config.d_model), dtype=dtype)
-  else:
-    x = resid.astype(dtype)
-  b, t = x.shape[:2]
-  token_mask = (jnp.ones((b, t), bool) if attention_mask is None
-                else attention_mask.astype(bool))
-  if positions is None:
-    positions = transformer.default_positions(token_mask)
-  if prompt_mask is None:
-    prompt_mask = jnp.ones((b, t), bool)
-  ctx = iv_base.SiteContext(token_mask=token_mask, prompt_mask=prompt_mask,
-                            positions=positions, input_ids=input_ids)
+  x = transformer.embed_input(table, config, input_ids, resid, start_layer)
+  ctx = transformer.site_context(x, attention_mask, positions, prompt_mask,
+                                 input_ids)
+  token_mask = ctx.token_mask
   ivs = iv_base.as_tuple(interventions)
 
   def visit(site, layer, h):
     return iv_base.apply_all(ivs, site, layer, h, ctx)
 
-  cos, sin = layers.rope_cos_sin(positions, config, dtype)
+  cos, sin = layers.rope_cos_sin(ctx.positions, config, table.dtype)
   windows = jnp.asarray(layer_windows(config))
 
   def body(h, layer):
@@ -257,19 +231,7 @@ def scan_forward(
 
   if stop_layer is not None:
     return transformer.Output(logits=None, resid=x, captured={}, cache=None)
-  if isinstance(logits_at, str):
-    if logits_at == 'none':
-      return transformer.Output(logits=None, resid=None, captured={},
-                                cache=None)
-    if logits_at == 'last':
-      x = gather_slots(x, transformer.last_token_positions(token_mask))
-  else:
-    x = gather_slots(x, logits_at)
-  x = nnx.merge(norm_def, params.norm)(x)
-  head = table.T if config.tie_embeddings else params.lm_head  # [D, V]
-  logits = jnp.einsum('BTD,DV->BTV', x, head,
-                      preferred_element_type=jnp.float32)
-  if config.final_softcap is not None:
-    logits = layers.softcap(logits, config.final_softcap)
+  logits = transformer.unembed(x, config, nnx.merge(norm_def, params.norm),
+                               table, params.lm_head, logits_at, token_mask)
   return transformer.Output(logits=logits, resid=None, captured={},
                             cache=None)

@@ -187,6 +187,73 @@ def embedding_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
   return jax.lax.bitcast_convert_type(bits[ids], table.dtype)
 
 
+def check_layer_range(config: ModelConfig, start_layer: int,
+                      stop_layer: int | None, resid) -> int:
+  """The stop layer of [start_layer, stop_layer); raises on a bad range."""
+  n_layers = config.num_layers
+  stop = n_layers if stop_layer is None else stop_layer
+  if not 0 <= start_layer <= stop <= n_layers:
+    raise errors.ConfigError(
+        f'layer range [{start_layer}, {stop}) is outside [0, {n_layers}]')
+  if start_layer > 0 and resid is None:
+    raise errors.ConfigError('start_layer > 0 needs the residual `resid`')
+  return stop
+
+
+def embed_input(table: jax.Array, config: ModelConfig, input_ids,
+                resid, start_layer: int) -> jax.Array:
+  """[B, T, D] resid_pre of block `start_layer`: the (scaled) embedding of
+  input_ids at layer 0, else `resid` in the table's dtype."""
+  if start_layer > 0:
+    return resid.astype(table.dtype)
+  if input_ids is None:
+    raise errors.ConfigError('the forward pass needs input_ids')
+  x = embedding_lookup(table, input_ids)  # [B, T, D]
+  if config.embed_scale:
+    x = x * jnp.asarray(math.sqrt(config.d_model), dtype=table.dtype)
+  return x
+
+
+def site_context(x: jax.Array, attention_mask, positions, prompt_mask,
+                 input_ids) -> iv_base.SiteContext:
+  """What interventions see: masks and positions of x [B, T, D], defaults
+  filled in (every token real and in the prompt; positions from the mask)."""
+  b, t = x.shape[:2]
+  token_mask = (jnp.ones((b, t), bool) if attention_mask is None
+                else attention_mask.astype(bool))
+  if positions is None:
+    positions = default_positions(token_mask)
+  if prompt_mask is None:
+    prompt_mask = jnp.ones((b, t), bool)
+  return iv_base.SiteContext(token_mask=token_mask, prompt_mask=prompt_mask,
+                             positions=positions, input_ids=input_ids)
+
+
+def unembed(x: jax.Array, config: ModelConfig, norm, table: jax.Array,
+            lm_head: jax.Array | None, logits_at,
+            token_mask: jax.Array) -> jax.Array | None:
+  """[B, P, V] float32 logits of the rows `logits_at` selects of x
+  [B, T, D] ('all', 'last', an int array [B, P]), or None for 'none'."""
+  if isinstance(logits_at, str):
+    if logits_at == 'none':
+      return None
+    if logits_at == 'last':
+      x = _gather(x, last_token_positions(token_mask))
+    elif logits_at != 'all':
+      raise errors.ConfigError(
+          f"logits_at={logits_at!r}: expected 'all', 'last', 'none' or an "
+          'array of positions')
+  else:
+    x = _gather(x, logits_at)
+  x = norm(x)
+  head = table.T if config.tie_embeddings else lm_head  # [D, V]
+  logits = jnp.einsum('BTD,DV->BTV', x, head,
+                      preferred_element_type=jnp.float32)
+  if config.final_softcap is not None:
+    logits = layers.softcap(logits, config.final_softcap)
+  return logits
+
+
 def forward(
     params: Params,
     config: ModelConfig,
@@ -239,34 +306,16 @@ def forward(
     errors.ConfigError: on an inconsistent layer range or missing input.
   """
   n_layers = config.num_layers
-  stop = n_layers if stop_layer is None else stop_layer
-  if not 0 <= start_layer <= stop <= n_layers:
-    raise errors.ConfigError(
-        f'layer range [{start_layer}, {stop}) is outside [0, {n_layers}]')
-  if start_layer > 0 and resid is None:
-    raise errors.ConfigError('start_layer > 0 needs the residual `resid`')
+  stop = check_layer_range(config, start_layer, stop_layer, resid)
   if start_layer > 0 and cache is not None:
     raise errors.ConfigError('resuming from a residual does not use a cache')
   model = nnx.merge(graphdef(config), params)
-  dtype = model.embed_tokens[...].dtype
-
-  if start_layer == 0:
-    if input_ids is None:
-      raise errors.ConfigError('forward needs input_ids')
-    x = embedding_lookup(model.embed_tokens[...], input_ids)  # [B, T, D]
-    if config.embed_scale:
-      x = x * jnp.asarray(math.sqrt(config.d_model), dtype=dtype)
-  else:
-    x = resid.astype(dtype)
-  b, t = x.shape[:2]
-  token_mask = (jnp.ones((b, t), bool) if attention_mask is None
-                else attention_mask.astype(bool))
-  if positions is None:
-    positions = default_positions(token_mask)
-  if prompt_mask is None:
-    prompt_mask = jnp.ones((b, t), bool)
-  ctx = iv_base.SiteContext(token_mask=token_mask, prompt_mask=prompt_mask,
-                            positions=positions, input_ids=input_ids)
+  x = embed_input(model.embed_tokens[...], config, input_ids, resid,
+                  start_layer)
+  dtype = x.dtype
+  t = x.shape[1]
+  ctx = site_context(x, attention_mask, positions, prompt_mask, input_ids)
+  token_mask, positions = ctx.token_mask, ctx.positions
   ivs = iv_base.as_tuple(interventions)
   wanted = set(capture or ())
   for site, layer in wanted:
@@ -302,23 +351,7 @@ def forward(
                         index=cache.index + t)
   if stop_layer is not None:
     return Output(logits=None, resid=x, captured=captured, cache=new_cache)
-  if isinstance(logits_at, str):
-    if logits_at == 'none':
-      return Output(logits=None, resid=None, captured=captured,
-                    cache=new_cache)
-    if logits_at == 'last':
-      x = _gather(x, last_token_positions(token_mask))
-    elif logits_at != 'all':
-      raise errors.ConfigError(
-          f"logits_at={logits_at!r}: expected 'all', 'last', 'none' or an "
-          'array of positions')
-  else:
-    x = _gather(x, logits_at)
-  x = model.norm(x)
-  head = (model.embed_tokens[...].T if config.tie_embeddings
-          else model.lm_head[...])  # [D, V]
-  logits = jnp.einsum('BTD,DV->BTV', x, head,
-                      preferred_element_type=jnp.float32)
-  if config.final_softcap is not None:
-    logits = layers.softcap(logits, config.final_softcap)
+  logits = unembed(x, config, model.norm, model.embed_tokens[...],
+                   None if config.tie_embeddings else model.lm_head[...],
+                   logits_at, token_mask)
   return Output(logits=logits, resid=None, captured=captured, cache=new_cache)
