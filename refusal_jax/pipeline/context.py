@@ -227,6 +227,12 @@ def _token_ids(tokenizer, words) -> tuple[int, ...]:
   return tuple(dict.fromkeys(ids))
 
 
+def padded_rows(i0: int, i1: int, size: int) -> list[int]:
+  """Rows i0..i1-1, the last one repeated up to `size` rows: batches of one
+  shape share one compiled pass (the caller drops the repeats)."""
+  return list(range(i0, i1)) + [i1 - 1] * max(0, size - (i1 - i0))
+
+
 def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
                    batch_size: int, interventions=None) -> np.ndarray:
   """[B] last-position metric of each prompt (batched, jitted).
@@ -238,7 +244,7 @@ def refusal_scores(model: Model, metric: Metric, ps: PromptSet,
   size = max(1, min(int(batch_size), len(ps)))
   for i in range(0, len(ps), size):
     j = min(i + size, len(ps))
-    rows = list(range(i, j)) + [j - 1] * (size - (j - i))
+    rows = padded_rows(i, j, size)
     logits = model.forward(ps.ids[rows], ps.mask[rows],
                            interventions=interventions,
                            logits_at='last').logits[:, 0]

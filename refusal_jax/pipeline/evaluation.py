@@ -68,11 +68,6 @@ def widen(ps: PromptSet, width: int) -> PromptSet:
                    np.pad(ps.mask, ((0, 0), (extra, 0))))
 
 
-def padded_rows(i0: int, i1: int, size: int) -> list[int]:
-  """Rows i0..i1-1, the last one repeated up to `size` rows."""
-  return list(range(i0, i1)) + [i1 - 1] * max(0, size - (i1 - i0))
-
-
 def _batch_rows(ctx: Context, op: str, n: int, rows: int | None) -> int:
   """Rows of every batch of op: its batch size, at most `rows` (default:
   the n items), so that one shape serves every batch."""
@@ -103,7 +98,7 @@ def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
   model = ctx.model if model is None else model
 
   def run(i0, i1):
-    idx = padded_rows(i0, i1, _batch_rows(ctx, op, len(ps), rows))
+    idx = context_lib.padded_rows(i0, i1, _batch_rows(ctx, op, len(ps), rows))
     out = model.generate(ps.ids[idx], ps.mask[idx],
                          max_new_tokens=max_new_tokens,
                          interventions=interventions)[:i1 - i0]
@@ -150,7 +145,7 @@ def _token_nll(ctx: Context, ps: PromptSet, tokens: np.ndarray, cmask,
   """
   pad = ctx.model.config.pad_token_id or 0
   t = ps.ids.shape[1]
-  idx = padded_rows(i0, i1, _batch_rows(ctx, CE_OP, len(ps), rows))
+  idx = context_lib.padded_rows(i0, i1, _batch_rows(ctx, CE_OP, len(ps), rows))
   ids = np.concatenate([ps.ids[idx], np.where(cmask[idx], tokens[idx], pad)],
                        1)
   mask = np.concatenate([ps.mask[idx], cmask[idx]], 1)

@@ -56,18 +56,17 @@ def sample_masks(n_masks: int, n_features: int, density_min: float,
 
 
 def _evaluate_block(ctx: Context, ps, pool: list[int], masks: np.ndarray,
-                    rows: int, progress) -> np.ndarray:
+                    rows: int, saes: list[int], progress) -> np.ndarray:
   """[M] mean metric over the prompts of each mask [M, I] over the pool.
 
   The block is padded to `rows` masks with empty ones (their values are
-  dropped), and every SAE holding a pool feature is edited in every call
-  (an empty edit where a block sets none of its features), so that every
-  block of the stage runs the same compiled sweep.
+  dropped), and every SAE of `saes` (those holding a pool feature) is
+  edited in every call (an empty edit where a block sets none of its
+  features), so that every block of the stage runs the same compiled sweep.
   """
   n = len(masks)
   padded = np.zeros((rows, masks.shape[1]), np.float32)
   padded[:n] = masks
-  saes = sorted({int(s) for s in ctx.space.locate(pool)[0]})
   vals = evaluate_sets(ctx, ps, pool, padded, progress, op='interactions',
                        edit_saes=saes)
   return vals[:n].mean(1)
@@ -83,9 +82,10 @@ def run(ctx: Context, minimal: list[int], progress=None) -> tuple[dict, dict]:
                        cfg.density_max, ctx.config.seed)
   memo = ctx.memo('interactions')
   block = 4 * ctx.chunks.masks
+  saes = sorted({int(s) for s in ctx.space.locate(pool)[0]})
   y = np.concatenate([memo(f'masks{i:06d}', lambda i=i: dict(
       y=_evaluate_block(ctx, ps, pool, masks[i:i + block],
-                        min(block, len(masks)), progress)))['y']
+                        min(block, len(masks)), saes, progress)))['y']
                       for i in range(0, len(masks), block)])
   n_val = max(1, int(round(cfg.val_fraction * len(y))))
   xt, yt, xv, yv = masks[n_val:], y[n_val:], masks[:n_val], y[:n_val]

@@ -18,6 +18,7 @@ import numpy as np
 
 from refusal_jax.models import matmul_precision
 from refusal_jax.models import transformer
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline.context import CLASS_NAMES, Context, PromptSet
 from refusal_jax.sae.model import SAE
 from refusal_jax.sae.space import FeatureSpace
@@ -34,7 +35,7 @@ def _batches(ps: PromptSet, batch_size: int):
   size = max(1, min(int(batch_size), len(ps)))
   for i0 in range(0, len(ps), size):
     i1 = min(i0 + size, len(ps))
-    rows = list(range(i0, i1)) + [i1 - 1] * (size - (i1 - i0))
+    rows = context_lib.padded_rows(i0, i1, size)
     yield i0, i1, ps.ids[rows], ps.mask[rows]
 
 
