@@ -207,6 +207,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *,
   mode = config.get('mode', 'current')
   if mode not in ('current', 'paper'):
     raise errors.ConfigError(f"mode {mode!r}: expected 'current' or 'paper'")
+  if mode == 'paper':
+    paper_stages.check_benign_source(
+        config.paper.classifier_prompts.benign_source)
   artifacts.claim_workdir(workdir, config.to_dict(),
                           inputs=artifacts.inputs_digest(
                               context_lib.input_paths(config)))

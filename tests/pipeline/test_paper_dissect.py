@@ -188,3 +188,15 @@ def test_classifier_benign_prompts_come_from_the_named_set(paper):
   with pytest.raises(errors.PromptError, match='benign_source') as e:
     paper_stages.classifier_prompts(ctx)
   assert '\n' not in str(e.value)
+
+
+@pytest.mark.parametrize('source', ['advbench', 'handwritten', 'nope'])
+def test_a_bad_benign_source_fails_before_any_stage(tmp_path, source):
+  config = tiny_setup.config_for(str(tmp_path))
+  config.mode = 'paper'
+  config.paper.classifier_prompts.benign_source = source
+  workdir = tmp_path / 'run'
+  with pytest.raises(errors.PromptError, match='benign_source') as e:
+    dissect.run(config, str(workdir), show_progress=False)
+  assert '\n' not in str(e.value)
+  assert not workdir.exists()  # nothing half-written

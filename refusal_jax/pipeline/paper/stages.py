@@ -197,6 +197,17 @@ def run_greedy(ctx: Context, features: list[int], progress=None) -> dict:
   return out
 
 
+def check_benign_source(source: str) -> None:
+  """Raises errors.PromptError unless `source` ('' = the run's harmless
+  prompts) is a built-in harmless set with a train split; run at start-up
+  (`dissect.run`), so that a bad name fails before any stage."""
+  if source and (source not in datasets.NAMES or datasets.is_harmful(source)
+                 or source in datasets.TEST_ONLY):
+    raise errors.PromptError(
+        f'paper.classifier_prompts.benign_source {source!r} is not a '
+        'harmless set with a train split')
+
+
 def classifier_prompts(ctx: Context) -> tuple[PromptSet, PromptSet, str]:
   """(harmful, benign, benign source) prompts the stage-3 classifiers fit.
 
@@ -212,10 +223,7 @@ def classifier_prompts(ctx: Context) -> tuple[PromptSet, PromptSet, str]:
   harm = harm.subset(range(min(cp.n_per_class, len(harm))))
   source = cp.benign_source
   if source:
-    if datasets.is_harmful(source) or source in datasets.TEST_ONLY:
-      raise errors.PromptError(
-          f'paper.classifier_prompts.benign_source {source!r} is not a '
-          'harmless set with a train split')
+    check_benign_source(source)
     benign = ctx.encode(datasets.load_prompts(source, 'train')[:len(harm)])
   else:
     benign = ctx.prompts['harmless_train']
