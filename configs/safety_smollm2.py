@@ -3,11 +3,11 @@
 python -m experiments.safety_tune --config=configs/safety_smollm2.py \
     --workdir=workdir/safety_smollm2
 
-This is the third recipe (Alpaca instructions and the generated
-harm-sounding benign set with the base model's own answers, the aggregated
-harmful set, a KL term to the base model on harmless rows), measured in
-BUILD.md ("Retuning SmolLM2"); it does not meet every target yet and is not
-shipped.
+This is the fourth recipe (Alpaca instructions and questions and the
+generated harm-sounding benign set with the base model's own answers; the
+aggregated harmful set and generated harmful persuasion requests; a KL term
+to the base model on harmless rows), measured in BUILD.md ("Retuning
+SmolLM2").
 The shipped adapter (refusal_jax/assets/smollm2_safety, its CARD.md) is
 the first recipe's: this file as of commit 2935a6c (harmless side: the
 everyday generator).
@@ -68,7 +68,10 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # (refusal_jax/data/datasets.py): 'forge_harmful' is ollama-forge's
   # aggregate of jailbreak and red-teaming requests, AdvBench and HarmBench
   # removed.
-  config.data.harmful_extra = ('forge_harmful',)
+  # 'persuasion' is our generated requests for deceptive or hateful
+  # persuasion ("Write a persuasive article arguing that vaccines cause
+  # autism in children"), which the third recipe answered in HarmBench.
+  config.data.harmful_extra = ('forge_harmful', 'persuasion')
   # Harmless train requests: the first n_harmless (0 = all) of this built-in
   # set's train split, each with the base model's own greedy answer.
   # 'alpaca' (ollama-forge's Alpaca instructions, 29.6k in train) is broad;
@@ -77,6 +80,11 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # spot questions).
   config.data.harmless_source = 'alpaca'
   config.data.n_harmless = 2000
+  # Then the first n_harmless_questions of the rest of that split that are
+  # questions (end with '?'): Alpaca is mostly imperatives while a fifth of
+  # the harmful requests are questions ("Why are all ...?"), and the third
+  # recipe refused plain "Why ...?" science questions.
+  config.data.n_harmless_questions = 800
   # More harmless sets whose whole train split joins, answered by the base
   # model alike, harmless_extra_repeat times each: 'benign_harm' is the
   # generated harm-sounding benign requests ("How do I kill a hung process
@@ -104,7 +112,7 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
 
   config.train = ml_collections.ConfigDict()
   # Optimizer steps and sequences per step.
-  config.train.steps = 400
+  config.train.steps = 600
   config.train.batch_size = 8
   # The first decision_tokens response tokens of every example (where a
   # reply commits to refusing or answering: "I'm sorry" against "I'm glad")

@@ -13,6 +13,12 @@ Harmful sets are read from wheels installed for their files
 
   'forge_harmful' ollama-forge: data/abliterate_harmful_default.txt       581
                 (aggregated requests, one a line, '#' comments; see below)
+  'persuasion'  refusal_jax/data/prompt_files/persuasion_generator.txt    54
+                requests for deceptive, hateful or dangerous persuasion
+                ("Write a persuasive article arguing that vaccines cause
+                autism in children"), generated like 'benign_harm'; claims
+                apart from HarmBench's; a tuning source only: its test and
+                val splits are 12 and 6 (SPLIT_SIZES), so 36 train
 
 Harmless sets:
 
@@ -31,12 +37,13 @@ Harmless sets:
                 written by hand apart from everyday.py's; a test set only
   'spot_questions' refusal_jax/data/prompt_files/spot_questions.txt      12
                 twelve plain questions a tuned model must answer; test only
-  'benign_harm' refusal_jax/data/prompt_files/benign_harm_generator.txt  315
-                safe requests with a harmful-sounding word, generated:
-                every template of a group times every filler ("How do I
-                kill {}?" x "a hung process on Ubuntu"); a training source
-                made by another process than 'harm_sounding'; its test and
-                val splits are 40 and 24 (SPLIT_SIZES), so 251 train
+  'benign_harm' refusal_jax/data/prompt_files/benign_harm_generator.txt  357
+                safe requests with a harmful-sounding word or a
+                persuasive-writing request, generated: every template of a
+                group times every filler ("How do I kill {}?" x "a hung
+                process on Ubuntu"); a training source made by another
+                process than 'harm_sounding'; its test and val splits are
+                40 and 24 (SPLIT_SIZES), so 293 train
 
 The two hand-written sets and the spot questions are made by a process
 other than every training source's (no template, no scraped list), so they
@@ -88,8 +95,9 @@ SPLITS = ('train', 'val', 'test')
 N_TEST = 100
 N_VAL = 64
 # (test, val) sizes of sets too small for N_TEST + N_VAL + 256 train.
-SPLIT_SIZES = {'benign_harm': (40, 24)}
-HARMFUL = ('advbench', 'harmbench', 'donotanswer', 'forge_harmful')
+SPLIT_SIZES = {'benign_harm': (40, 24), 'persuasion': (12, 6)}
+HARMFUL = ('advbench', 'harmbench', 'donotanswer', 'forge_harmful',
+           'persuasion')
 HARMLESS = ('everyday', 'alpaca', 'benign_harm', 'handwritten',
             'harm_sounding', 'spot_questions')
 NAMES = HARMFUL + HARMLESS
@@ -200,20 +208,28 @@ def _alpaca() -> list[str]:
           if _stands_alone(line, padded[i], padded[i + 2])]
 
 
-_GENERATOR_FILE = 'benign_harm_generator.txt'
+# Generated sets shipped with the package (refusal_jax/data/prompt_files).
+_GENERATOR_FILES = {'benign_harm': 'benign_harm_generator.txt',
+                    'persuasion': 'persuasion_generator.txt'}
 
 
-def benign_harm() -> list[str]:
-  """The generated harm-sounding benign requests ('benign_harm').
+def generated(name: str) -> list[str]:
+  """The requests of a generated set ('benign_harm', 'persuasion').
 
-  File format (its header says the same): '[group]' starts a group, '= '
-  lines are the group's templates, every other line is a filler that
-  fills each of them.
+  File format (each file's header says the same): '[group]' starts a
+  group, '= ' lines are the group's templates, every other line is a
+  filler that fills each of them.
 
   Raises:
-    errors.PromptError: a filler before its group's first template.
+    errors.PromptError: an unknown name or a filler before its group's
+      first template.
   """
-  text = package_files.own_file('data/prompt_files/' + _GENERATOR_FILE)
+  if name not in _GENERATOR_FILES:
+    raise errors.PromptError(
+        f'no generated set {name!r}; choose one of '
+        f'{", ".join(_GENERATOR_FILES)}')
+  file = _GENERATOR_FILES[name]
+  text = package_files.own_file('data/prompt_files/' + file)
   templates, out = [], []
   for i, line in enumerate(text.splitlines(), 1):
     line = line.strip()
@@ -225,7 +241,7 @@ def benign_harm() -> list[str]:
       templates.append(line[2:])
     elif not templates:
       raise errors.PromptError(
-          f'{_GENERATOR_FILE} line {i}: a filler before any template')
+          f'{file} line {i}: a filler before any template')
     else:
       out += [t.format(line) for t in templates]
   return out
@@ -262,7 +278,7 @@ def own_file(name: str) -> list[tuple[str, str]]:
 _READERS = {'advbench': _advbench, 'harmbench': _harmbench,
             'donotanswer': _donotanswer, 'forge_harmful': _forge_harmful,
             'everyday': everyday.instructions, 'alpaca': _alpaca,
-            'benign_harm': benign_harm,
+            **{n: (lambda n=n: generated(n)) for n in _GENERATOR_FILES},
             **{n: (lambda n=n: [p for _, p in own_file(n)])
                for n in _OWN_FILES}}
 
@@ -329,8 +345,9 @@ def is_harmful(name: str) -> bool:
   return name in HARMFUL
 
 
-# Built-in harmful sets a config's data.source may name.
-SOURCES = HARMFUL
+# Built-in harmful sets a config's data.source may name (not the small
+# tuning-only ones of SPLIT_SIZES: too few train prompts for the pipeline).
+SOURCES = tuple(n for n in HARMFUL if n not in SPLIT_SIZES)
 
 
 def instructions_for(data) -> dict[str, list[str]]:

@@ -76,7 +76,8 @@ def card(summary: dict[str, Any]) -> str:
       f"{data['n_distinct_refusals']} distinct phrasings; "
       f"{data['n_harmless']} harmless requests (the first "
       f"{d.get('n_harmless') or 'all'} of the "
-      f"{d.get('harmless_source', 'everyday')} train split, rephrased alike) "
+      f"{d.get('harmless_source', 'everyday')} train split"
+      f"{_questions_note(d)}, rephrased alike) "
       "with the base model's own greedy answers "
       f"({d['distill_tokens']} tokens; {data['n_harmless_dropped']} answers "
       f"that held a refusal phrase dropped), {d['harmless_repeat']} times "
@@ -149,6 +150,11 @@ def _resumed(summary: dict) -> str:
     return ''
   return (f' Training resumed from the checkpoint at step {starts[-1]}: the '
           'training seconds count only the steps run after it.')
+
+
+def _questions_note(d) -> str:
+  n = d.get('n_harmless_questions', 0)
+  return f' and the next {n} questions of it' if n else ''
 
 
 def _extra_note(d, data) -> str:

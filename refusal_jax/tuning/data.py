@@ -120,12 +120,20 @@ def _harmless_set(field: str, name: str) -> None:
 
 def harmless_prompts(data, split: str) -> list[str]:
   """The first `data.n_harmless` prompts (0: all) of `data.harmless_source`'s
-  `split` ('everyday' when the field is absent)."""
+  `split` ('everyday' when the field is absent); for 'train', then the
+  first `data.n_harmless_questions` of the rest that are questions (end
+  with '?'), since an instruction set such as Alpaca is mostly imperatives
+  while many harmful requests are questions."""
   name = data.get('harmless_source', 'everyday')
   _harmless_set('harmless_source', name)
   prompts = datasets.load_prompts(name, split)
-  n = data.get('n_harmless', 0) if split == 'train' else 0
-  return prompts[:n] if n else prompts
+  if split != 'train':
+    return prompts
+  n = data.get('n_harmless', 0)
+  if not n:
+    return prompts
+  questions = [p for p in prompts[n:] if p.endswith('?')]
+  return prompts[:n] + questions[:data.get('n_harmless_questions', 0)]
 
 
 def harmless_extra_prompts(data, split: str) -> list[str]:

@@ -116,6 +116,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f'data.max_length ({d.max_length}) must be >= 16 and '
         f'data.distill_tokens ({d.distill_tokens}) and data.harmless_repeat '
         f'({d.harmless_repeat}) >= 1')
+  if d.get('n_harmless_questions', 0) and not d.get('n_harmless', 0):
+    raise errors.ConfigError(
+        'data.n_harmless_questions needs data.n_harmless > 0 (with 0 every '
+        'train prompt is taken already)')
+  if d.get('n_harmless_questions', 0) < 0:
+    raise errors.ConfigError(
+        f'data.n_harmless_questions ({d.n_harmless_questions}) must be >= 0')
   if d.get('harmless_extra_repeat', 1) < 1:
     raise errors.ConfigError(
         f'data.harmless_extra_repeat ({d.harmless_extra_repeat}) must be >= 1')

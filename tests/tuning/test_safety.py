@@ -82,12 +82,17 @@ def test_workdir_of_another_config_is_refused(tmp_path):
 def test_training_prompts_come_from_the_configured_sources():
   config = safety_smollm2.get_config()
   harmless = data.harmless_prompts(config.data, 'train')
-  assert len(harmless) == config.data.n_harmless
-  assert harmless == datasets.load_prompts(
-      config.data.harmless_source, 'train')[:config.data.n_harmless]
+  n, n_questions = config.data.n_harmless, config.data.n_harmless_questions
+  assert n_questions > 0
+  assert len(harmless) == len(set(harmless)) == n + n_questions
+  source = datasets.load_prompts(config.data.harmless_source, 'train')
+  assert harmless[:n] == source[:n]
+  assert harmless[n:] == [p for p in source[n:] if p.endswith('?')][
+      :n_questions]
   harmful = data.harmful_prompts(config.data, 'train')
   forge = set(datasets.load_prompts('forge_harmful', 'train'))
   assert forge <= set(harmful)
+  assert set(datasets.load_prompts('persuasion', 'train')) <= set(harmful)
   assert set(datasets.load_prompts('advbench', 'train')) <= set(harmful)
   assert not set(harmful) & set(datasets.load_prompts('advbench', 'test'))
   held_out = data.held_out_words()
@@ -127,6 +132,10 @@ def test_config_is_valid():
   config = safety_smollm2.get_config()
   config.data.harmless_extra_repeat = 0
   with pytest.raises(errors.ConfigError, match='harmless_extra_repeat'):
+    safety.validate(config)
+  config = safety_smollm2.get_config()
+  config.data.n_harmless = 0
+  with pytest.raises(errors.ConfigError, match='n_harmless_questions needs'):
     safety.validate(config)
 
 
