@@ -217,6 +217,42 @@ def _template_lengths(tokenizer, bos_id) -> tuple[int, int]:
   return n_before, n_after
 
 
+def system_length(tokenizer, bos_id, n_prefix: int) -> int:
+  """Leading template tokens before the user turn, BOS included.
+
+  The user turn's header is the longest common ending of the text before
+  the instruction and of the text between an assistant reply and the next
+  user message, in tokens; what precedes it is the system block (Llama-3.1's default
+  system message, SmolLM2's system prompt), or BOS alone (Gemma-2). The
+  token closing the system turn ends an assistant turn too, so it counts
+  as the header's. A template that renders no such conversation counts BOS
+  alone.
+
+  Args:
+    tokenizer: the chat tokenizer.
+    bos_id: the model's BOS id (None: none).
+    n_prefix: template tokens before the instruction (`_template_lengths`).
+  """
+  a, b, c = _MARKER + 'A', _MARKER + 'B', _MARKER + 'C'
+  try:
+    text = tokenizer.apply_chat_template(
+        [{'role': 'user', 'content': a}, {'role': 'assistant', 'content': b},
+         {'role': 'user', 'content': c}], tokenize=False)
+  except Exception:  # pylint: disable=broad-except
+    return min(1, n_prefix)
+  if b not in text or c not in text:
+    return min(1, n_prefix)
+  ids = lambda t: list(tokenizer(t, add_special_tokens=False)['input_ids'])
+  before, gap = ids(text.split(a)[0]), ids(text.split(b, 1)[1].split(c)[0])
+  n = 0  # common ending, in tokens
+  while n < min(len(before), len(gap)) and before[-1 - n] == gap[-1 - n]:
+    n += 1
+  n_system = len(before) - n
+  if bos_id is not None and (not before or before[0] != bos_id):
+    n_system += 1
+  return max(1, min(n_system, n_prefix)) if n_prefix else 0
+
+
 def _token_ids(tokenizer, words) -> tuple[int, ...]:
   ids = []
   for w in words:

@@ -160,7 +160,8 @@ def summarize(config, ctx, s1, s2, s3, s4, s5, seconds: float,
       hydra=dict(n_redundant=s4['n_redundant'],
                  n_awakened=s4['n_awakened'],
                  token_positions=s4['token_positions'],
-                 note=s4.get('note')),
+                 note=s4.get('note'),
+                 **({'woken': s4['woken']} if 'woken' in s4 else {})),
       judge=s5.get('judge'),
       **({'model_judge': s5['model_judge']} if s5.get('model_judge') else {}),
       asr_substring=s5.get('asr_substring'),
@@ -223,8 +224,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, *,
   s2, _ = stage('greedy', lambda p: (greedy_run(ctx, s1['features'], p), {}))
   s3, _ = stage('interactions', lambda p: interactions_run(
       ctx, s2['features'], p, **({'stage2': s2} if paper else {})))
-  s4, _ = stage('hydra', lambda p: (hydra_stage.run(
-      ctx, s3['fm_features'], p), {}))
+  s4, _ = stage('hydra', lambda p: ((
+      paper_stages.run_hydra(ctx, s3['fm_features'], p, stage2=s2) if paper
+      else hydra_stage.run(ctx, s3['fm_features'], p)), {}))
   sets = {'stage2': s2['features'], 'fm': s3['fm_features'],
           'linear_probe': s3['linear_probe_features']}
 

@@ -32,7 +32,8 @@ def _set_plus_one(row, shared):
   return (*edits, SAEEdit(sae=hydra_sae, latent_mask=row, skip_ids=skip_ids))
 
 
-def _downstream(ctx: Context):
+def downstream(ctx: Context) -> list:
+  """The hydra SAEs after the space's deepest SAE."""
   last = space.pass_order(ctx.space.saes[-1])
   return [h for h in ctx.hydra_saes if space.pass_order(h) > last]
 
@@ -40,7 +41,7 @@ def _downstream(ctx: Context):
 def run(ctx: Context, ablate: list[int], progress=None) -> dict:
   """Stage 4. Returns the JSON summary."""
   cfg = ctx.config.hydra
-  hydras = _downstream(ctx)
+  hydras = downstream(ctx)
   if not hydras or not ablate:
     return dict(n_redundant=0, n_awakened=0, token_positions={},
                 redundant=[], note=('no SAE downstream of the searched site'

@@ -571,9 +571,22 @@ def hydra_section(summary: dict, arts: dict) -> dict | None:
       'per_sae': table(('hook', 'awakened', 'redundant'), [
           (p.get('hook'), p.get('n_awakened'), p.get('n_redundant'))
           for p in per_sae]) if per_sae else None,
+      'woken': _woken_table(h.get('woken')),
       'redundant': table(('hook', 'latent', 'effect on metric'), [
           (r.get('hook'), r.get('latent'), r.get('effect'))
           for r in redundant]) if redundant else None}
+
+
+def _woken_table(w: dict | None) -> dict | None:
+  """Paper mode's `hydra.woken`: its firings' shares by token class."""
+  if not w:
+    return None
+  shares, counts = w['shares'], w['counts']
+  rows = [(k, counts.get(k), f'{float(shares[k]):.1%}')
+          for k in ('system', 'template', 'instruction', 'bos')]
+  rows.append(('bos, of the system firings', '',
+               f"{float(shares['bos_of_system']):.1%}"))
+  return table(('token class', 'firings', 'share'), rows, 'hydra-woken')
 
 
 def sae_error_section(summary: dict, ctx: Context) -> dict | None:

@@ -22,7 +22,7 @@ from refusal_jax.sae import save_sae
 def ctx(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('tiny_space'))
   config = tiny_setup.use_layer_saes(tiny_setup.build(root), root, (1, 0), 3)
-  save_sae(tiny_setup._sae(2, 3), os.path.join(root, 'sae2'))  # pylint: disable=protected-access
+  save_sae(tiny_setup.sae_at(2, 3), os.path.join(root, 'sae2'))
   config.hydra_sae_paths = (os.path.join(root, 'sae2'),)
   config.greedy.mode, config.greedy.value = 'scale', -2.0
   return context_lib.build_context(config)

@@ -26,7 +26,9 @@ def _count(x, n):
 def paper(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('tiny_paper'))
   config = tiny_setup.use_layer_saes(tiny_setup.build(root), root, (0, 1), 4)
-  config.hydra_sae_paths = ()
+  tiny_setup.save_sae(tiny_setup.sae_at(2, seed=3),
+                      os.path.join(root, 'sae2'))
+  config.hydra_sae_paths = (os.path.join(root, 'sae2'),)
   config.mode = 'paper'
   config.paper.greedy.block_size = 2
   config.paper.greedy.seeds = (0, 1)
@@ -139,6 +141,24 @@ def test_paper_summary_has_the_paper_keys(paper):
   assert os.path.exists(os.path.join(workdir, 'report.html'))
   html = open(os.path.join(workdir, 'report.html')).read()
   assert 'Paper mode' in html
+
+
+def test_woken_latents_are_located_by_token_class(paper):
+  _, workdir, summary = paper
+  w = summary['hydra']['woken']
+  assert w['n_prompts'] == len(summary['stage2']['per_prompt'])
+  assert w['n_system_tokens'] == 1  # this template has no system block
+  assert [r['hook'] for r in w['per_sae']] == ['blocks.2.hook_resid_post']
+  counts, shares = w['counts'], w['shares']
+  firings = counts['system'] + counts['template'] + counts['instruction']
+  assert 0 <= counts['bos'] <= counts['system']
+  if firings:
+    assert abs(shares['system'] + shares['template'] + shares['instruction']
+               - 1) < 1e-9
+    assert shares['bos'] == counts['bos'] / firings
+  assert w['n_woken'] >= w['n_distinct'] >= (1 if firings else 0)
+  html = open(os.path.join(workdir, 'report.html')).read()
+  assert 'id="hydra-woken"' in html and 'of the system firings' in html
 
 
 def test_paper_run_resumes_to_the_same_summary(paper):

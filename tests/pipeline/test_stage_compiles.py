@@ -31,7 +31,7 @@ SIZES = ((3, 2, 3, 4), (5, 4, 9, 11))
 
 def _config(root, layers, n_saes, n_prompts):
   config = tiny_setup.build(root, num_layers=layers)
-  sae = tiny_setup._sae  # pylint: disable=protected-access
+  sae = tiny_setup.sae_at
   for layer in range(2, n_saes):  # build() writes the SAEs of layers 0, 1
     save_sae(sae(layer, 10 + layer), os.path.join(root, f'sae{layer}'))
   config = tiny_setup.use_layer_saes(config, root, tuple(range(n_saes)), 4)

@@ -22,7 +22,8 @@ from refusal_jax.sae.model import SAE
 D, A = 32, 96
 
 
-def _sae(layer, seed):
+def sae_at(layer, seed):
+  """A random JumpReLU SAE of the tiny model at resid_post `layer`."""
   k = jax.random.split(jax.random.key(seed), 4)
   return SAE(W_enc=jax.random.normal(k[0], (D, A)) * 0.3,
              b_enc=jax.random.normal(k[1], (A,)) * 0.1,
@@ -64,8 +65,8 @@ def _write_assets(root: str, num_layers: int = 3):
   export.save_hf_checkpoint(
       transformer.init_params(cfg, seed=0), cfg, os.path.join(root, 'model'),
       tokenizer=tok)
-  save_sae(_sae(0, 1), os.path.join(root, 'sae0'))
-  save_sae(_sae(1, 2), os.path.join(root, 'sae1'))
+  save_sae(sae_at(0, 1), os.path.join(root, 'sae0'))
+  save_sae(sae_at(1, 2), os.path.join(root, 'sae1'))
 
 
 def config_for(root: str):

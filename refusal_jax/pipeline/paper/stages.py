@@ -38,6 +38,7 @@ from refusal_jax import errors
 from refusal_jax.data import datasets
 from refusal_jax.data import graded_judge
 from refusal_jax.pipeline import evaluation
+from refusal_jax.pipeline import hydra
 from refusal_jax.pipeline import interactions
 from refusal_jax.pipeline import judging
 from refusal_jax.pipeline import latents
@@ -51,6 +52,7 @@ from refusal_jax.pipeline.paper import knock_on
 from refusal_jax.pipeline.paper import per_prompt_stage
 from refusal_jax.pipeline.paper import rankings
 from refusal_jax.pipeline.paper import top_k
+from refusal_jax.pipeline.paper import woken
 from refusal_jax.sweeps import engine
 from refusal_jax.sweeps.metrics import Metric
 
@@ -355,3 +357,16 @@ def run_interactions(ctx: Context, minimal: list[int], progress=None,
         ctx, stage2, _greedy_prompts(ctx), fm_set)
   arrays = dict(arrays, pool=np.asarray(pool))
   return summary, arrays
+
+
+def run_hydra(ctx: Context, features: list[int], progress=None,
+              stage2: dict | None = None) -> dict:
+  """Stage 4, paper mode: `hydra.run` on the FM's set, and after a
+  per-prompt stage 2 `woken` (`woken.run`: where the latents woken by
+  ablating each search prompt's full active set fire)."""
+  out = hydra.run(ctx, features, progress)
+  if stage2 and stage2.get('search') == 'per_prompt':
+    ps, eps = _greedy_prompts(ctx), ctx.config.paper.active_eps
+    full = per_prompt_stage.full_active_sets(ctx, ps, eps)
+    out['woken'] = woken.run(ctx, ps, full, hydra.downstream(ctx), eps)
+  return out
