@@ -1,4 +1,4 @@
-"""Stage 3 (both modes) and stage 5 compile as often at every size.
+"""Stages 3 (both modes), 4 and 5 compile as often at every size.
 
 Two tiny setups, the second with more layers, more SAEs in its feature
 space (4 instead of 2), more features, and more prompts than a batch (a
@@ -18,11 +18,12 @@ import pytest
 import tiny_setup
 from refusal_jax.pipeline import context as context_lib
 from refusal_jax.pipeline import evaluation
+from refusal_jax.pipeline import hydra
 from refusal_jax.pipeline import interactions
 from refusal_jax.pipeline import judging
 from refusal_jax.pipeline import stage_stats
 from refusal_jax.pipeline.paper import stages as paper_stages
-from refusal_jax.sae import save_sae
+from refusal_jax.sae import load_sae, save_sae
 
 # (layers, SAEs of the feature space (layers 0..n-1), prompts per split,
 #  features of the stage-2 set)
@@ -115,5 +116,27 @@ def test_evaluation_compiles_as_often_at_every_size(setups):
 
     n, (summary, _) = _compiles(run)
     assert summary['n_harmful_test'] == len(ctx.prompts['harmful_test'])
+    counts.append(n)
+  _check(counts, setups)
+
+
+def test_hydra_compiles_as_often_at_every_size(setups):
+  counts = []
+  for (ctx, feats), (_, n_saes, _, _) in zip(setups, SIZES):
+    root = os.path.dirname(ctx.config.model_path)
+    path = os.path.join(root, f'sae{n_saes}')  # after the space's last SAE
+    save_sae(tiny_setup.sae_at(n_saes, 20), path)
+    saved = ctx.hydra_saes, ctx.config.hydra.eps
+    ctx.hydra_saes = [load_sae(path)]
+    # every dormant latent counts as awakened: both sizes sweep their
+    # candidates (up to hydra.max_candidates)
+    ctx.config.hydra.eps = -1.0
+    try:
+      n, summary = _compiles(
+          lambda ctx=ctx, feats=feats: hydra.run(ctx, feats))
+    finally:
+      ctx.hydra_saes, ctx.config.hydra.eps = saved
+    assert summary['per_sae'][0]['hook'] == f'blocks.{n_saes}.hook_resid_post'
+    assert summary['n_awakened'] == ctx.config.hydra.max_candidates
     counts.append(n)
   _check(counts, setups)
