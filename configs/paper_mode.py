@@ -104,7 +104,8 @@ def add_paper_fields(c: ml_collections.ConfigDict
 
   p.classifier_prompts = ml_collections.ConfigDict()
   # The prompts the FM and the probe are fitted on (not keyword arguments
-  # of `rank_pool`): the first n_per_class harmful train prompts and as many
+  # of `rank_pool`): the first n_per_class harmful train prompts (at most
+  # data.n_train of them; a warning says when fewer are used) and as many
   # benign ones (count-matched). [S+] harmful vs benign prompts, 98% test
   # accuracy; [I] how many is not given: 128 a class (the pipeline's
   # harmful train split, Arditi et al.'s 128), so the test split holds 26 of

@@ -32,6 +32,8 @@ keyed by a digest of its features.
 
 import hashlib
 
+from absl import logging
+
 import numpy as np
 
 from refusal_jax import errors
@@ -231,6 +233,11 @@ def classifier_prompts(ctx: Context) -> tuple[PromptSet, PromptSet, str]:
     benign = ctx.prompts['harmless_train']
     source = ctx.config.data.get('harmless_source') or 'harmless_train'
   n = min(len(harm), len(benign))
+  if n < cp.n_per_class:
+    logging.warning(
+        'paper.classifier_prompts.n_per_class %d: %d a class used (the '
+        'harmful train prompts are data.n_train, %d here)', cp.n_per_class,
+        n, ctx.config.data.n_train)
   return harm.subset(range(n)), benign.subset(range(n)), source
 
 
