@@ -11,10 +11,16 @@ from refusal_jax.pipeline.paper import woken
 SYSTEM, TEMPLATE, INSTRUCTION = (woken.CLASSES.index(c) for c in woken.CLASSES)
 
 
+def _classes(mask, n_prefix, n_eoi, n_system):
+  ps = context.PromptSet(['x'] * len(mask), np.zeros_like(mask), mask)
+  return woken.position_classes(
+      context.token_classes(ps, n_prefix, n_eoi), mask, n_system)
+
+
 def test_position_classes_follow_the_left_padded_template():
   mask = np.array([[0, 1, 1, 1, 1, 1, 1, 1],
                    [1, 1, 1, 1, 1, 1, 1, 1]])
-  cls, bos = woken.position_classes(mask, n_prefix=3, n_eoi=2, n_system=2)
+  cls, bos = _classes(mask, n_prefix=3, n_eoi=2, n_system=2)
   s, t, i = SYSTEM, TEMPLATE, INSTRUCTION
   assert cls[0].tolist() == [-1, s, s, t, i, i, t, t]
   assert cls[1].tolist() == [s, s, t, i, i, i, t, t]
@@ -24,7 +30,7 @@ def test_position_classes_follow_the_left_padded_template():
 
 def test_woken_shares_count_only_latents_silent_on_the_clean_prompt():
   mask = np.ones((1, 5), int)
-  cls, bos = woken.position_classes(mask, n_prefix=2, n_eoi=1, n_system=1)
+  cls, bos = _classes(mask, n_prefix=2, n_eoi=1, n_system=1)
   clean = np.zeros((1, 5, 3))
   clean[0, 3, 0] = 1.0  # latent 0 is active clean: never woken
   ablated = np.zeros((1, 5, 3))

@@ -29,36 +29,34 @@ import numpy as np
 
 from refusal_jax.pipeline import evaluation
 from refusal_jax.pipeline import latents
+from refusal_jax.pipeline.context import BOS, INSTRUCTION, TEMPLATE
 from refusal_jax.pipeline.context import Context, PromptSet
 from refusal_jax.pipeline.context import system_length
 
 CLASSES = ('system', 'template', 'instruction')
 
 
-def position_classes(mask: np.ndarray, n_prefix: int, n_eoi: int,
-                     n_system: int) -> tuple[np.ndarray, np.ndarray]:
-  """Token classes for the woken shares.
+def position_classes(token_cls: np.ndarray, mask: np.ndarray, n_system: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Token classes for the woken shares, from the pipeline's.
 
   Args:
+    token_cls: [B, T] `context.token_classes` of the prompts (BOS, TEMPLATE,
+      INSTRUCTION; 0 at padding).
     mask: [B, T] 1 at real tokens (left-padded prompts).
-    n_prefix: template tokens before the instruction, BOS included.
-    n_eoi: template tokens after the instruction.
-    n_system: of the n_prefix, the leading system block's (BOS included).
+    n_system: leading real tokens of the system block (BOS included),
+      `context.system_length`.
 
   Returns:
     ([B, T] int class: -1 padding, else an index of CLASSES;
-     [B, T] bool, the first real token: BOS).
+     [B, T] bool, BOS).
   """
-  cls = np.full(mask.shape, -1, np.int8)
-  bos = np.zeros(mask.shape, bool)
+  bos = token_cls == BOS
+  cls = np.select([bos, token_cls == TEMPLATE, token_cls == INSTRUCTION],
+                  [CLASSES.index('system'), CLASSES.index('template'),
+                   CLASSES.index('instruction')], -1).astype(np.int8)
   for b in range(mask.shape[0]):
-    real = np.flatnonzero(mask[b])
-    if not len(real):
-      continue
-    cls[b, real] = CLASSES.index('template')
-    cls[b, real[n_prefix:len(real) - n_eoi]] = CLASSES.index('instruction')
-    bos[b, real[0]] = True
-    cls[b, real[:n_system]] = CLASSES.index('system')
+    cls[b, np.flatnonzero(mask[b])[:n_system]] = CLASSES.index('system')
   return cls, bos
 
 
@@ -113,8 +111,7 @@ def run(ctx: Context, ps: PromptSet, full_sets, saes, eps: float) -> dict:
   """
   n_system = system_length(ctx.model.tokenizer, ctx.model.config.bos_token_id,
                            ctx.n_prefix)
-  classes, bos = position_classes(ps.mask, ctx.n_prefix, ctx.n_eoi,
-                                  n_system)
+  classes, bos = position_classes(ctx.token_classes(ps), ps.mask, n_system)
   memo = ctx.memo('hydra')
   counts = {c: 0 for c in CLASSES}
   n_bos, n_woken, n_distinct, per_sae = 0, 0, 0, []
