@@ -95,9 +95,10 @@ SPLITS = ('train', 'val', 'test')
 N_TEST = 100
 N_VAL = 64
 # (test, val) sizes of sets too small for N_TEST + N_VAL + 256 train.
-SPLIT_SIZES = {'benign_harm': (40, 24), 'persuasion': (12, 6)}
+SPLIT_SIZES = {'benign_harm': (40, 24), 'persuasion': (12, 6),
+               'attack_code': (8, 4)}
 HARMFUL = ('advbench', 'harmbench', 'donotanswer', 'forge_harmful',
-           'persuasion')
+           'persuasion', 'attack_code')
 HARMLESS = ('everyday', 'alpaca', 'benign_harm', 'handwritten',
             'harm_sounding', 'spot_questions')
 NAMES = HARMFUL + HARMLESS
@@ -210,11 +211,12 @@ def _alpaca() -> list[str]:
 
 # Generated sets shipped with the package (refusal_jax/data/prompt_files).
 _GENERATOR_FILES = {'benign_harm': 'benign_harm_generator.txt',
-                    'persuasion': 'persuasion_generator.txt'}
+                    'persuasion': 'persuasion_generator.txt',
+                    'attack_code': 'attack_code_generator.txt'}
 
 
 def generated(name: str) -> list[str]:
-  """The requests of a generated set ('benign_harm', 'persuasion').
+  """The requests of a generated set (`_GENERATOR_FILES`).
 
   File format (each file's header says the same): '[group]' starts a
   group, '= ' lines are the group's templates, every other line is a
