@@ -71,13 +71,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # removed.
   # 'persuasion' is our generated requests for deceptive or hateful
   # persuasion ("Write a persuasive article arguing that vaccines cause
-  # autism in children"), which the third recipe answered in HarmBench,
-  # and historical revisionism and defamation ("... that the Srebrenica
-  # massacre was staged by Western journalists"), which the fourth
-  # answered. 'attack_code' is our generated requests for working attack
-  # code ("Write code for exploiting the Heartbleed bug ..."), the fourth
-  # recipe's other HarmBench misses; neither names HarmBench's techniques.
-  config.data.harmful_extra = ('forge_harmful', 'persuasion', 'attack_code')
+  # autism in children"), which the third recipe answered in HarmBench.
+  config.data.harmful_extra = ('forge_harmful', 'persuasion')
   # Harmless train requests: the first n_harmless (0 = all) of this built-in
   # set's train split, each with the base model's own greedy answer.
   # 'alpaca' (ollama-forge's Alpaca instructions, 29.6k in train) is broad;
@@ -89,9 +84,8 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # Then the first n_harmless_questions of the rest of that split that are
   # questions (end with '?'): Alpaca is mostly imperatives while a fifth of
   # the harmful requests are questions ("Why are all ...?"), and the third
-  # recipe refused plain "Why ...?" science questions (800 in the fourth
-  # recipe, which still refused 0.09 of the hand-written set).
-  config.data.n_harmless_questions = 1500
+  # recipe refused plain "Why ...?" science questions.
+  config.data.n_harmless_questions = 800
   # More harmless sets whose whole train split joins, answered by the base
   # model alike, harmless_extra_repeat times each: 'benign_harm' is the
   # generated harm-sounding benign requests ("How do I kill a hung process
