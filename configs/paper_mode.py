@@ -86,8 +86,11 @@ def add_paper_fields(c: ml_collections.ConfigDict
   p.classifier.embedding_dim = 20
   p.classifier.lr = 1e-3
   p.classifier.epochs = 20
-  # [I] rows per Adam step: not given; 32, a common default.
-  p.classifier.batch_size = 32
+  # [I] rows per Adam step: not given; 8, so that 20 epochs converge (at
+  # 256 prompts a class the Llama organism's FM reaches test accuracy 0.97;
+  # at 128 a class and batch 32 it stopped at 0.81, its loss still falling:
+  # docs/paper_mode_stage2.md).
+  p.classifier.batch_size = 8
   # [I] L2 on the FM's w and V: none given; 0.
   p.classifier.fm_l2 = 0.0
   # [I] L2 of the logistic-regression probe (ranked by |w|): a light 1e-4
@@ -104,14 +107,16 @@ def add_paper_fields(c: ml_collections.ConfigDict
 
   p.classifier_prompts = ml_collections.ConfigDict()
   # The prompts the FM and the probe are fitted on (not keyword arguments
-  # of `rank_pool`): the first n_per_class harmful train prompts (at most
-  # data.n_train of them; a warning says when fewer are used) and as many
-  # benign ones (count-matched). [S+] harmful vs benign prompts, 98% test
-  # accuracy; [I] how many is not given: 128 a class (the pipeline's
-  # harmful train split, Arditi et al.'s 128), so the test split holds 26 of
-  # each and an accuracy of 0.95 is read off 52 prompts. Controls and
-  # knock-on stay on the first fm.n_prompts harmful prompts.
-  p.classifier_prompts.n_per_class = 128
+  # of `rank_pool`): n_per_class harmful and as many benign train prompts
+  # (count-matched; past data.n_train, the first of each train split in the
+  # run's seeded order, unfiltered: pipeline/paper/stages.py
+  # `classifier_prompts`). [S+] harmful vs benign prompts, 98% test
+  # accuracy; [I] how many is not given (the paper's harmful set has 521
+  # prompts): 256 a class, so the test split holds 51 of each. At 128 a
+  # class (the pipeline's harmful train split) the Llama organism's FM did
+  # not converge in 20 epochs (test accuracy 0.81). Controls and knock-on
+  # stay on the first fm.n_prompts harmful prompts.
+  p.classifier_prompts.n_per_class = 256
   # The benign prompts: '' = the run's harmless train prompts
   # (data.harmless_source); a built-in harmless set's name
   # (refusal_jax/data/datasets.py) = its train split, e.g. 'alpaca' (the

@@ -131,6 +131,9 @@ class Context:
       from `chunks` and config.eval.batch_size).
     space: the searched feature space (default: `sae` alone, features are
       its latents).
+    pools: {'harmful_train', ...} every instruction of each split in the
+      seeded order the prompt sets were drawn from (before the refusal
+      filter), for stages that want more prompts than `prompts` holds.
   """
   config: ml_collections.ConfigDict
   model: Model
@@ -147,6 +150,7 @@ class Context:
   skip_ids: tuple[int, ...] = ()
   chunk_sizes: ChunkSizes | None = None
   space: FeatureSpace | None = None
+  pools: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     if self.space is None:
@@ -432,6 +436,7 @@ def build_context(config: ml_collections.ConfigDict, mesh=None,
       raise errors.PromptError(f'no {key} prompts')
     pool = list(instructions)
     rng.shuffle(pool)
+    ctx.pools[key] = pool
     ps = ctx.encode(pool[:sizes[split] * (2 if data.filter and split != 'test'
                                           else 1)])
     if data.filter and split != 'test':

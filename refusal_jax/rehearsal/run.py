@@ -212,6 +212,7 @@ def scale_down(config: ml_collections.ConfigDict, *, prompts: int,
     # of `prompts`.
     c.paper.classifier.test_fraction = max(
         c.paper.classifier.test_fraction, 1.0 / prompts)
+    c.paper.classifier_prompts.n_per_class = prompts
   return c
 
 

@@ -210,6 +210,23 @@ def test_classifier_benign_prompts_come_from_the_named_set(paper):
   assert '\n' not in str(e.value)
 
 
+def test_classifier_prompts_go_past_the_run_train_prompts(paper):
+  config, _, _ = paper
+  config = config.copy_and_resolve_references()
+  ctx = context_lib.build_context(config)
+  n_train = len(ctx.prompts['harmful_train'])
+  config.paper.classifier_prompts.n_per_class = n_train
+  harm, benign, _ = paper_stages.classifier_prompts(
+      context_lib.build_context(config))
+  assert harm.instructions == ctx.prompts['harmful_train'].instructions
+  config.paper.classifier_prompts.n_per_class = n_train + 3
+  harm, benign, _ = paper_stages.classifier_prompts(
+      context_lib.build_context(config))
+  assert len(harm) == len(benign) == n_train + 3
+  assert harm.instructions == ctx.pools['harmful_train'][:n_train + 3]
+  assert benign.instructions == ctx.pools['harmless_train'][:n_train + 3]
+
+
 @pytest.mark.parametrize('source', ['advbench', 'handwritten', 'nope'])
 def test_a_bad_benign_source_fails_before_any_stage(tmp_path, source):
   config = tiny_setup.config_for(str(tmp_path))

@@ -215,29 +215,38 @@ def check_benign_source(source: str) -> None:
 def classifier_prompts(ctx: Context) -> tuple[PromptSet, PromptSet, str]:
   """(harmful, benign, benign source) prompts the stage-3 classifiers fit.
 
-  The first `paper.classifier_prompts.n_per_class` harmful train prompts
-  and as many benign ones: the run's harmless train prompts, or the train
-  split of the built-in set `benign_source` (e.g. 'alpaca').
+  `paper.classifier_prompts.n_per_class` harmful train prompts and as many
+  benign ones. Up to data.n_train a class they are the run's own train
+  prompts (stage 1's, refusal-filtered); beyond that, the first
+  n_per_class of each train split in the run's seeded order (`ctx.pools`,
+  which stage 1's prompts were drawn from, unfiltered). Benign prompts can
+  instead be the train split of the built-in set `benign_source` (e.g.
+  'alpaca').
 
   Raises:
     errors.PromptError: `benign_source` is not a harmless built-in set.
   """
   cp = ctx.config.paper.classifier_prompts
-  harm = ctx.prompts['harmful_train']
-  harm = harm.subset(range(min(cp.n_per_class, len(harm))))
+
+  def take(key: str) -> PromptSet:
+    ps = ctx.prompts[key]
+    if cp.n_per_class <= len(ps) or not ctx.pools.get(key):
+      return ps.subset(range(min(cp.n_per_class, len(ps))))
+    return ctx.encode(ctx.pools[key][:cp.n_per_class])
+
+  harm = take('harmful_train')
   source = cp.benign_source
   if source:
     check_benign_source(source)
     benign = ctx.encode(datasets.load_prompts(source, 'train')[:len(harm)])
   else:
-    benign = ctx.prompts['harmless_train']
+    benign = take('harmless_train')
     source = ctx.config.data.get('harmless_source') or 'harmless_train'
   n = min(len(harm), len(benign))
   if n < cp.n_per_class:
     logging.warning(
         'paper.classifier_prompts.n_per_class %d: %d a class used (the '
-        'harmful train prompts are data.n_train, %d here)', cp.n_per_class,
-        n, ctx.config.data.n_train)
+        'train splits hold no more)', cp.n_per_class, n)
   return harm.subset(range(n)), benign.subset(range(n)), source
 
 
