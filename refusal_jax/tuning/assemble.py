@@ -31,10 +31,10 @@ from refusal_jax.organisms import behaviour
 from refusal_jax.tuning import lora
 
 SHIPPED = 'smollm2_safety'
-# Layers of the shipped SmolLM2 SAEs (resid_post): the searched one, where
-# the tuned model's refusal direction is read (resid_pre 23), and the hydra
-# stage's, four blocks downstream.
-SAE_LAYERS = (22, 26)
+# Layers of the shipped SmolLM2 SAEs (resid_post): 19, the searched one,
+# where the tuned model's refusal direction is read (resid_pre 20); 23, the
+# hydra stage's, four blocks downstream (configs/dissect_smollm2.py).
+SAE_LAYERS = (19, 23)
 _WEIGHT_SUFFIXES = ('.safetensors', '.safetensors.index.json')
 
 
