@@ -78,6 +78,7 @@ def config_for(root: str):
   c.data.filter = False
   c.data.n_train, c.data.n_val, c.data.n_test = 12, 6, 6
   c.paper.classifier_prompts.n_per_class = 12
+  c.paper.classifier.batch_size = 32  # 20 epochs of 24 rows: few steps
   c.features.top_k = 8
   c.greedy.n_prompts = 6
   c.fm.n_masks, c.fm.pool_size, c.fm.n_prompts, c.fm.steps = 40, 12, 4, 200
