@@ -21,9 +21,9 @@ from configs import dissect_base
 from refusal_jax import errors
 from refusal_jax.tuning import assemble
 
-# The searched SAE's layer (resid_post) and the hydra SAE's.
-SEARCHED_LAYER = 19
-HYDRA_LAYER = 23
+# The searched SAE's layer (resid_post) and the hydra SAE's: the shipped
+# pair, in that order.
+SEARCHED_LAYER, HYDRA_LAYER = assemble.SAE_LAYERS
 
 
 def get_config(arg: str = 'current'):
