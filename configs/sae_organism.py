@@ -83,7 +83,7 @@ def get_config(arg: str = 'llama') -> ml_collections.ConfigDict:
   # test activations, that loses at most store_tolerance.fve of FVE and moves
   # mean L0 by at most store_tolerance.l0_relative of itself; else float32.
   # bfloat16 halves the shipped SAEs (12 x 1.0 MiB to 12 x 0.5 MiB), which
-  # makes room for SmolLM2's under the 50 MiB of refusal_jax/assets.
+  # makes room for SmolLM2's under the 60 MB of refusal_jax/assets.
   config.store_dtype = 'bfloat16'
   config.store_tolerance = ml_collections.ConfigDict()
   config.store_tolerance.fve = 1e-3

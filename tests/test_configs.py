@@ -33,7 +33,7 @@ def test_real_model_configs_need_paths(name):
 @pytest.mark.parametrize('name,default', [
     ('gemma2_2b_it', 'paper'), ('llama31_8b_it', 'paper'),
     ('dissect_organism_gemma2', 'current'),
-    ('dissect_organism_llama', 'current')])
+    ('dissect_organism_llama', 'current'), ('dissect_smollm2', 'current')])
 def test_mode_variants(name, default):
   module = importlib.import_module(f'configs.{name}')
   assert module.get_config().mode == default

@@ -43,16 +43,22 @@ def greedy_generate(params: transformer.Params, config: ModelConfig,
   cache = KVCache.init(config, b, t + max_new_tokens, dtype)
   mask = attention_mask.astype(bool)
   positions = transformer.default_positions(mask)
-  out = transformer.forward(
+  prefill = transformer.forward(
       params, config, input_ids, attention_mask=mask, positions=positions,
       interventions=interventions, logits_at='last', cache=cache)
   eos_ids = jnp.zeros((0,), jnp.int32) if eos_ids is None else eos_ids
-  first = jnp.argmax(out.logits[:, -1], axis=-1).astype(jnp.int32)
+  first = jnp.argmax(prefill.logits[:, -1], axis=-1).astype(jnp.int32)
   done = jnp.isin(first, eos_ids)
   last_pos = positions[:, -1]
 
-  def step(carry, i):
-    cache, token, done = carry
+  # A while loop rather than a scan of max_new_tokens - 1 steps: it stops
+  # once every row has finished (the rest of `tokens` is already pad_id, what
+  # the finished rows would emit), so a batch of short answers, e.g.
+  # refusals, costs its longest answer, not max_new_tokens. The shapes are
+  # those of the scan: one compilation per (batch, prompt length,
+  # max_new_tokens).
+  def step(carry):
+    i, cache, token, done, tokens = carry
     pos = (last_pos + 1 + i)[:, None]
     res = transformer.forward(
         params, config, token[:, None], attention_mask=jnp.ones((b, 1), bool),
@@ -61,8 +67,15 @@ def greedy_generate(params: transformer.Params, config: ModelConfig,
     nxt = jnp.argmax(res.logits[:, 0], axis=-1).astype(jnp.int32)
     nxt = jnp.where(done, jnp.asarray(pad_id, jnp.int32), nxt)
     done = done | jnp.isin(nxt, eos_ids)
-    return (res.cache, nxt, done), nxt
+    tokens = jax.lax.dynamic_update_slice_in_dim(tokens, nxt[:, None], i + 1,
+                                                 axis=1)
+    return i + 1, res.cache, nxt, done, tokens
 
-  _, rest = jax.lax.scan(step, (out.cache, first, done),
-                         jnp.arange(max_new_tokens - 1))
-  return jnp.concatenate([first[:, None], rest.T], axis=1)
+  def running(carry):
+    i, _, _, done, _ = carry
+    return (i < max_new_tokens - 1) & ~jnp.all(done)
+
+  tokens = jnp.full((b, max_new_tokens), pad_id, jnp.int32)
+  carry = (jnp.zeros((), jnp.int32), prefill.cache, first, done,
+           tokens.at[:, 0].set(first))
+  return jax.lax.while_loop(running, step, carry)[-1]

@@ -51,6 +51,7 @@ from refusal_jax.sae import storage
 from refusal_jax.sae import train as sae_train
 
 _SPEC = re.compile(r'^\s*(\d+)\s*:\s*(\d+)\s*$')
+_COEF = re.compile(r'^\s*(\d+)\s*:\s*([0-9.eE+-]+)\s*$')
 
 
 def parse_saes(spec: str) -> list[tuple[int, int]]:
@@ -73,6 +74,44 @@ def parse_saes(spec: str) -> list[tuple[int, int]]:
   return out
 
 
+def parse_l0_coefficients(spec: str, layers) -> dict[int, float]:
+  """'LAYER:COEF,...' (or '') -> {layer: L0 coefficient} of `layers`.
+
+  Entries of layers without an SAE in this run are left out, so a run of
+  some of the config's SAEs (`--config.saes=4:1152`) keeps its overrides.
+
+  Args:
+    spec: the config's `sae_l0_coefficients`.
+    layers: the layers of the config's `saes`.
+
+  Raises:
+    errors.ConfigError: a malformed or repeated entry, or a negative
+      coefficient.
+  """
+  out: dict[int, float] = {}
+  if not str(spec).strip():
+    return out
+  seen = set()
+  for part in str(spec).split(','):
+    m = _COEF.match(part)
+    try:
+      value = float(m.group(2)) if m else -1.0
+    except ValueError:
+      value = -1.0
+    if value < 0:
+      raise errors.ConfigError(
+          f'sae_l0_coefficients entry {part.strip()!r}: expected LAYER:COEF '
+          "with COEF >= 0, e.g. '4:2.5e-4'")
+    layer = int(m.group(1))
+    if layer in seen:
+      raise errors.ConfigError(
+          f'sae_l0_coefficients layer {layer} is repeated')
+    seen.add(layer)
+    if layer in layers:
+      out[layer] = value
+  return out
+
+
 def check_config(config, num_layers: int | None = None
                  ) -> list[tuple[int, int]]:
   """Validates the config's own values; returns the parsed `saes`.
@@ -88,6 +127,8 @@ def check_config(config, num_layers: int | None = None
     raise errors.ConfigError(
         f"config argument {config.preset!r}: expected '' or 'trial'")
   saes = parse_saes(config.saes)
+  parse_l0_coefficients(config.get('sae_l0_coefficients', ''),
+                        [layer for layer, _ in saes])
   if config.site not in sites.SITES:
     raise errors.ConfigError(
         f'site {config.site!r}: expected one of {", ".join(sites.SITES)}')
@@ -242,12 +283,17 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
       'provenance': artifacts.provenance(),
   }
   path = os.path.join(workdir, 'sae_summary.json')
+  coefficients = parse_l0_coefficients(
+      config.get('sae_l0_coefficients', ''), [layer for layer, _ in saes])
   for layer, width in saes:
     name = f'sae_l{layer}_w{width}'
     tick = time.perf_counter()
     sae, history = sae_train.train_sae(
         acts['train'][layer],
-        sae_train.SAETrainConfig(d_sae=width, **config.sae.to_dict()),
+        sae_train.SAETrainConfig(**{
+            **config.sae.to_dict(), 'd_sae': width,
+            'l0_coefficient': coefficients.get(
+                layer, config.sae.l0_coefficient)}),
         site=config.site, layer=layer, model_name=config.model_name,
         log_every=config.log_every,
         checkpoint_dir=os.path.join(workdir, 'checkpoints', name))
@@ -259,6 +305,7 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
     test = stored[dtype]
     summary['saes'].append({
         'name': name, 'path': out, 'layer': layer, 'd_sae': width,
+        'l0_coefficient': coefficients.get(layer, config.sae.l0_coefficient),
         'train_final': history[-1], 'eval': test,
         'dead_fraction': test['dead_latents'] / width,
         'meets_targets': _meets(test, width, config.targets),

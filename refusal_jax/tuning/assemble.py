@@ -33,8 +33,9 @@ from refusal_jax.tuning import lora
 SHIPPED = 'smollm2_safety'
 # Layers of the shipped SmolLM2 SAEs (resid_post): 19, the searched one,
 # where the tuned model's refusal direction is read (resid_pre 20); 23, the
-# hydra stage's, four blocks downstream (configs/dissect_smollm2.py).
-SAE_LAYERS = (19, 23)
+# hydra stage's, four blocks downstream; 4-16, with 19 paper mode's feature
+# space (configs/dissect_smollm2.py).
+SAE_LAYERS = (4, 7, 10, 13, 16, 19, 23)
 _WEIGHT_SUFFIXES = ('.safetensors', '.safetensors.index.json')
 
 

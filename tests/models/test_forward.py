@@ -1,5 +1,6 @@
 """Behaviour of the pure forward pass: slicing, capture, logits selection."""
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +9,7 @@ from flax import nnx
 
 import numerics
 from refusal_jax import errors
+from refusal_jax.models import generation
 from refusal_jax.models import layers
 from refusal_jax.models import transformer
 from refusal_jax.models.config import ModelConfig
@@ -142,3 +144,43 @@ def test_bf16_embedding_lookup_is_the_plain_gather():
   assert got.dtype == jnp.bfloat16
   np.testing.assert_array_equal(np.asarray(got, np.float32),
                                 np.asarray(table[ids], np.float32))
+
+
+_PASSES = []
+
+
+@flax.struct.dataclass
+class _CountPasses:
+  """Counts the passes through layer 0 (one per decoding step) in _PASSES,
+  by a host callback at its resid_pre."""
+
+  def apply(self, site, layer, x, ctx):
+    del ctx
+    if site == 'resid_pre' and layer == 0:
+      jax.debug.callback(lambda: _PASSES.append(1), ordered=True)
+    return x
+
+
+def test_generation_stops_once_every_row_has_finished(setup):
+  params, ids, mask = setup
+  free = np.asarray(generation.greedy_generate(
+      params, CFG, ids, mask, max_new_tokens=6))
+  # Each row ends at its own first token: row 0 at once, row 1 later.
+  stop_at = {0: 0, 1: 2}
+  eos = np.unique([free[r, t] for r, t in stop_at.items()])
+  _PASSES.clear()
+  got = np.asarray(generation.greedy_generate(
+      params, CFG, ids, mask, max_new_tokens=6, eos_ids=jnp.asarray(eos),
+      pad_id=30, interventions=_CountPasses()))
+  for r in range(2):
+    end = int(np.flatnonzero(np.isin(free[r], eos))[0])
+    np.testing.assert_array_equal(got[r, :end + 1], free[r, :end + 1])
+    assert (got[r, end + 1:] == 30).all()
+  last = max(int(np.flatnonzero(np.isin(free[r], eos))[0]) for r in range(2))
+  # The prefill and one step per token after the first, up to the last
+  # row's stop token; none after it.
+  assert last < 5 and len(_PASSES) == 1 + last
+  _PASSES.clear()
+  generation.greedy_generate(params, CFG, ids, mask, max_new_tokens=6,
+                             interventions=_CountPasses())
+  assert len(_PASSES) == 6

@@ -187,11 +187,13 @@ def test_downstream_saes_sit_after_the_searched_one(organism):
     assert sae.layer > searched.layer
 
 
-def test_assets_fit_in_50_mb():
+def test_assets_fit_in_60_mb():
+  """Everything under refusal_jax/assets: the organisms and their SAEs, the
+  SmolLM2 safety adapter and its SAEs."""
   root = os.path.dirname(assets.organism_path('gemma2'))
   size = sum(os.path.getsize(os.path.join(d, f))
              for d, _, files in os.walk(root) for f in files)
-  assert size <= 50 * 2**20
+  assert size <= 60e6
 
 
 def test_unknown_names_are_config_errors():

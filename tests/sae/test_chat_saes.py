@@ -128,6 +128,9 @@ def test_bfloat16_storage_round_trip(tmp_path):
     (dict(preset='bogus'), 'config argument'),
     (dict(saes='14'), 'LAYER:WIDTH'),
     (dict(saes='14:8,14:8'), 'repeated'),
+    (dict(sae_l0_coefficients='4:1e-4,4:2e-4'), 'repeated'),
+    (dict(sae_l0_coefficients='4:-1e-4'), 'LAYER:COEF'),
+    (dict(sae_l0_coefficients='4:x'), 'LAYER:COEF'),
     (dict(site='resid_mid'), 'site'),
     (dict(store_dtype='int8'), 'store_dtype'),
     (dict(model_path=''), 'model_path'),
@@ -171,8 +174,11 @@ def test_train_chat_saes_end_to_end(model_dir, tmp_path):
   config.data.generate_batch_size = 6
   config.data.eval_fraction = 0.3
   config.sae.steps, config.sae.batch_size, config.log_every = 20, 64, 10
+  config.sae_l0_coefficients = '2:0,5:1e-4'  # 5: no SAE here, left out
   summary = chat_saes.train_chat_saes(config, str(tmp_path))
   assert [r['name'] for r in summary['saes']] == ['sae_l1_w48', 'sae_l2_w24']
+  assert [r['l0_coefficient'] for r in summary['saes']] == [
+      config.sae.l0_coefficient, 0.0]
   tokens = summary['tokens']
   # 4 prompts of each of the 3 sets, and the 8 harmful ones again, answered
   # with the refusal direction ablated.
