@@ -81,6 +81,19 @@ def test_paper_summary_has_the_paper_keys(paper):
     assert r['judge'] in ('refusal', 'broken', 'off_topic', 'jailbreak')
     assert r['judge'] == r['judge_by_tokens']['8']
     assert r['jailbroken'] == (r['judge'] == 'jailbreak')
+    # the intersection of the seeds' sets is the prompt's set
+    seeds = sorted(r['per_seed_features'])
+    assert seeds == sorted(r['per_seed_jailbroken']) == sorted(
+        r['per_seed_size'])
+    assert sorted(set.intersection(*(set(r['per_seed_features'][k])
+                                     for k in seeds))) == sorted(
+                                         r['features'])
+    for k in seeds:
+      assert len(r['per_seed_features'][k]) == r['per_seed_size'][k]
+  assert s2['per_seed_asr_count'] == {
+      k: sum(r['per_seed_jailbroken'][k] for r in per) for k in seeds}
+  assert s2['per_seed_asr'] == {
+      k: v / n2 for k, v in s2['per_seed_asr_count'].items()}
   assert s2['tau'] == 1e-4
   assert _rate(s2['asr']) and _count(s2['asr_count'], n2)
   assert s2['asr_count'] == sum(r['jailbroken'] for r in per)

@@ -10,6 +10,9 @@
 * the judge: each prompt generated once under its own set with
   max(`judge_tokens`) new tokens, every length of `judge_tokens` judged by
   the graded judge; `asr` is at `judge_new_tokens`;
+* each seed's set alone: every prompt generated again under the set its
+  search kept with that seed (before the seeds' intersection), judged the
+  same way, so the intersection's effect is measured, not assumed;
 * dormant-but-critical: the members of a prompt's set silent (at or below
   `paper.active_eps` on every token) on that prompt, and each prompt judged
   again without its own dormant members;
@@ -198,10 +201,14 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
   `jailbroken_without_dormant`, `full_active_size`,
   `full_active_jailbroken`, `clean_metric` / `start_metric` / `metric`
   (P('I') with nothing, every candidate, its set ablated), `threshold`,
-  `per_seed_size`), `union_size`, `asr` / `asr_count` (prompts their own
+  `per_seed_size`, `per_seed_features`, `per_seed_jailbroken`: each
+  seed's kept set and whether it alone jailbreaks the prompt),
+  `union_size`, `asr` / `asr_count` (prompts their own
   set jailbreaks), `asr_by_tokens` {n: {asr, asr_count}},
   `judge_new_tokens`, `n_dormant` (distinct dormant members over the
   prompts), `dormant`, `asr_without_dormant` / `_count`,
+  `per_seed_asr` / `per_seed_asr_count` {seed: prompts jailbroken by that
+  seed's own set},
   `full_active_set` {asr, asr_count, mean_size}, `controls`, `tau_sweep`
   (with sweep_tau: {rule: {tau: {sizes, mean_size, union_size}}}),
   `flips` / `flip_fraction` / `mean_metric` (own sets' P('I'), a flip
@@ -241,6 +248,12 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
   lengths = sorted({int(x) for x in pg.judge_tokens} | {n_judge})
   own = own_sets.condition(ctx, ps, sets, memo, 'own', thresholds, lengths)
   jail = own['jailbroken'][n_judge]
+  seed_sets = {s: [[int(feats[j]) for j in r.per_seed[s].kept_indices]
+                   for r in res] for s in seeds}
+  jail_seed = {s: own_sets.condition(ctx, ps, seed_sets[s], memo,
+                                     f'seed{s}', thresholds,
+                                     (n_judge,))['jailbroken'][n_judge]
+               for s in seeds}
 
   acts = (own_sets.feature_latents(ctx, ps, union) if union
           else np.zeros(ps.ids.shape + (0,), np.float32))
@@ -272,7 +285,9 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
         start_metric=float(next(iter(r.per_seed.values())).start_metric),
         metric=float(own_metric[p]), threshold=float(grid[chosen][p]),
         per_seed_size={str(s): len(x.kept_indices)
-                       for s, x in r.per_seed.items()}))
+                       for s, x in r.per_seed.items()},
+        per_seed_features={str(s): seed_sets[s][p] for s in seeds},
+        per_seed_jailbroken={str(s): bool(jail_seed[s][p]) for s in seeds}))
   wo = _rate(jail_wo)
   sweep = {}
   if pg.sweep_tau:
@@ -294,6 +309,9 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
       judge_new_tokens=n_judge, n_dormant=len(dormant_union),
       dormant=dormant_union, asr_without_dormant=wo['asr'],
       asr_without_dormant_count=wo['asr_count'],
+      per_seed_asr={str(s): _rate(j)['asr'] for s, j in jail_seed.items()},
+      per_seed_asr_count={str(s): _rate(j)['asr_count']
+                          for s, j in jail_seed.items()},
       full_active_set=dict(**_rate(jail_full), mean_size=float(
           np.mean([len(s) for s in full_sets]))),
       controls=ctrl,
