@@ -50,9 +50,11 @@ def _tiny_config(family, steps):
   return c
 
 
-# One family in `make test` (~25 s each); the other behind the slow marker.
-@pytest.mark.parametrize('family', [
-    pytest.param('gemma2', marks=pytest.mark.slow), 'llama'])
+# Behind the slow marker (~30 s each): resumption is also checked in
+# `make test` by tests/tuning/test_train.py, export by tests/models/
+# test_export.py.
+@pytest.mark.slow
+@pytest.mark.parametrize('family', ['gemma2', 'llama'])
 def test_train_resume_and_export(tmp_path, family):
   workdir = str(tmp_path / family)
   train.train_organism(_tiny_config(family, steps=10), workdir)
