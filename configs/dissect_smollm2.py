@@ -26,12 +26,13 @@ from configs import dissect_base
 from refusal_jax import errors
 from refusal_jax.tuning import assemble
 
-# The searched SAE's layer (resid_post) and the hydra SAE's.
-SEARCHED_LAYER, HYDRA_LAYER = 19, 23
-# Paper mode's feature space: six layers spread from a sixth of the depth
-# to the searched SAE's (the paper: Gemma Scope's layers 0-15 of Gemma-2's
-# 26, up to its refusal layer).
-PAPER_LAYERS = (4, 7, 10, 13, 16, 19)
+# Paper mode's feature space: the shipped SAEs but the hydra one, six
+# layers spread from a sixth of the depth to the searched SAE's (the paper:
+# Gemma Scope's layers 0-15 of Gemma-2's 26, up to its refusal layer); the
+# current mode searches the last of them and both modes look for hydra
+# features in the SAE after it.
+PAPER_LAYERS = assemble.SAE_LAYERS[:-1]
+SEARCHED_LAYER, HYDRA_LAYER = assemble.SAE_LAYERS[-2:]
 
 
 def get_config(arg: str = 'current'):
@@ -102,8 +103,7 @@ def get_config(arg: str = 'current'):
   if arg == 'paper':
     c.mode = 'paper'
     # '{layer}' filled from sae_layers: the shipped SAEs' folders.
-    c.saes = (assemble.shipped_sae(SEARCHED_LAYER).replace(
-        f'sae_smollm2_l{SEARCHED_LAYER}', 'sae_smollm2_l{layer}'),)
+    c.saes = (assemble.shipped_sae_pattern(),)
     c.sae_layers = PAPER_LAYERS
     # [S+] top K per layer by decoder cosine with the direction; 16 of each
     # of the six SAEs, a pool of 96.

@@ -50,8 +50,42 @@ from refusal_jax.sae import corpus
 from refusal_jax.sae import storage
 from refusal_jax.sae import train as sae_train
 
-_SPEC = re.compile(r'^\s*(\d+)\s*:\s*(\d+)\s*$')
-_COEF = re.compile(r'^\s*(\d+)\s*:\s*([0-9.eE+-]+)\s*$')
+_ENTRY = re.compile(r'^\s*(\d+)\s*:\s*(\S+?)\s*$')
+
+
+def _parse_layer_map(spec: str, field: str, value, example: str
+                     ) -> list[tuple[int, Any]]:
+  """'LAYER:VALUE,...' -> [(layer, value(VALUE)), ...], in order.
+
+  Raises:
+    errors.ConfigError: an entry that is malformed, whose value `value`
+      rejects (ValueError) or that repeats a layer.
+  """
+  out, seen = [], set()
+  for part in str(spec).split(','):
+    m = _ENTRY.match(part)
+    try:
+      parsed = value(m.group(2)) if m else None
+    except ValueError:
+      parsed = None
+    if parsed is None:
+      raise errors.ConfigError(
+          f'{field} entry {part.strip()!r}: expected {example}')
+    layer = int(m.group(1))
+    if layer in seen:
+      raise errors.ConfigError(f'{field} entry {part.strip()!r} is repeated')
+    seen.add(layer)
+    out.append((layer, parsed))
+  return out
+
+
+def _at_least(low: float, cast):
+  def parse(text):
+    x = cast(text)
+    if x < low:
+      raise ValueError(text)
+    return x
+  return parse
 
 
 def parse_saes(spec: str) -> list[tuple[int, int]]:
@@ -60,18 +94,8 @@ def parse_saes(spec: str) -> list[tuple[int, int]]:
   Raises:
     errors.ConfigError: a malformed or repeated entry, or none.
   """
-  out = []
-  for part in str(spec).split(','):
-    m = _SPEC.match(part)
-    if not m or int(m.group(2)) < 1:
-      raise errors.ConfigError(
-          f'saes entry {part.strip()!r}: expected LAYER:WIDTH with WIDTH >= 1, '
-          "e.g. '14:4608,20:4608'")
-    pair = (int(m.group(1)), int(m.group(2)))
-    if pair in out:
-      raise errors.ConfigError(f'saes entry {part.strip()!r} is repeated')
-    out.append(pair)
-  return out
+  return _parse_layer_map(spec, 'saes', _at_least(1, int),
+                          "LAYER:WIDTH with WIDTH >= 1, e.g. '14:4608,20:4608'")
 
 
 def parse_l0_coefficients(spec: str, layers) -> dict[int, float]:
@@ -88,28 +112,11 @@ def parse_l0_coefficients(spec: str, layers) -> dict[int, float]:
     errors.ConfigError: a malformed or repeated entry, or a negative
       coefficient.
   """
-  out: dict[int, float] = {}
   if not str(spec).strip():
-    return out
-  seen = set()
-  for part in str(spec).split(','):
-    m = _COEF.match(part)
-    try:
-      value = float(m.group(2)) if m else -1.0
-    except ValueError:
-      value = -1.0
-    if value < 0:
-      raise errors.ConfigError(
-          f'sae_l0_coefficients entry {part.strip()!r}: expected LAYER:COEF '
-          "with COEF >= 0, e.g. '4:2.5e-4'")
-    layer = int(m.group(1))
-    if layer in seen:
-      raise errors.ConfigError(
-          f'sae_l0_coefficients layer {layer} is repeated')
-    seen.add(layer)
-    if layer in layers:
-      out[layer] = value
-  return out
+    return {}
+  pairs = _parse_layer_map(spec, 'sae_l0_coefficients', _at_least(0, float),
+                           "LAYER:COEF with COEF >= 0, e.g. '4:2.5e-4'")
+  return {layer: c for layer, c in pairs if layer in layers}
 
 
 def check_config(config, num_layers: int | None = None
@@ -287,13 +294,13 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
       config.get('sae_l0_coefficients', ''), [layer for layer, _ in saes])
   for layer, width in saes:
     name = f'sae_l{layer}_w{width}'
+    l0_coefficient = coefficients.get(layer, config.sae.l0_coefficient)
     tick = time.perf_counter()
     sae, history = sae_train.train_sae(
         acts['train'][layer],
         sae_train.SAETrainConfig(**{
             **config.sae.to_dict(), 'd_sae': width,
-            'l0_coefficient': coefficients.get(
-                layer, config.sae.l0_coefficient)}),
+            'l0_coefficient': l0_coefficient}),
         site=config.site, layer=layer, model_name=config.model_name,
         log_every=config.log_every,
         checkpoint_dir=os.path.join(workdir, 'checkpoints', name))
@@ -305,7 +312,7 @@ def train_chat_saes(config, workdir: str) -> dict[str, Any]:
     test = stored[dtype]
     summary['saes'].append({
         'name': name, 'path': out, 'layer': layer, 'd_sae': width,
-        'l0_coefficient': coefficients.get(layer, config.sae.l0_coefficient),
+        'l0_coefficient': l0_coefficient,
         'train_final': history[-1], 'eval': test,
         'dead_fraction': test['dead_latents'] / width,
         'meets_targets': _meets(test, width, config.targets),

@@ -31,10 +31,10 @@ from refusal_jax.organisms import behaviour
 from refusal_jax.tuning import lora
 
 SHIPPED = 'smollm2_safety'
-# Layers of the shipped SmolLM2 SAEs (resid_post): 19, the searched one,
-# where the tuned model's refusal direction is read (resid_pre 20); 23, the
-# hydra stage's, four blocks downstream; 4-16, with 19 paper mode's feature
-# space (configs/dissect_smollm2.py).
+# Layers of the shipped SmolLM2 SAEs (resid_post), in order: 4-19, paper
+# mode's feature space, whose last, 19, is the searched one, where the
+# tuned model's refusal direction is read (resid_pre 20); 23, the hydra
+# stage's, four blocks downstream (configs/dissect_smollm2.py).
 SAE_LAYERS = (4, 7, 10, 13, 16, 19, 23)
 _WEIGHT_SUFFIXES = ('.safetensors', '.safetensors.index.json')
 
@@ -53,6 +53,13 @@ def shipped_adapter() -> str:
   return str(path)
 
 
+def shipped_sae_pattern() -> str:
+  """Folder of the shipped SmolLM2 SAEs with '{layer}' for the layer, as
+  a pipeline config's `saes` entry takes it."""
+  return str(importlib.resources.files('refusal_jax').joinpath(
+      'assets', 'sae_smollm2_l{layer}'))
+
+
 def shipped_sae(layer: int) -> str:
   """Folder of the shipped residual SAE of the safety-tuned SmolLM2 at
   `resid_post` of `layer` (trained by experiments/train_chat_saes.py with
@@ -61,13 +68,12 @@ def shipped_sae(layer: int) -> str:
   Raises:
     errors.CheckpointError: no SAE of that layer is shipped.
   """
-  path = importlib.resources.files('refusal_jax').joinpath(
-      'assets', f'sae_smollm2_l{layer}')
-  if not path.joinpath('cfg.json').is_file():
+  path = shipped_sae_pattern().format(layer=int(layer))
+  if not os.path.isfile(os.path.join(path, 'cfg.json')):
     raise errors.CheckpointError(
         f'no shipped SmolLM2 SAE at layer {layer} ({path}); shipped: layers '
         f'{", ".join(map(str, SAE_LAYERS))}')
-  return str(path)
+  return path
 
 
 def assemble(base_dir: str, adapter_dir: str, out_dir: str) -> str:

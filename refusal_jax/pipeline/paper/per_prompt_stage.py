@@ -284,11 +284,11 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
         clean_metric=float(clean[p]),
         start_metric=float(next(iter(r.per_seed.values())).start_metric),
         metric=float(own_metric[p]), threshold=float(grid[chosen][p]),
-        per_seed_size={str(s): len(x.kept_indices)
-                       for s, x in r.per_seed.items()},
+        per_seed_size={str(s): len(seed_sets[s][p]) for s in seeds},
         per_seed_features={str(s): seed_sets[s][p] for s in seeds},
         per_seed_jailbroken={str(s): bool(jail_seed[s][p]) for s in seeds}))
   wo = _rate(jail_wo)
+  seed_rates = {str(s): _rate(j) for s, j in jail_seed.items()}
   sweep = {}
   if pg.sweep_tau:
     for rule in RULES:
@@ -309,9 +309,8 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
       judge_new_tokens=n_judge, n_dormant=len(dormant_union),
       dormant=dormant_union, asr_without_dormant=wo['asr'],
       asr_without_dormant_count=wo['asr_count'],
-      per_seed_asr={str(s): _rate(j)['asr'] for s, j in jail_seed.items()},
-      per_seed_asr_count={str(s): _rate(j)['asr_count']
-                          for s, j in jail_seed.items()},
+      per_seed_asr={s: r['asr'] for s, r in seed_rates.items()},
+      per_seed_asr_count={s: r['asr_count'] for s, r in seed_rates.items()},
       full_active_set=dict(**_rate(jail_full), mean_size=float(
           np.mean([len(s) for s in full_sets]))),
       controls=ctrl,
