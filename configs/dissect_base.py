@@ -209,6 +209,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.n_ce_prompts = 32
   c.eval.ce_max_new_tokens = 64
   c.eval.batch_size = 32
+  # Greedy generation (evaluation, judging, paper mode's conditions) can
+  # run every prompt to the first of these numbers of new tokens in batches
+  # of eval.batch_size, then regroup the rows that have not stopped into
+  # batches of continue_batch_size up to the next, and so on
+  # (pipeline/regrouped.py): a batch costs its longest row, and refusals
+  # stop within about 20 tokens while answers run to the end. The tokens
+  # are those of one uninterrupted generation. () (the default) runs each
+  # batch to its end: where most rows run to the limit, regrouping is
+  # slower (its gathers copy the caches through the host; BENCHMARKS.md,
+  # "Regrouped generation").
+  c.eval.generation_phases = ()
+  c.eval.continue_batch_size = 16
 
   c.judge = ml_collections.ConfigDict()
   # The graded judge (refusal_jax/data/graded_judge.py) gives every harmful

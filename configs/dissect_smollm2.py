@@ -122,4 +122,16 @@ def get_config(arg: str = 'current'):
     # random draws instead of 5 ([I] both: the paper gives neither).
     c.paper.top_k.n_points = 5
     c.paper.controls.n_draws = 3
+    # The per-prompt search's calls: 4 x 32 = 128 rows, one mask per search
+    # and step (96 searches). With the default 16 (512-row calls, 5 masks a
+    # search), the same sets took 204.5 s of search, 11 calls and 2,891
+    # evaluations, against 113.7 s, 22 calls and 1,984 evaluations (BUILD.md,
+    # "Dissecting SmolLM2 in paper mode").
+    c.paper.greedy.chunk_masks = 4
+    # Regrouped generation (pipeline/regrouped.py): most of paper mode's
+    # conditions here are refusals that stop in about 20 tokens beside a
+    # few rows that run to the limit. Each prompt's own set at 256 tokens:
+    # 115.8 s in batches of 32 run to the end, 63.0 s regrouped (BUILD.md,
+    # "Dissecting SmolLM2 in paper mode").
+    c.eval.generation_phases = (24, 48, 96, 192)
   return c

@@ -75,8 +75,16 @@ def add_paper_fields(c: ml_collections.ConfigDict
   # result is the one-at-a-time pass's; see block_greedy.py). Per-prompt
   # search: at most this many per search and step, and at most
   # chunks.masks divided by the searches of a prompt (seeds x thresholds),
-  # at least 1 (per_prompt.py).
+  # at least 1 (per_prompt.py); as searches finish, the live ones propose
+  # more, so that every step fills the first step's number of rows.
   p.greedy.max_masks = 16
+  # Masks per compiled call of the per-prompt search (0: chunks.masks): a
+  # call scores chunk_masks x chunks.prompts (prompt, mask) rows whatever
+  # the step needs. Large calls suit an accelerator (a step's latency is
+  # what costs, speculation is free); on a CPU every row costs, and
+  # speculative rows past a search's first wrong guess are wasted
+  # (BUILD.md, "Dissecting SmolLM2 in paper mode").
+  p.greedy.chunk_masks = 0
 
   p.classifier = ml_collections.ConfigDict()
   # Stage 3, an FM classifying harmful vs benign prompts by the pool's SAE

@@ -10,8 +10,6 @@ asserted, timed in the same process. Prints the measurements as JSON (and
 writes them to --out when given).
 """
 
-import json
-
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -36,11 +34,7 @@ def main(argv):
   result = per_prompt_greedy.run_config(
       _CONFIG.value, n_prompts=_N_PROMPTS.value, tau=_TAU.value,
       tau_rule=_RULE.value, mesh=common.mesh_from_flags())
-  text = json.dumps(result, indent=2)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write(text + '\n')
+  common.print_json(result, _OUT.value)
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@
 """
 
 import functools
+import json
 import logging as std_logging
 import os
 import sys
@@ -144,3 +145,13 @@ def main_wrapper(fn):
       sys.exit(1)
 
   return main
+
+
+def print_json(result, out: str = '') -> None:
+  """Prints `result` as indented JSON, and writes it to `out` when given."""
+  text = json.dumps(result, indent=2)
+  print(text)
+  if out:
+    with open(out, 'w') as f:
+      f.write(text + '\n')
+

@@ -104,13 +104,37 @@ class Model:
     """
     if attention_mask is None:
       attention_mask = jnp.ones(jnp.shape(input_ids), jnp.int32)
+    eos, pad = self._stop_ids()
+    with matmul_precision.scope(self.matmul_precision, self.dtype):
+      return np.asarray(generation.greedy_generate(
+          self.params, self.config, jnp.asarray(input_ids),
+          jnp.asarray(attention_mask), max_new_tokens=max_new_tokens,
+          interventions=interventions, eos_ids=eos, pad_id=pad))
+
+  def prefill(self, input_ids, attention_mask, *, max_new_tokens: int,
+              interventions=None) -> generation.Decoding:
+    """`generate`'s first half (models/generation.py `prefill`)."""
+    eos, pad = self._stop_ids()
+    with matmul_precision.scope(self.matmul_precision, self.dtype):
+      return generation.prefill(
+          self.params, self.config, jnp.asarray(input_ids),
+          jnp.asarray(attention_mask), max_new_tokens=max_new_tokens,
+          interventions=interventions, eos_ids=eos, pad_id=pad)
+
+  def decode(self, state: generation.Decoding, until: int, *,
+             interventions=None) -> generation.Decoding:
+    """`generate`'s loop from `state` up to `until` tokens
+    (models/generation.py `decode`)."""
+    eos, pad = self._stop_ids()
+    with matmul_precision.scope(self.matmul_precision, self.dtype):
+      return generation.decode(
+          self.params, self.config, state, jnp.asarray(until, jnp.int32),
+          interventions=interventions, eos_ids=eos, pad_id=pad)
+
+  def _stop_ids(self) -> tuple[jax.Array, int]:
+    """(stop token ids [E], the id emitted after a stop)."""
     cfg = self.config
     pad = cfg.pad_token_id
     if pad is None:
       pad = cfg.eos_token_ids[0] if cfg.eos_token_ids else 0
-    eos = jnp.asarray(cfg.eos_token_ids or (), jnp.int32)
-    with matmul_precision.scope(self.matmul_precision, self.dtype):
-      return np.asarray(generation.greedy_generate(
-          self.params, cfg, jnp.asarray(input_ids),
-          jnp.asarray(attention_mask), max_new_tokens=max_new_tokens,
-          interventions=interventions, eos_ids=eos, pad_id=pad))
+    return jnp.asarray(cfg.eos_token_ids or (), jnp.int32), pad

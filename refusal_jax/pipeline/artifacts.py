@@ -206,6 +206,12 @@ class Memo:
     self._dir = (None if workdir is None else
                  os.path.join(workdir, 'partial', stage))
 
+  def has(self, key: str) -> bool:
+    """Whether a previous run finished unit `key` (never without a
+    workdir)."""
+    return self._dir is not None and os.path.exists(
+        os.path.join(self._dir, f'{key}.npz'))
+
   def __call__(self, key: str, fn) -> dict:
     if self._dir is None:
       return fn()

@@ -42,6 +42,7 @@ from refusal_jax.data.judge import SubstringJudge
 from refusal_jax.interventions.directions import DirectionalAblation
 from refusal_jax.interventions.sae_edit import SAEEdit
 from refusal_jax.pipeline import context as context_lib
+from refusal_jax.pipeline import regrouped
 from refusal_jax.pipeline.context import Context, PromptSet
 from refusal_jax.sweeps import engine
 
@@ -82,7 +83,10 @@ def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
   Prompts are generated in batches of `ctx.chunk_sizes.batch(op)`; a batch
   that runs out of device memory is halved and retried. Every batch is
   padded to min(batch size, `rows` or B) prompts (the last one repeated, its
-  completions dropped), so one compiled generation serves every batch.
+  completions dropped), so one compiled generation serves every batch. The
+  rows still generating after each of `eval.generation_phases` tokens are
+  regrouped into batches of `eval.continue_batch_size`
+  (pipeline/regrouped.py).
 
   Args:
     ctx: the run's context.
@@ -95,18 +99,12 @@ def generate(ctx: Context, ps: PromptSet, interventions, max_new_tokens: int,
     op: the name of the generation's chunk size in `ctx.chunk_sizes`.
     rows: the stage's batch rows (the most prompts any of its calls has).
   """
-  model = ctx.model if model is None else model
-
-  def run(i0, i1):
-    idx = context_lib.padded_rows(i0, i1, _batch_rows(ctx, op, len(ps), rows))
-    out = model.generate(ps.ids[idx], ps.mask[idx],
-                         max_new_tokens=max_new_tokens,
-                         interventions=interventions)[:i1 - i0]
-    if progress is not None:
-      progress(len(out))
-    return out
-
-  return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes, op))
+  e = ctx.config.eval
+  return regrouped.generate(
+      ctx.model if model is None else model, ps.ids, ps.mask, max_new_tokens,
+      lambda idx: interventions, sizes=ctx.chunk_sizes, op=op,
+      rows=_batch_rows(ctx, op, len(ps), rows), phases=e.generation_phases,
+      continue_rows=e.continue_batch_size, progress=progress)
 
 
 def completion_mask(tokens: np.ndarray, stop_ids) -> np.ndarray:
@@ -396,9 +394,18 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
   harmless, own, harmless_nll = harmless_reference(ctx, memo)
   thresholds = judge_thresholds(ctx, harmless_nll)
   substring = make_judge(ctx)
-  res = {name: judge_set(ctx, harmful, iv, memo, name, thresholds,
-                         model_judge, progress, rows=rows)
-         for name, iv in interventions.items()}
+  # A set equal to an earlier one (paper mode's probe set is often the
+  # stage-2 union) is generated and judged once.
+  first = {}
+  for name, feats in feature_sets.items():
+    first.setdefault(tuple(sorted(int(f) for f in feats)), name)
+  same = {name: first[tuple(sorted(int(f) for f in feats))]
+          for name, feats in feature_sets.items()}
+  res = {}
+  for name, iv in interventions.items():
+    res[name] = (res[same[name]] if same.get(name, name) != name else
+                 judge_set(ctx, harmful, iv, memo, name, thresholds,
+                           model_judge, progress, rows=rows))
   texts = {name: r['texts'] for name, r in res.items()}
   classes = {name: r['classes'] for name, r in res.items()}
   judged = {name: r['counts'] for name, r in res.items()}
@@ -410,7 +417,7 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
          else float(ctx.config.greedy.threshold))
   surrogate = {}
   for name in feature_sets:
-    metric = memo(f'metric_{name}', lambda name=name: dict(
+    metric = memo(f'metric_{same[name]}', lambda name=same[name]: dict(
         v=context_lib.refusal_scores(
             ctx.model, ctx.metric, harmful, ctx.config.chunks.prompts,
             interventions[name])))['v']

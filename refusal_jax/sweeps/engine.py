@@ -113,6 +113,12 @@ class ChunkSizes:
     """The sweep chunks of operation `op`."""
     return self._chunks.get(op, self.default_chunks)
 
+  def start_chunks(self, op: str, chunks: Chunks) -> None:
+    """Operation `op` starts from `chunks` instead of the defaults (and is
+    halved from them on out-of-memory); an op already halved keeps its
+    halved chunks."""
+    self._chunks.setdefault(op, chunks)
+
   def batch(self, op: str) -> int:
     """The batch size of batched operation `op`."""
     return self._batches.get(op, self.default_batch)

@@ -568,3 +568,26 @@ def test_forward_judge_check_keeps_adding_when_the_judge_disagrees(tiny):
   assert flipping[0] == len(plain['features'])
   assert not any(c['accepted'] for c in got['judge_checks'])
   assert not got['judge_accepted']
+
+
+def test_equal_feature_sets_are_generated_and_judged_once(tiny, tmp_path,
+                                                          monkeypatch):
+  ctx, _ = _resumed(tiny, tmp_path, lambda c: None)
+  workdir = tiny[1]
+  stage2 = artifacts.read_json(os.path.join(workdir, 'greedy.json'))['features']
+  fm = artifacts.read_json(
+      os.path.join(workdir, 'interactions.json'))['fm_features']
+  sets = {'stage2': stage2, 'fm': fm, 'linear_probe': stage2[::-1]}
+  calls, real = [], evaluation.judge_set
+  monkeypatch.setattr(evaluation, 'judge_set',
+                      lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+  direction = np.load(os.path.join(workdir, 'direction.npz'))['direction']
+  s5, texts = evaluation.run(ctx, direction, sets)
+  want = ['baseline', 'direction_ablation', 'stage2']
+  if sorted(fm) != sorted(stage2):
+    want.append('fm')
+  assert calls == want
+  assert s5['asr']['linear_probe'] == s5['asr']['stage2']
+  assert s5['judge']['linear_probe'] == s5['judge']['stage2']
+  assert (texts['completions']['linear_probe'] ==
+          texts['completions']['stage2'])

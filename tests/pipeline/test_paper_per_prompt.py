@@ -51,10 +51,11 @@ def _paired(prompts, masks):
                      for p, m in zip(prompts, masks)])
 
 
-@pytest.mark.parametrize('lookahead', [1, 3, 8])
+@pytest.mark.parametrize('lookahead,fill_rows', [(1, None), (3, None),
+                                                (8, None), (1, 0), (3, 0)])
 @pytest.mark.parametrize('absolute', [True, False])
 def test_batched_search_equals_a_loop_of_single_prompt_searches(
-    lookahead, absolute):
+    lookahead, fill_rows, absolute):
   clean = _paired(range(N_PROMPTS), np.zeros((N_PROMPTS, N_CANDIDATES)))
   for rule in per_prompt_stage.RULES:
     for tau in (0.05, 0.3):
@@ -62,7 +63,8 @@ def test_batched_search_equals_a_loop_of_single_prompt_searches(
       score = per_prompt.PairedScore(_paired, N_PROMPTS)
       got = per_prompt.per_prompt_sets(
           N_CANDIDATES, score, {'x': thr}, seeds=(0, 1, 2), block_size=3,
-          absolute=absolute, lookahead=lookahead)['x']
+          absolute=absolute, lookahead=lookahead,
+          fill_rows=fill_rows)['x']
       for p in range(N_PROMPTS):
         want = block_greedy.intersect_over_seeds(
             list(range(N_CANDIDATES)), _pooled, tau=thr[p], block_size=3,
@@ -77,6 +79,31 @@ def test_batched_search_equals_a_loop_of_single_prompt_searches(
               t['change'] for t in r.trajectory]
       # one call per step for all prompts: far fewer than the loop's
       assert score.n_calls <= 2 + 3 * N_CANDIDATES
+
+
+def test_searches_left_alone_propose_more_masks_per_step():
+  """Prompt 0's search mispredicts its first four decisions (restoring the
+  1st or 3rd block of its order raises P('I') by 0.5: kept), then drops
+  the rest; prompt 1's drops everything and ends first. Alone, prompt 0's
+  search proposes fill_rows masks a step: the same sets in fewer calls."""
+  n = 12
+  order = [b[0] for b in block_greedy.block_order(n, 1, 0)]
+  critical = [order[0], order[2]]
+
+  def fn(prompts, masks):
+    hits = (np.asarray(masks)[:, critical] > 0).sum(1)
+    return np.where(np.asarray(prompts) == 0, 1.0 - 0.5 * hits, 0.0)
+
+  out = {}
+  for fill in (None, 0):
+    score = per_prompt.PairedScore(fn, 2)
+    res = per_prompt.per_prompt_sets(n, score, {'x': [0.3, 0.3]},
+                                     seeds=(0,), block_size=1, lookahead=2,
+                                     fill_rows=fill)['x']
+    out[fill] = ([r.kept_indices for r in res], score.n_calls)
+  assert out[None][0] == out[0][0] == [sorted(critical), []]
+  # the start, 4 one-decision steps, then 2 a step (4 a step once alone)
+  assert (out[0][1], out[None][1]) == (1 + 4 + 4, 1 + 4 + 3)
 
 
 def test_tau_rules():

@@ -339,7 +339,7 @@ def test_paper_config_defaults():
   # the greedy section holds intersect_over_seeds' keyword arguments
   fields = {k: v for k, v in g.items()
             if k not in ('sweep_tau', 'taus', 'search', 'tau_rule',
-                         'judge_new_tokens', 'judge_tokens')}
+                         'judge_new_tokens', 'judge_tokens', 'chunk_masks')}
   res = block_greedy.intersect_over_seeds(list(range(12)), _and_score([3]),
                                           **fields)
   assert 3 in res.kept_indices and sorted(res.per_seed) == [0, 1, 2]

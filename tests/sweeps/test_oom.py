@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import numerics
+from configs import dissect_base
 from sweep_tiny import CFG, IDS, MASK, METRIC, OOM
 from sweep_tiny import sae as _sae
 from refusal_jax import errors
@@ -192,7 +193,8 @@ def test_generation_halves_its_batch_with_the_same_tokens(
   model = Model(config=CFG, params=params)
   ctx = types.SimpleNamespace(
       model=model, chunk_sizes=engine.ChunkSizes(
-          engine.Chunks(masks=4, prompts=4), batch=5))
+          engine.Chunks(masks=4, prompts=4), batch=5),
+      config=dissect_base.base_config())
   ps = evaluation.PromptSet(['p'] * len(IDS), IDS, MASK)
   want = evaluation.generate(ctx, ps, None, max_new_tokens=5)
   _over_budget(monkeypatch, generation, 'greedy_generate', 2,

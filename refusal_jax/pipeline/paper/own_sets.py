@@ -4,8 +4,9 @@ Stage 2 per prompt gives every prompt its own set; its jailbreak is judged on
 a generation with that set ablated on that prompt alone. `generate` runs all
 prompts in batches, each row with its own set: one `SAEEdit` per SAE of the
 feature space, with a latent mask of one row per prompt ([B, 1, A], broadcast
-over tokens). Batches are padded to the batch size and every SAE of the
-space is edited in every batch (with an empty mask where no set of the batch
+over tokens). Batches are padded to min(batch size, P) rows, the rows still
+generating regrouped after each of `eval.generation_phases` tokens
+(pipeline/regrouped.py), and every SAE of the space is edited in every batch (with an empty mask where no set of the batch
 has a feature of it), so every condition of a stage shares one compiled
 generation per length. `padded` pads a prompt set to whole batches, so the
 per-prompt passes of the stage (SAE latents, the judge's NLL) compile once
@@ -26,8 +27,8 @@ import numpy as np
 from refusal_jax.data import graded_judge
 from refusal_jax.pipeline import evaluation
 from refusal_jax.pipeline import latents
+from refusal_jax.pipeline import regrouped
 from refusal_jax.pipeline.context import Context, PromptSet
-from refusal_jax.sweeps import engine
 
 # The name of these generations' batch size in ctx.chunk_sizes.
 GENERATE_OP = 'paper/own_sets/generate'
@@ -82,7 +83,8 @@ def row_edits(ctx: Context, sets: Sequence[Sequence[int]], saes: Sequence[int]
 
 
 def generate(ctx: Context, ps: PromptSet, sets: Sequence[Sequence[int]],
-             max_new_tokens: int, progress=None) -> np.ndarray:
+             max_new_tokens: int, progress=None,
+             rows_per_batch: int | None = None) -> np.ndarray:
   """[P, G] greedy completions, prompt p with sets[p] edited.
 
   Args:
@@ -90,25 +92,20 @@ def generate(ctx: Context, ps: PromptSet, sets: Sequence[Sequence[int]],
     ps: the P prompts.
     sets: P feature lists of `ctx.space` (an empty one: no edit).
     max_new_tokens: G.
-    progress: called with the number of prompts of each finished batch.
+    progress: called with the number of prompts that finished.
+    rows_per_batch: the first phase's batch rows (at most the batch size;
+      default P).
   """
   if len(sets) != len(ps):
     raise ValueError(f'{len(sets)} feature sets for {len(ps)} prompts')
   saes = range(len(ctx.space.saes))
-
-  def run(i0, i1):
-    size = ctx.chunk_sizes.batch(GENERATE_OP)
-    rows = list(range(i0, i1)) + [i1 - 1] * (size - (i1 - i0))
-    edits = row_edits(ctx, [sets[i] for i in rows], saes)
-    out = ctx.model.generate(ps.ids[rows], ps.mask[rows],
-                             max_new_tokens=max_new_tokens,
-                             interventions=edits)[:i1 - i0]
-    if progress is not None:
-      progress(len(out))
-    return out
-
-  return np.concatenate(engine.batched(run, len(ps), ctx.chunk_sizes,
-                                       GENERATE_OP))
+  e = ctx.config.eval
+  return regrouped.generate(
+      ctx.model, ps.ids, ps.mask, max_new_tokens,
+      lambda idx: row_edits(ctx, [sets[i] for i in idx], saes),
+      sizes=ctx.chunk_sizes, op=GENERATE_OP, rows=rows_per_batch or len(ps),
+      phases=e.generation_phases, continue_rows=e.continue_batch_size,
+      progress=progress)
 
 
 def judge(ctx: Context, ps: PromptSet, tokens: np.ndarray,
@@ -153,11 +150,41 @@ def condition(ctx: Context, ps: PromptSet, sets: Sequence[Sequence[int]],
     {'tokens': [P, G], 'texts': {n: [P] str}, 'classes': {n: [P] class},
     'jailbroken': {n: [P] bool}}.
   """
+  return conditions(ctx, ps, {key: sets}, memo, thresholds, lengths)[key]
+
+
+def conditions(ctx: Context, ps: PromptSet,
+               named: dict[str, Sequence[Sequence[int]]], memo,
+               thresholds: dict, lengths: Sequence[int]) -> dict[str, dict]:
+  """`condition` for several conditions, generated together.
+
+  The rows of every condition not yet in the memo go to one `generate`
+  call (in batches of P rows, the rows still generating regrouped across
+  conditions), so a condition whose rows stop early does not leave its
+  batches half empty.
+
+  Returns:
+    {name: `condition`'s dict}.
+  """
   n_max = max(int(n) for n in lengths)
-  tokens = memo(f'{key}_{digest(sets, n_max)}', lambda: dict(
-      t=generate(ctx, ps, sets, n_max)))['t']
-  texts, classes, jail = {}, {}, {}
-  for n in sorted({int(n) for n in lengths}):
-    texts[n], classes[n] = judge(ctx, ps, tokens[:, :n], thresholds)
-    jail[n] = jailbroken(classes[n])
-  return dict(tokens=tokens, texts=texts, classes=classes, jailbroken=jail)
+  keys = {name: f'{name}_{digest(sets, n_max)}' for name, sets in named.items()}
+  todo = [name for name in named if not memo.has(keys[name])]
+  made = {}
+  if todo:
+    n, k = len(ps), len(todo)
+    stacked = PromptSet(list(ps.instructions) * k, np.tile(ps.ids, (k, 1)),
+                        np.tile(ps.mask, (k, 1)))
+    rows = [s for name in todo for s in named[name]]
+    tokens = generate(ctx, stacked, rows, n_max, rows_per_batch=n)
+    made = {name: tokens[i * n:(i + 1) * n] for i, name in enumerate(todo)}
+  out = {}
+  for name in named:
+    tokens = memo(keys[name], lambda name=name: dict(t=made[name]))['t']
+    texts, classes, jail = {}, {}, {}
+    for length in sorted({int(x) for x in lengths}):
+      texts[length], classes[length] = judge(ctx, ps, tokens[:, :length],
+                                             thresholds)
+      jail[length] = jailbroken(classes[length])
+    out[name] = dict(tokens=tokens, texts=texts, classes=classes,
+                     jailbroken=jail)
+  return out

@@ -15,7 +15,10 @@ masks[n] (sweeps/paired.py's `paired_feature_sweep` for a model, which packs
 the rows into calls of one fixed shape). A search's masks are scored on its
 own prompt only.
 
-Speculation: a search proposes up to `lookahead` masks per step, along a
+Speculation: a search proposes up to `lookahead` masks per step (more as
+searches finish: the step's rows stay near `fill_rows`, the first step's
+number, so the fixed-size calls of the paired score are not left half empty
+in the last steps), along a
 guessed path of decisions: the guess is the search's last decision (at the
 start, drop). Guessing "keep" gives masks S minus b_i, S minus b_{i+1}, ...
 (all judged against S, as block_greedy.py's batched pass); guessing "drop"
@@ -149,7 +152,8 @@ class _Pass:
 
 def run_searches(n_candidates: int, searches: Sequence[Search],
                  score: PairedScore, *, block_size: int = 5,
-                 absolute: bool = True, lookahead: int = 4
+                 absolute: bool = True, lookahead: int = 4,
+                 fill_rows: int | None = None
                  ) -> list[block_greedy.BlockGreedyResult]:
   """Every search's pass, all advanced together (module docstring).
 
@@ -160,6 +164,10 @@ def run_searches(n_candidates: int, searches: Sequence[Search],
     block_size: candidates per block (the paper: 5).
     absolute: judge |change| (True) or only a rise of P('I').
     lookahead: masks a search proposes per step (at least 1).
+    fill_rows: while fewer searches are live, each proposes up to
+      max(lookahead, fill_rows // live) masks (None: lookahead x the number
+      of searches; 0: always lookahead). The decisions are the same; only
+      the number of steps changes.
 
   Returns:
     One BlockGreedyResult per search, in order (`kept` holds candidate
@@ -178,11 +186,13 @@ def run_searches(n_candidates: int, searches: Sequence[Search],
   start = score([p.search.prompt for p in passes], full)
   for p, v in zip(passes, start):
     p.base = p.start = float(v)
+  fill = lookahead * len(passes) if fill_rows is None else int(fill_rows)
   while True:
     live = [p for p in passes if not p.done]
     if not live:
       break
-    rows = [p.propose(lookahead) for p in live]
+    ahead = max(lookahead, fill // len(live))
+    rows = [p.propose(ahead) for p in live]
     prompts = [p.search.prompt for p, r in zip(live, rows) for _ in r]
     vals = score(prompts, np.concatenate([np.stack(r) for r in rows]))
     at = 0
@@ -203,7 +213,8 @@ def run_searches(n_candidates: int, searches: Sequence[Search],
 def per_prompt_sets(n_candidates: int, score: PairedScore,
                     thresholds: dict[Hashable, Sequence[float]], *,
                     seeds: Sequence[int] = (0, 1, 2), block_size: int = 5,
-                    absolute: bool = True, lookahead: int = 4
+                    absolute: bool = True, lookahead: int = 4,
+                    fill_rows: int | None = None
                     ) -> dict[Hashable, list[block_greedy.SeedIntersection]]:
   """Per prompt, the seeds' passes intersected, for every threshold setting.
 
@@ -213,7 +224,7 @@ def per_prompt_sets(n_candidates: int, score: PairedScore,
     thresholds: {name: [P] threshold of each prompt} (e.g. one per (rule,
       tau) of a sweep); the passes of every name run together.
     seeds: seeds of the block orders (the paper: 3).
-    block_size, absolute, lookahead: as `run_searches`.
+    block_size, absolute, lookahead, fill_rows: as `run_searches`.
 
   Returns:
     {name: [P] SeedIntersection, one per prompt; `.kept` are candidate
@@ -232,7 +243,7 @@ def per_prompt_sets(n_candidates: int, score: PairedScore,
         searches.append(Search(p, int(s), float(t)))
   results = run_searches(n_candidates, searches, score,
                          block_size=block_size, absolute=absolute,
-                         lookahead=lookahead)
+                         lookahead=lookahead, fill_rows=fill_rows)
   by_key = dict(zip(keys, results))
   out = {}
   for name in thresholds:

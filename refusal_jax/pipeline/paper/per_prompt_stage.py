@@ -35,6 +35,7 @@ Axis letters: P prompts, T tokens, C the stage-1 features, U the union of
 the prompts' sets, A SAE latents.
 """
 
+import dataclasses
 import hashlib
 import time
 
@@ -51,6 +52,7 @@ from refusal_jax.pipeline.paper import knock_on
 from refusal_jax.pipeline.paper import own_sets
 from refusal_jax.pipeline.paper import per_prompt
 from refusal_jax.sweeps import paired
+from refusal_jax.sweeps.engine import Chunks
 from refusal_jax.sweeps.metrics import Metric
 
 # The per-prompt sweeps' name in ctx.chunk_sizes.
@@ -70,11 +72,20 @@ def thresholds_for(rule: str, tau: float, clean: np.ndarray) -> list[float]:
       f"paper.greedy.tau_rule {rule!r}: expected one of {RULES}")
 
 
+def search_chunks(ctx: Context) -> Chunks:
+  """The per-prompt sweeps' chunks: `paper.greedy.chunk_masks` masks (0:
+  `chunks.masks`) by `chunks.prompts` prompts, set in ctx.chunk_sizes."""
+  n = int(ctx.config.paper.greedy.get('chunk_masks', 0) or 0)
+  ctx.chunk_sizes.start_chunks(SWEEP_OP, dataclasses.replace(
+      ctx.chunks, masks=n or ctx.chunks.masks))
+  return ctx.chunk_sizes.chunks(SWEEP_OP)
+
+
 def lookahead(ctx: Context, n_searches_per_prompt: int) -> int:
-  """Masks a search proposes per step: fills the configured masks chunk."""
+  """Masks a search proposes per step: fills the search's masks chunk."""
   pg = ctx.config.paper.greedy
-  return max(1, min(int(pg.max_masks),
-                    ctx.chunks.masks // max(1, n_searches_per_prompt)))
+  return max(1, min(int(pg.max_masks), search_chunks(ctx).masks //
+                    max(1, n_searches_per_prompt)))
 
 
 def paired_fn(ctx: Context, ps: PromptSet, features, metric: Metric, memo,
@@ -83,6 +94,7 @@ def paired_fn(ctx: Context, ps: PromptSet, features, metric: Metric, memo,
   over `features`, edited as the stage edits (`greedy.mode`)."""
   g = ctx.config.greedy
   feats = np.asarray(features)
+  search_chunks(ctx)
 
   def fn(prompts, masks):
     key = 'pp_' + _bytes_digest(prompts, masks)
@@ -154,40 +166,39 @@ def random_controls(features, sizes, n_draws: int, seed: int
   return [[dr[d] for dr in draws] for d in range(n_draws)]
 
 
-def _controls(ctx: Context, ps: PromptSet, features, sets, memo,
-              thresholds: dict, n_judge: int) -> dict:
-  """Random sets of each prompt's set size and O'Brien-style sets."""
+def _control_sets(ctx: Context, ps: PromptSet, features, sets
+                  ) -> tuple[dict, list[tuple[int, list[int]]]]:
+  """The controls' per-prompt sets: ({'random<d>': sets of each prompt's
+  size}, [(k, O'Brien-style sets of features active on >= k tokens)])."""
   c, eps = ctx.config.paper.controls, ctx.config.paper.active_eps
   draws = random_controls(features, [len(s) for s in sets], c.n_draws,
                           c.seed)
-  rand = []
-  for d, drawn in enumerate(draws):
-    cond = own_sets.condition(ctx, ps, drawn, memo, f'random{d}',
-                              thresholds, (n_judge,))
-    rand.append(dict(draw=d, **_rate(cond['jailbroken'][n_judge])))
   acts = own_sets.feature_latents(ctx, ps, list(features))
-  obrien = []
-  for k in c.min_tokens:
-    chosen = [[int(features[i]) for i in controls.obrien_set(
-        acts[p], int(k), eps=eps, size=c.obrien_size)]
-              for p in range(len(ps))]
+  obrien = [(int(k), [[int(features[i]) for i in controls.obrien_set(
+      acts[p], int(k), eps=eps, size=c.obrien_size)]
+                      for p in range(len(ps))]) for k in c.min_tokens]
+  return {f'random{d}': drawn for d, drawn in enumerate(draws)}, obrien
+
+
+def _controls(random_sets: dict, obrien, judged: dict, n_judge: int) -> dict:
+  """The controls' summary from their judged conditions."""
+  rand = [dict(draw=d, **_rate(judged[name]['jailbroken'][n_judge]))
+          for d, name in enumerate(random_sets)]
+  rows = []
+  for k, chosen in obrien:
     sizes = [len(s) for s in chosen]
-    if any(sizes):
-      cond = own_sets.condition(ctx, ps, chosen, memo, f'obrien{int(k)}',
-                                thresholds, (n_judge,))
-      jail = cond['jailbroken'][n_judge]
-    else:
-      jail = np.zeros(0, bool)
-    obrien.append(dict(min_tokens=int(k), mean_size=float(np.mean(sizes)),
-                       **_rate(jail)))
+    jail = (judged[f'obrien{k}']['jailbroken'][n_judge] if any(sizes)
+            else np.zeros(0, bool))
+    rows.append(dict(min_tokens=k, mean_size=float(np.mean(sizes)),
+                     **_rate(jail)))
   return dict(
       random=rand,
       random_mean_asr=float(np.mean([r['asr'] for r in rand])) if rand
       else 0.0,
       random_max_asr_count=max((r['asr_count'] for r in rand), default=0),
-      obrien=obrien,
-      obrien_max_asr=max((r['asr'] for r in obrien), default=0.0),
-      obrien_max_asr_count=max((r['asr_count'] for r in obrien), default=0))
+      obrien=rows,
+      obrien_max_asr=max((r['asr'] for r in rows), default=0.0),
+      obrien_max_asr_count=max((r['asr_count'] for r in rows), default=0))
 
 
 def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
@@ -250,25 +261,26 @@ def run(ctx: Context, features: list[int], ps: PromptSet, metric: Metric,
   jail = own['jailbroken'][n_judge]
   seed_sets = {s: [[int(feats[j]) for j in r.per_seed[s].kept_indices]
                    for r in res] for s in seeds}
-  jail_seed = {s: own_sets.condition(ctx, ps, seed_sets[s], memo,
-                                     f'seed{s}', thresholds,
-                                     (n_judge,))['jailbroken'][n_judge]
-               for s in seeds}
-
   acts = (own_sets.feature_latents(ctx, ps, union) if union
           else np.zeros(ps.ids.shape + (0,), np.float32))
   dormant = dormant_per_prompt(sets, union, acts, eps)
-  if any(dormant):
-    without = [[f for f in s if f not in set(d)]
-               for s, d in zip(sets, dormant)]
-    jail_wo = own_sets.condition(ctx, ps, without, memo, 'without_dormant',
-                                 thresholds, (n_judge,))['jailbroken'][n_judge]
-  else:
-    jail_wo = jail
   full_sets = full_active_sets(ctx, ps, eps)
-  jail_full = own_sets.condition(ctx, ps, full_sets, memo, 'full_active',
-                                 thresholds, (n_judge,))['jailbroken'][n_judge]
-  ctrl = _controls(ctx, ps, feats, sets, memo, thresholds, n_judge)
+  random_sets, obrien = _control_sets(ctx, ps, feats, sets)
+  # Every other condition is judged at n_judge tokens: generated together.
+  named = {f'seed{s}': seed_sets[s] for s in seeds}
+  if any(dormant):
+    named['without_dormant'] = [[f for f in s if f not in set(d)]
+                                for s, d in zip(sets, dormant)]
+  named['full_active'] = full_sets
+  named.update(random_sets)
+  named.update({f'obrien{k}': chosen for k, chosen in obrien
+                if any(map(len, chosen))})
+  judged = own_sets.conditions(ctx, ps, named, memo, thresholds, (n_judge,))
+  jail_seed = {s: judged[f'seed{s}']['jailbroken'][n_judge] for s in seeds}
+  jail_wo = (judged['without_dormant']['jailbroken'][n_judge]
+             if any(dormant) else jail)
+  jail_full = judged['full_active']['jailbroken'][n_judge]
+  ctrl = _controls(random_sets, obrien, judged, n_judge)
 
   dormant_union = sorted(set().union(*map(set, dormant)))
   per = []

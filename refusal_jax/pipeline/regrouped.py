@@ -1,0 +1,154 @@
+"""Greedy generation that regroups the rows still generating.
+
+A batch of greedy generations runs until its last row stops, so one long
+answer keeps every finished row of its batch (refusals stop in about 20
+tokens) running to the end. `generate` runs all rows in batches of the
+stage's batch rows up to the first of `eval.generation_phases` new tokens,
+then gathers the rows that have not stopped into batches of
+`eval.continue_batch_size` and continues them to the next phase, and so on
+up to max_new_tokens. Every row gets the tokens of one uninterrupted generation
+(`generation.decode`: no row's computation reads another's; float rounding
+in a batch of another size aside). Shapes are fixed by the config:
+`prefill` and `decode` at the batch rows and `decode` at the continuation
+rows, three compilations per (prompt width, max_new_tokens)
+however many rows stop where; with no phases, each batch is one
+`Model.generate` call. The gathers copy the rows' caches through
+the host: where nearly every row runs to the limit, that costs more than
+regrouping saves (BENCHMARKS.md, "Regrouped generation": 0.7x on SmolLM2's
+direction-ablated prompts, 1.4x on its plain ones), so the phases are a
+config choice, off by default.
+
+Axis letters (refusal_jax/axes.py): B rows, T prompt tokens, G generated
+tokens.
+"""
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from refusal_jax.models import generation
+from refusal_jax.models.model import Model
+from refusal_jax.sweeps import engine
+from refusal_jax.sweeps.engine import ChunkSizes
+
+# The continuation batches' name in the run's ChunkSizes: `op` + this.
+CONTINUE = '/continue'
+
+
+def phase_bounds(phases: Sequence[int], max_new_tokens: int) -> list[int]:
+  """The numbers of tokens after which rows are regrouped, then
+  max_new_tokens."""
+  g = int(max_new_tokens)
+  return sorted({int(p) for p in phases if 0 < int(p) < g}) + [g]
+
+
+def padded(items: list, size: int) -> list:
+  """`items` with its last one repeated up to `size`."""
+  return list(items) + [items[-1]] * max(0, size - len(items))
+
+
+def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
+             max_new_tokens: int,
+             interventions_for: Callable[[list[int]], Any], *,
+             sizes: ChunkSizes, op: str, rows: int,
+             phases: Sequence[int] = (), continue_rows: int = 0,
+             progress=None) -> np.ndarray:
+  """[N, G] greedy completions of N prompts (pad after the stop token).
+
+  Args:
+    model: the model that generates.
+    ids: [N, T] left-padded prompt ids.
+    mask: [N, T] 1 at real tokens.
+    max_new_tokens: G.
+    interventions_for: the interventions of a batch from its rows (N-row
+      indices, the last repeated in a padded batch): a pytree whose
+      per-row leaves follow that order, or one shared by every row.
+    sizes: the run's chunk sizes; `sizes.batch(op)` rows per first-phase
+      call and `sizes.batch(op + CONTINUE)` per continuation, each halved on
+      out-of-memory.
+    op: the generation's name in `sizes`.
+    rows: the batch rows of the first phase (every batch is padded to
+      min(sizes.batch(op), rows)).
+    phases: regroup after these numbers of new tokens (() or none below G:
+      each batch runs to its end).
+    continue_rows: rows of a continuation batch (at most the batch rows;
+      0: the batch rows).
+    progress: called with the number of rows that finished after each call.
+
+  Returns:
+    [N, G] int32 token ids.
+  """
+  n, g = len(ids), int(max_new_tokens)
+  bounds = phase_bounds(phases, g)
+  out = np.zeros((n, g), np.int32)
+  # Rows still generating: (row, state holding it, its index there).
+  pending: list[tuple[int, generation.Decoding, int]] = []
+
+  def settle(row_ids, state, last: bool):
+    """Copies finished rows to `out`; keeps the others in `pending`."""
+    k = len(row_ids)
+    done = np.asarray(state.done)[:k] | last
+    tokens = np.asarray(state.tokens)[:k]
+    out[np.asarray(row_ids)[done]] = tokens[done]
+    keep = np.flatnonzero(~done)
+    if len(keep):
+      kept = generation.take_rows(state, keep)
+      pending.extend((int(row_ids[j]), kept, i) for i, j in enumerate(keep))
+    if progress is not None and done.any():
+      progress(int(done.sum()))
+
+  # Each call settles its rows once its passes have succeeded, so a call
+  # that runs out of memory and is retried smaller leaves nothing behind.
+  def first(i0, i1):
+    size = max(1, min(sizes.batch(op), int(rows)))
+    idx = padded(list(range(i0, i1)), size)
+    iv = interventions_for(idx)
+    if len(bounds) == 1:  # no phases: one uninterrupted call per batch
+      out[i0:i1] = model.generate(ids[idx], mask[idx], max_new_tokens=g,
+                                  interventions=iv)[:i1 - i0]
+      if progress is not None:
+        progress(i1 - i0)
+      return
+    state = model.prefill(ids[idx], mask[idx], max_new_tokens=g,
+                          interventions=iv)
+    state = model.decode(state, bounds[0], interventions=iv)
+    settle(idx[:i1 - i0], state, False)
+
+  def chunked(fn, count: int, name: str, limit: int):
+    """fn(i0, i1) over [0, count) in batches of min(sizes.batch(name),
+    limit) rows, each halved and retried on out-of-memory."""
+    i = 0
+    while i < count:
+      j = min(i + max(1, min(sizes.batch(name), limit)), count)
+      engine.batched(lambda a, b, i=i: fn(i + a, i + b), j - i, sizes, name)
+      i = j
+
+  chunked(first, n, op, int(rows))
+  cont = max(1, min(int(continue_rows or rows), int(rows)))
+  for level, until in enumerate(bounds[1:], 1):
+    entries, pending[:] = list(pending), []
+    last = level == len(bounds) - 1
+
+    def more(i0, i1, entries=entries, until=until, last=last):
+      size = max(1, min(sizes.batch(op + CONTINUE), cont))
+      chosen = padded(entries[i0:i1], size)
+      state = _gather([(s, i) for _, s, i in chosen])
+      idx = [r for r, _, _ in chosen]
+      state = model.decode(state, until, interventions=interventions_for(idx))
+      settle(idx[:i1 - i0], state, last)
+
+    chunked(more, len(entries), op + CONTINUE, cont)
+  return out
+
+
+def _gather(chosen: list[tuple[generation.Decoding, int]]
+            ) -> generation.Decoding:
+  """One batch of the (state, row) pairs, in order."""
+  pieces, run = [], []
+  for state, i in chosen:
+    if run and state is not run[0][0]:
+      pieces.append(generation.take_rows(run[0][0], [j for _, j in run]))
+      run = []
+    run.append((state, i))
+  pieces.append(generation.take_rows(run[0][0], [j for _, j in run]))
+  return generation.concat_rows(pieces) if len(pieces) > 1 else pieces[0]
