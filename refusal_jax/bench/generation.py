@@ -70,8 +70,8 @@ def run_config(config, mesh=None) -> dict:
                                                       rows=rows))
     ctx.config.eval.generation_phases = phases
     (plain, t_plain), (regr, t_regr) = res['plain'], res['regrouped']
-    stop = np.isin(plain, ctx.model.config.eos_token_ids)
-    length = np.where(stop.any(1), stop.argmax(1) + 1, g)
+    length = evaluation.completion_mask(
+        plain, ctx.model.config.eos_token_ids).sum(1)
     out['conditions'][name] = dict(
         plain_seconds=round(t_plain, 2), regrouped_seconds=round(t_regr, 2),
         speedup=round(t_plain / t_regr, 2),

@@ -396,16 +396,15 @@ def run(ctx: Context, direction: np.ndarray, feature_sets: dict,
   substring = make_judge(ctx)
   # A set equal to an earlier one (paper mode's probe set is often the
   # stage-2 union) is generated and judged once.
-  first = {}
+  seen, same = {}, {}
   for name, feats in feature_sets.items():
-    first.setdefault(tuple(sorted(int(f) for f in feats)), name)
-  same = {name: first[tuple(sorted(int(f) for f in feats))]
-          for name, feats in feature_sets.items()}
+    same[name] = seen.setdefault(tuple(sorted(map(int, feats))), name)
   res = {}
   for name, iv in interventions.items():
-    res[name] = (res[same[name]] if same.get(name, name) != name else
-                 judge_set(ctx, harmful, iv, memo, name, thresholds,
-                           model_judge, progress, rows=rows))
+    earlier = same.get(name, name)
+    res[name] = (res[earlier] if earlier != name else judge_set(
+        ctx, harmful, iv, memo, name, thresholds, model_judge, progress,
+        rows=rows))
   texts = {name: r['texts'] for name, r in res.items()}
   classes = {name: r['classes'] for name, r in res.items()}
   judged = {name: r['counts'] for name, r in res.items()}

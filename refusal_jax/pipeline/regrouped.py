@@ -28,6 +28,7 @@ import numpy as np
 
 from refusal_jax.models import generation
 from refusal_jax.models.model import Model
+from refusal_jax.pipeline import context as context_lib
 from refusal_jax.sweeps import engine
 from refusal_jax.sweeps.engine import ChunkSizes
 
@@ -40,11 +41,6 @@ def phase_bounds(phases: Sequence[int], max_new_tokens: int) -> list[int]:
   max_new_tokens."""
   g = int(max_new_tokens)
   return sorted({int(p) for p in phases if 0 < int(p) < g}) + [g]
-
-
-def padded(items: list, size: int) -> list:
-  """`items` with its last one repeated up to `size`."""
-  return list(items) + [items[-1]] * max(0, size - len(items))
 
 
 def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
@@ -100,8 +96,7 @@ def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
   # Each call settles its rows once its passes have succeeded, so a call
   # that runs out of memory and is retried smaller leaves nothing behind.
   def first(i0, i1):
-    size = max(1, min(sizes.batch(op), int(rows)))
-    idx = padded(list(range(i0, i1)), size)
+    idx = context_lib.padded_rows(i0, i1, min(sizes.batch(op), int(rows)))
     iv = interventions_for(idx)
     if len(bounds) == 1:  # no phases: one uninterrupted call per batch
       out[i0:i1] = model.generate(ids[idx], mask[idx], max_new_tokens=g,
@@ -114,30 +109,21 @@ def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
     state = model.decode(state, bounds[0], interventions=iv)
     settle(idx[:i1 - i0], state, False)
 
-  def chunked(fn, count: int, name: str, limit: int):
-    """fn(i0, i1) over [0, count) in batches of min(sizes.batch(name),
-    limit) rows, each halved and retried on out-of-memory."""
-    i = 0
-    while i < count:
-      j = min(i + max(1, min(sizes.batch(name), limit)), count)
-      engine.batched(lambda a, b, i=i: fn(i + a, i + b), j - i, sizes, name)
-      i = j
-
-  chunked(first, n, op, int(rows))
+  engine.batched(first, n, sizes, op, limit=int(rows))
   cont = max(1, min(int(continue_rows or rows), int(rows)))
   for level, until in enumerate(bounds[1:], 1):
     entries, pending[:] = list(pending), []
     last = level == len(bounds) - 1
 
     def more(i0, i1, entries=entries, until=until, last=last):
-      size = max(1, min(sizes.batch(op + CONTINUE), cont))
-      chosen = padded(entries[i0:i1], size)
+      chosen = [entries[j] for j in context_lib.padded_rows(
+          i0, i1, min(sizes.batch(op + CONTINUE), cont))]
       state = _gather([(s, i) for _, s, i in chosen])
       idx = [r for r, _, _ in chosen]
       state = model.decode(state, until, interventions=interventions_for(idx))
       settle(idx[:i1 - i0], state, last)
 
-    chunked(more, len(entries), op + CONTINUE, cont)
+    engine.batched(more, len(entries), sizes, op + CONTINUE, limit=cont)
   return out
 
 

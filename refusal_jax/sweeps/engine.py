@@ -178,7 +178,7 @@ def _sizes(chunks: 'Chunks | ChunkSizes') -> ChunkSizes:
 
 
 def batched(fn: Callable[[int, int], Any], n: int, sizes: ChunkSizes,
-            op: str) -> list[Any]:
+            op: str, limit: int | None = None) -> list[Any]:
   """[fn(i0, i1) for consecutive batches of [0, n)], halving on OOM.
 
   Args:
@@ -187,6 +187,7 @@ def batched(fn: Callable[[int, int], Any], n: int, sizes: ChunkSizes,
     n: number of items.
     sizes: the run's chunk sizes; `sizes.batch(op)` items per call.
     op: the operation's name.
+    limit: at most this many items per call, whatever the batch size.
 
   Returns:
     The results of fn, one per batch, in order.
@@ -196,7 +197,7 @@ def batched(fn: Callable[[int, int], Any], n: int, sizes: ChunkSizes,
   """
   out, i = [], 0
   while i < n:
-    j = min(i + sizes.batch(op), n)
+    j = min(i + min(sizes.batch(op), limit or n), n)
     try:
       out.append(fn(i, j))
     except (MemoryError, jax.errors.JaxRuntimeError) as e:
