@@ -215,10 +215,11 @@ def base_config() -> ml_collections.ConfigDict:
   # batches of continue_batch_size up to the next, and so on
   # (pipeline/regrouped.py): a batch costs its longest row, and refusals
   # stop within about 20 tokens while answers run to the end. The tokens
-  # are those of one uninterrupted generation. () (the default) runs each
-  # batch to its end: where most rows run to the limit, regrouping is
-  # slower (its gathers copy the caches through the host; BENCHMARKS.md,
-  # "Regrouped generation").
+  # are those of one uninterrupted generation; a batch of which more than
+  # half the rows go on continues in place instead. () (the default) runs
+  # each batch to its end in one compiled call: regrouping compiles three
+  # programs per shape and gains little where most rows run to the limit
+  # (BENCHMARKS.md, "Regrouped generation").
   c.eval.generation_phases = ()
   c.eval.continue_batch_size = 16
 

@@ -82,16 +82,23 @@ class Attention(nnx.Module):
 
   def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array,
                token_mask: jax.Array, cache_kv=None, cache_valid=None,
-               cache_index=None, query_index=None, window=None):
+               cache_index=None, query_index=None, window=None,
+               cache_layer: int = 0):
     """Attends x [B, T, D]; returns ([B, T', D], updated (k, v) or None).
 
     Args:
       x: [B, T, D] normalised input.
       cos: [B, T, H] RoPE table; sin likewise.
       token_mask: [B, T] real tokens of this chunk (used without a cache).
-      cache_kv: optional (k, v) [B, S, K, H] of this layer.
+      cache_kv: optional (k, v) [L, B, S, K, H] of every layer; this
+        chunk's keys and values are written at [cache_layer, :,
+        cache_index:] of them and the updated pair is returned. Writing
+        into the stacked arrays, rather than into one layer's [B, S, K, H]
+        slice restacked afterwards, lets XLA update the cache in place: the
+        restacked form copied all of it at every generated token.
       cache_valid: [B, S] valid slots (already including this chunk).
       cache_index: slot of the first token of this chunk.
+      cache_layer: this layer's index in `cache_kv`.
       query_index: optional [B, P] slots to compute queries (and outputs) at,
         without a cache; keys and values still cover every slot. Default: all
         T slots.
@@ -116,13 +123,12 @@ class Attention(nnx.Module):
       q_slots = jnp.arange(t) if query_index is None else query_index
       new_kv = None
     else:
-      keys = jax.lax.dynamic_update_slice(cache_kv[0], k,
-                                          (0, cache_index, 0, 0))
-      values = jax.lax.dynamic_update_slice(cache_kv[1], v,
-                                            (0, cache_index, 0, 0))
+      at = (cache_layer, 0, cache_index, 0, 0)
+      new_kv = (jax.lax.dynamic_update_slice(cache_kv[0], k[None], at),
+                jax.lax.dynamic_update_slice(cache_kv[1], v[None], at))
+      keys, values = new_kv[0][cache_layer], new_kv[1][cache_layer]
       key_valid = cache_valid
       q_slots = cache_index + jnp.arange(t)
-      new_kv = (keys, values)
     k_slots = jnp.arange(keys.shape[1])
     window = self.window if window is None else window
     mask = attention_mask(q_slots, k_slots, key_valid, window)  # [B,T,S]

@@ -143,7 +143,8 @@ def prefill(params: transformer.Params, config: ModelConfig,
                   interventions, eos_ids, pad_id)
 
 
-@functools.partial(jax.jit, static_argnames=('config',))
+@functools.partial(jax.jit, static_argnames=('config',),
+                   donate_argnames=('state',))
 def decode(params: transformer.Params, config: ModelConfig, state: Decoding,
            until: int | jax.Array, *, interventions: Any = None,
            eos_ids: jax.Array | None = None,
@@ -155,6 +156,9 @@ def decode(params: transformer.Params, config: ModelConfig, state: Decoding,
   tokens; stopping at an earlier `until`, regrouping rows (`take_rows`,
   `concat_rows`) and decoding on gives each row the same tokens, since no
   row's computation reads another's.
+
+  `state` is donated: its device buffers are reused for the result (the
+  cache is not copied at every call), so it must not be used afterwards.
   """
   return _decode(params, config, state, until, interventions, eos_ids,
                  pad_id)
@@ -166,9 +170,13 @@ def take_rows(state: Decoding, rows) -> Decoding:
   rows = np.asarray(rows, np.int64)
   cache = state.cache
   host = lambda x: np.asarray(x)
+  # Every leaf is a host array, the scalars too: `decode` donates its state,
+  # so no two states may share a device buffer.
   return state.replace(
+      step=host(state.step),
       cache=cache.replace(k=host(cache.k)[:, rows], v=host(cache.v)[:, rows],
-                          valid=host(cache.valid)[rows]),
+                          valid=host(cache.valid)[rows],
+                          index=host(cache.index)),
       token=host(state.token)[rows], done=host(state.done)[rows],
       tokens=host(state.tokens)[rows], last_pos=host(state.last_pos)[rows])
 

@@ -124,7 +124,7 @@ class Model:
   def decode(self, state: generation.Decoding, until: int, *,
              interventions=None) -> generation.Decoding:
     """`generate`'s loop from `state` up to `until` tokens
-    (models/generation.py `decode`)."""
+    (models/generation.py `decode`; `state` is consumed)."""
     eos, pad = self._stop_ids()
     with matmul_precision.scope(self.matmul_precision, self.dtype):
       return generation.decode(

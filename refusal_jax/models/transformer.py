@@ -140,8 +140,8 @@ def apply_block(blk: Block, layer: int, x: jax.Array, cos: jax.Array,
     token_mask: [B, T] real tokens.
     visit: `visit(site, layer, h) -> h`, called at every residual site (where
       interventions and captures happen); default identity.
-    cache_kv, cache_valid, cache_index: KV cache of this layer (see
-      `Attention`).
+    cache_kv, cache_valid, cache_index: the KV cache of every layer (see
+      `Attention`; this block's layer is `layer`).
     query_index: optional [B, P] slots: the block's output only at those
       slots (T' = P); keys and values still see every slot.
     window: the attention window, possibly traced; default the block's own
@@ -151,7 +151,7 @@ def apply_block(blk: Block, layer: int, x: jax.Array, cos: jax.Array,
   h, new_kv = blk.self_attn(
       blk.input_layernorm(x), cos, sin, token_mask, cache_kv=cache_kv,
       cache_valid=cache_valid, cache_index=cache_index,
-      query_index=query_index, window=window)
+      query_index=query_index, window=window, cache_layer=layer)
   if query_index is not None:
     x = gather_slots(x, query_index)
   if blk.post_norms:
@@ -334,21 +334,16 @@ def forward(
   if cache is not None:
     valid = jax.lax.dynamic_update_slice(cache.valid, token_mask,
                                          (0, cache.index))
-    new_k, new_v = [], []
+  kv = None if cache is None else (cache.k, cache.v)
   for i in range(start_layer, stop):
-    kv = None if cache is None else (cache.k[i], cache.v[i])
-    x, new_kv = apply_block(
+    x, kv = apply_block(
         model.layers[i], i, x, cos, sin, token_mask, visit=visit,
         cache_kv=kv, cache_valid=None if cache is None else valid,
         cache_index=None if cache is None else cache.index)
-    if cache is not None:
-      new_k.append(new_kv[0])
-      new_v.append(new_kv[1])
 
   new_cache = None
   if cache is not None:
-    new_cache = KVCache(k=jnp.stack(new_k), v=jnp.stack(new_v), valid=valid,
-                        index=cache.index + t)
+    new_cache = KVCache(k=kv[0], v=kv[1], valid=valid, index=cache.index + t)
   if stop_layer is not None:
     return Output(logits=None, resid=x, captured=captured, cache=new_cache)
   logits = unembed(x, config, model.norm, model.embed_tokens[...],

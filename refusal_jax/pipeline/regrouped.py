@@ -13,10 +13,12 @@ in a batch of another size aside). Shapes are fixed by the config:
 rows, three compilations per (prompt width, max_new_tokens)
 however many rows stop where; with no phases, each batch is one
 `Model.generate` call. The gathers copy the rows' caches through
-the host: where nearly every row runs to the limit, that costs more than
-regrouping saves (BENCHMARKS.md, "Regrouped generation": 0.7x on SmolLM2's
-direction-ablated prompts, 1.4x on its plain ones), so the phases are a
-config choice, off by default.
+the host, so a batch of which more than half the rows go on at a phase
+is not regrouped but continued in place to the next phase (its finished
+rows idle as they would in a plain batch). Where nearly every row runs to
+the limit that costs about what a plain batch does; where most stop early,
+regrouping saves their steps (BENCHMARKS.md, "Regrouped generation"). The
+phases are a config choice, off by default.
 
 Axis letters (refusal_jax/axes.py): B rows, T prompt tokens, G generated
 tokens.
@@ -76,20 +78,33 @@ def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
   """
   n, g = len(ids), int(max_new_tokens)
   bounds = phase_bounds(phases, g)
+  last = len(bounds) - 1
   out = np.zeros((n, g), np.int32)
-  # Rows still generating: (row, state holding it, its index there).
-  pending: list[tuple[int, generation.Decoding, int]] = []
+  # Rows still generating, by the phase they stopped at: (row, state holding
+  # it, its index there); every state of a level is at its bound's step.
+  pending: list[list[tuple[int, generation.Decoding, int]]] = [
+      [] for _ in bounds]
 
-  def settle(row_ids, state, last: bool):
-    """Copies finished rows to `out`; keeps the others in `pending`."""
+  def advance(row_ids, state, level: int, iv):
+    """Settles a batch decoded to bounds[level]. While more than half of
+    its rows go on, it goes on in place (a gather would copy every one of
+    their caches); otherwise its finished rows are copied to `out` and the
+    others kept in `pending` to be regrouped."""
     k = len(row_ids)
-    done = np.asarray(state.done)[:k] | last
+    while level < last:
+      running = int((~np.asarray(state.done)[:k]).sum())
+      if running == 0 or 2 * running <= len(state.done):
+        break
+      level += 1
+      state = model.decode(state, bounds[level], interventions=iv)
+    done = np.asarray(state.done)[:k] | (level == last)
     tokens = np.asarray(state.tokens)[:k]
     out[np.asarray(row_ids)[done]] = tokens[done]
     keep = np.flatnonzero(~done)
     if len(keep):
       kept = generation.take_rows(state, keep)
-      pending.extend((int(row_ids[j]), kept, i) for i, j in enumerate(keep))
+      pending[level].extend(
+          (int(row_ids[j]), kept, i) for i, j in enumerate(keep))
     if progress is not None and done.any():
       progress(int(done.sum()))
 
@@ -98,7 +113,7 @@ def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
   def first(i0, i1):
     idx = context_lib.padded_rows(i0, i1, min(sizes.batch(op), int(rows)))
     iv = interventions_for(idx)
-    if len(bounds) == 1:  # no phases: one uninterrupted call per batch
+    if not last:  # no phases: one uninterrupted call per batch
       out[i0:i1] = model.generate(ids[idx], mask[idx], max_new_tokens=g,
                                   interventions=iv)[:i1 - i0]
       if progress is not None:
@@ -107,23 +122,24 @@ def generate(model: Model, ids: np.ndarray, mask: np.ndarray,
     state = model.prefill(ids[idx], mask[idx], max_new_tokens=g,
                           interventions=iv)
     state = model.decode(state, bounds[0], interventions=iv)
-    settle(idx[:i1 - i0], state, False)
+    advance(idx[:i1 - i0], state, 0, iv)
 
   engine.batched(first, n, sizes, op, limit=int(rows))
   cont = max(1, min(int(continue_rows or rows), int(rows)))
-  for level, until in enumerate(bounds[1:], 1):
-    entries, pending[:] = list(pending), []
-    last = level == len(bounds) - 1
+  for level in range(1, len(bounds)):
+    entries = pending[level - 1]
 
-    def more(i0, i1, entries=entries, until=until, last=last):
+    def more(i0, i1, entries=entries, level=level):
       chosen = [entries[j] for j in context_lib.padded_rows(
           i0, i1, min(sizes.batch(op + CONTINUE), cont))]
       state = _gather([(s, i) for _, s, i in chosen])
       idx = [r for r, _, _ in chosen]
-      state = model.decode(state, until, interventions=interventions_for(idx))
-      settle(idx[:i1 - i0], state, last)
+      iv = interventions_for(idx)
+      state = model.decode(state, bounds[level], interventions=iv)
+      advance(idx[:i1 - i0], state, level, iv)
 
     engine.batched(more, len(entries), sizes, op + CONTINUE, limit=cont)
+    pending[level - 1] = []
   return out
 
 
